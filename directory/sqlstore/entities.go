@@ -1,0 +1,812 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/qiao-gateway/qiao/directory"
+)
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only maps, slices and structs of plain types reach here.
+		panic("sqlstore: marshal: " + err.Error())
+	}
+	return string(b)
+}
+
+func rawText(r json.RawMessage) string {
+	if len(r) == 0 {
+		return ""
+	}
+	return string(r)
+}
+
+func textRaw(s string) json.RawMessage {
+	if s == "" || s == "null" {
+		return nil
+	}
+	return json.RawMessage(s)
+}
+
+func unjson(s string, v any, what string) error {
+	if s == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
+	}
+	return nil
+}
+
+// ---- enterprises
+
+// PutEnterprise implements directory.Store.
+func (s *Store) PutEnterprise(ctx context.Context, e *directory.Enterprise) error {
+	if !directory.ValidID(e.ID) {
+		return &directory.FieldError{Field: "id", Reason: "must be 1-63 lowercase letters, digits, '-' or '_'"}
+	}
+	now := s.now()
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = now
+	}
+	e.UpdatedAt = now
+	_, err := s.q.ExecContext(ctx, `INSERT INTO enterprises (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at`,
+		e.ID, e.Name, ms(e.CreatedAt), ms(e.UpdatedAt))
+	return mapErr(err, "put enterprise "+e.ID)
+}
+
+// GetEnterprise implements directory.Store.
+func (s *Store) GetEnterprise(ctx context.Context, id string) (*directory.Enterprise, error) {
+	var e directory.Enterprise
+	var c, u int64
+	err := s.q.QueryRowContext(ctx, `SELECT id, name, created_at, updated_at FROM enterprises WHERE id = $1`, id).
+		Scan(&e.ID, &e.Name, &c, &u)
+	if err != nil {
+		return nil, mapErr(err, "enterprise "+id)
+	}
+	e.CreatedAt, e.UpdatedAt = fromMS(c), fromMS(u)
+	return &e, nil
+}
+
+// ListEnterprises implements directory.Store.
+func (s *Store) ListEnterprises(ctx context.Context) ([]*directory.Enterprise, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT id, name, created_at, updated_at FROM enterprises ORDER BY id`)
+	if err != nil {
+		return nil, mapErr(err, "list enterprises")
+	}
+	defer rows.Close()
+	var out []*directory.Enterprise
+	for rows.Next() {
+		var e directory.Enterprise
+		var c, u int64
+		if err := rows.Scan(&e.ID, &e.Name, &c, &u); err != nil {
+			return nil, mapErr(err, "list enterprises")
+		}
+		e.CreatedAt, e.UpdatedAt = fromMS(c), fromMS(u)
+		out = append(out, &e)
+	}
+	return out, mapErr(rows.Err(), "list enterprises")
+}
+
+// DeleteEnterprise implements directory.Store; everything the enterprise owns goes with it.
+func (s *Store) DeleteEnterprise(ctx context.Context, id string) error {
+	return s.InTx(ctx, func(tx directory.Store) error {
+		t := tx.(*Store)
+		// Rows without a foreign key to the enterprise are removed explicitly.
+		for _, q := range []string{
+			`DELETE FROM refresh_tokens WHERE enterprise_id = $1`,
+			`DELETE FROM sync_tasks WHERE enterprise_id = $1`,
+		} {
+			if _, err := t.q.ExecContext(ctx, q, id); err != nil {
+				return mapErr(err, "delete enterprise "+id)
+			}
+		}
+		res, err := t.q.ExecContext(ctx, `DELETE FROM enterprises WHERE id = $1`, id)
+		return expectOne(res, err, "delete enterprise "+id)
+	})
+}
+
+// ---- identity sources
+
+func sourceAAD(ent, id string) []byte { return []byte("source/" + ent + "/" + id) }
+
+// PutSource implements directory.Store.
+func (s *Store) PutSource(ctx context.Context, src *directory.IdentitySource) error {
+	if err := src.Validate(); err != nil {
+		return err
+	}
+	return s.InTx(ctx, func(tx directory.Store) error {
+		t := tx.(*Store)
+		if t.dialect == Postgres {
+			// Serialize source writes of one enterprise so the enabled-source limits hold under
+			// concurrent admins. (SQLite transactions are already serialized by _txlock=immediate.)
+			if _, err := t.q.ExecContext(ctx, `SELECT id FROM enterprises WHERE id = $1 FOR UPDATE`, src.EnterpriseID); err != nil {
+				return mapErr(err, "lock enterprise")
+			}
+		}
+		if src.Enabled {
+			var enabled, custom int
+			err := t.q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN kind = 'local' THEN 1 ELSE 0 END), 0)
+				FROM identity_sources WHERE enterprise_id = $1 AND enabled = 1 AND id <> $2`,
+				src.EnterpriseID, src.ID).Scan(&enabled, &custom)
+			if err != nil {
+				return mapErr(err, "count sources")
+			}
+			if enabled+1 > directory.MaxEnabledSources {
+				return fmt.Errorf("enterprise %s already has %d enabled identity sources: %w", src.EnterpriseID, enabled, directory.ErrLimit)
+			}
+			if src.Kind == directory.KindLocal && custom+1 > directory.MaxEnabledCustomSources {
+				return fmt.Errorf("enterprise %s already has an enabled custom directory: %w", src.EnterpriseID, directory.ErrLimit)
+			}
+		}
+		now := t.now()
+		if src.CreatedAt.IsZero() {
+			src.CreatedAt = now
+		}
+		src.UpdatedAt = now
+		var sealed []byte
+		if len(src.Secrets) > 0 {
+			sealed = t.box.Seal([]byte(jsonText(src.Secrets)), sourceAAD(src.EnterpriseID, src.ID))
+		}
+		cfg := src.Config
+		if cfg == nil {
+			cfg = map[string]string{}
+		}
+		_, err := t.q.ExecContext(ctx, `INSERT INTO identity_sources
+			(enterprise_id, id, kind, name, description, enabled, sync, config, secrets, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (enterprise_id, id) DO UPDATE SET kind = excluded.kind, name = excluded.name,
+			description = excluded.description, enabled = excluded.enabled, sync = excluded.sync,
+			config = excluded.config, secrets = excluded.secrets, updated_at = excluded.updated_at`,
+			src.EnterpriseID, src.ID, string(src.Kind), src.Name, src.Description, b2i(src.Enabled),
+			jsonText(src.Sync), jsonText(cfg), sealed, ms(src.CreatedAt), ms(src.UpdatedAt))
+		return mapErr(err, "put source "+src.ID)
+	})
+}
+
+const sourceCols = `enterprise_id, id, kind, name, description, enabled, sync, config, secrets, created_at, updated_at`
+
+func (s *Store) scanSource(sc interface{ Scan(...any) error }) (*directory.IdentitySource, error) {
+	var src directory.IdentitySource
+	var kind, syncJSON, cfgJSON string
+	var enabled, c, u int64
+	var sealed []byte
+	if err := sc.Scan(&src.EnterpriseID, &src.ID, &kind, &src.Name, &src.Description, &enabled, &syncJSON, &cfgJSON, &sealed, &c, &u); err != nil {
+		return nil, err
+	}
+	src.Kind = directory.SourceKind(kind)
+	src.Enabled = enabled != 0
+	src.CreatedAt, src.UpdatedAt = fromMS(c), fromMS(u)
+	if err := unjson(syncJSON, &src.Sync, "source sync settings"); err != nil {
+		return nil, err
+	}
+	if err := unjson(cfgJSON, &src.Config, "source config"); err != nil {
+		return nil, err
+	}
+	if len(sealed) > 0 {
+		pt, err := s.box.Open(sealed, sourceAAD(src.EnterpriseID, src.ID))
+		if err != nil {
+			return nil, fmt.Errorf("secrets of source %s/%s: %w", src.EnterpriseID, src.ID, err)
+		}
+		if err := json.Unmarshal(pt, &src.Secrets); err != nil {
+			return nil, fmt.Errorf("secrets of source %s/%s: %w", src.EnterpriseID, src.ID, err)
+		}
+	}
+	return &src, nil
+}
+
+// GetSource implements directory.Store.
+func (s *Store) GetSource(ctx context.Context, ent, id string) (*directory.IdentitySource, error) {
+	src, err := s.scanSource(s.q.QueryRowContext(ctx, `SELECT `+sourceCols+` FROM identity_sources WHERE enterprise_id = $1 AND id = $2`, ent, id))
+	if err != nil {
+		return nil, mapErr(err, "source "+ent+"/"+id)
+	}
+	return src, nil
+}
+
+// ListSources implements directory.Store.
+func (s *Store) ListSources(ctx context.Context, ent string) ([]*directory.IdentitySource, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT `+sourceCols+` FROM identity_sources WHERE enterprise_id = $1 ORDER BY id`, ent)
+	if err != nil {
+		return nil, mapErr(err, "list sources")
+	}
+	defer rows.Close()
+	var out []*directory.IdentitySource
+	for rows.Next() {
+		src, err := s.scanSource(rows)
+		if err != nil {
+			return nil, mapErr(err, "list sources")
+		}
+		out = append(out, src)
+	}
+	return out, mapErr(rows.Err(), "list sources")
+}
+
+// DeleteSource implements directory.Store; its departments and user links go with it.
+func (s *Store) DeleteSource(ctx context.Context, ent, id string) error {
+	res, err := s.q.ExecContext(ctx, `DELETE FROM identity_sources WHERE enterprise_id = $1 AND id = $2`, ent, id)
+	return expectOne(res, err, "delete source "+ent+"/"+id)
+}
+
+// ---- departments
+
+// PutDepartment implements directory.Store.
+func (s *Store) PutDepartment(ctx context.Context, d *directory.Department) error {
+	d.UpdatedAt = s.now()
+	_, err := s.q.ExecContext(ctx, `INSERT INTO departments
+		(enterprise_id, source_id, upstream_id, parent_id, name, sort_order, extra, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (enterprise_id, source_id, upstream_id) DO UPDATE SET parent_id = excluded.parent_id,
+		name = excluded.name, sort_order = excluded.sort_order, extra = excluded.extra, updated_at = excluded.updated_at`,
+		d.EnterpriseID, d.SourceID, d.UpstreamID, d.ParentID, d.Name, d.Order, rawText(d.Extra), ms(d.UpdatedAt))
+	return mapErr(err, "put department "+d.UpstreamID)
+}
+
+const deptCols = `enterprise_id, source_id, upstream_id, parent_id, name, sort_order, extra, updated_at`
+
+func scanDept(sc interface{ Scan(...any) error }) (*directory.Department, error) {
+	var d directory.Department
+	var extra string
+	var u int64
+	if err := sc.Scan(&d.EnterpriseID, &d.SourceID, &d.UpstreamID, &d.ParentID, &d.Name, &d.Order, &extra, &u); err != nil {
+		return nil, err
+	}
+	d.Extra = textRaw(extra)
+	d.UpdatedAt = fromMS(u)
+	return &d, nil
+}
+
+// GetDepartment implements directory.Store.
+func (s *Store) GetDepartment(ctx context.Context, ent, src, id string) (*directory.Department, error) {
+	d, err := scanDept(s.q.QueryRowContext(ctx, `SELECT `+deptCols+` FROM departments
+		WHERE enterprise_id = $1 AND source_id = $2 AND upstream_id = $3`, ent, src, id))
+	if err != nil {
+		return nil, mapErr(err, "department "+id)
+	}
+	return d, nil
+}
+
+// ListDepartments implements directory.Store.
+func (s *Store) ListDepartments(ctx context.Context, ent, src string) ([]*directory.Department, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT `+deptCols+` FROM departments
+		WHERE enterprise_id = $1 AND source_id = $2 ORDER BY upstream_id`, ent, src)
+	if err != nil {
+		return nil, mapErr(err, "list departments")
+	}
+	defer rows.Close()
+	var out []*directory.Department
+	for rows.Next() {
+		d, err := scanDept(rows)
+		if err != nil {
+			return nil, mapErr(err, "list departments")
+		}
+		out = append(out, d)
+	}
+	return out, mapErr(rows.Err(), "list departments")
+}
+
+// DeleteDepartment implements directory.Store.
+func (s *Store) DeleteDepartment(ctx context.Context, ent, src, id string) error {
+	res, err := s.q.ExecContext(ctx, `DELETE FROM departments WHERE enterprise_id = $1 AND source_id = $2 AND upstream_id = $3`, ent, src, id)
+	return expectOne(res, err, "delete department "+id)
+}
+
+// ---- users
+
+const userCols = `id, enterprise_id, username, name, email, mobile, status, password_hash, attributes, created_at, updated_at`
+
+func scanUser(sc interface{ Scan(...any) error }) (*directory.User, error) {
+	var u directory.User
+	var status, attrs string
+	var c, up int64
+	if err := sc.Scan(&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &up); err != nil {
+		return nil, err
+	}
+	u.Status = directory.UserStatus(status)
+	u.CreatedAt, u.UpdatedAt = fromMS(c), fromMS(up)
+	if err := unjson(attrs, &u.Attributes, "user attributes"); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func validStatus(st directory.UserStatus) bool {
+	switch st {
+	case directory.UserActive, directory.UserDisabled, directory.UserInactive, directory.UserDeparted:
+		return true
+	}
+	return false
+}
+
+// CreateUser implements directory.Store.
+func (s *Store) CreateUser(ctx context.Context, u *directory.User) error {
+	if u.Username == "" {
+		return &directory.FieldError{Field: "username", Reason: "required"}
+	}
+	if u.Status == "" {
+		u.Status = directory.UserActive
+	}
+	if !validStatus(u.Status) {
+		return &directory.FieldError{Field: "status", Reason: fmt.Sprintf("unknown status %q", u.Status)}
+	}
+	if u.ID == "" {
+		u.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	now := s.now()
+	u.CreatedAt, u.UpdatedAt = now, now
+	attrs := u.Attributes
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	_, err := s.q.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		u.ID, u.EnterpriseID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(now), ms(now))
+	return mapErr(err, "create user "+u.Username)
+}
+
+// UpdateUser implements directory.Store. The ID and enterprise never change.
+func (s *Store) UpdateUser(ctx context.Context, u *directory.User) error {
+	if !validStatus(u.Status) {
+		return &directory.FieldError{Field: "status", Reason: fmt.Sprintf("unknown status %q", u.Status)}
+	}
+	u.UpdatedAt = s.now()
+	attrs := u.Attributes
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	res, err := s.q.ExecContext(ctx, `UPDATE users SET username = $3, name = $4, email = $5, mobile = $6, status = $7,
+		password_hash = $8, attributes = $9, updated_at = $10 WHERE enterprise_id = $1 AND id = $2`,
+		u.EnterpriseID, u.ID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(u.UpdatedAt))
+	return expectOne(res, err, "update user "+u.ID)
+}
+
+// GetUser implements directory.Store.
+func (s *Store) GetUser(ctx context.Context, ent, id string) (*directory.User, error) {
+	u, err := scanUser(s.q.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE enterprise_id = $1 AND id = $2`, ent, id))
+	if err != nil {
+		return nil, mapErr(err, "user "+id)
+	}
+	return u, nil
+}
+
+// GetUserByUsername implements directory.Store.
+func (s *Store) GetUserByUsername(ctx context.Context, ent, username string) (*directory.User, error) {
+	u, err := scanUser(s.q.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE enterprise_id = $1 AND username = $2`, ent, username))
+	if err != nil {
+		return nil, mapErr(err, "user "+username)
+	}
+	return u, nil
+}
+
+// FindUsers implements directory.Store.
+func (s *Store) FindUsers(ctx context.Context, ent, field, value string) ([]*directory.User, error) {
+	if field != "email" && field != "mobile" {
+		return nil, fmt.Errorf("find users: unsupported field %q", field)
+	}
+	if value == "" {
+		return nil, nil
+	}
+	return s.queryUsers(ctx, `SELECT `+userCols+` FROM users WHERE enterprise_id = $1 AND `+field+` = $2 ORDER BY id`, ent, value)
+}
+
+// ListUsers implements directory.Store.
+func (s *Store) ListUsers(ctx context.Context, ent, after string, limit int) ([]*directory.User, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 10000
+	}
+	return s.queryUsers(ctx, `SELECT `+userCols+` FROM users WHERE enterprise_id = $1 AND id > $2 ORDER BY id LIMIT $3`, ent, after, limit)
+}
+
+func (s *Store) queryUsers(ctx context.Context, q string, args ...any) ([]*directory.User, error) {
+	rows, err := s.q.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, mapErr(err, "list users")
+	}
+	defer rows.Close()
+	var out []*directory.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, mapErr(err, "list users")
+		}
+		out = append(out, u)
+	}
+	return out, mapErr(rows.Err(), "list users")
+}
+
+// DeleteUser implements directory.Store; the user's links, group memberships and refresh tokens go
+// with them.
+func (s *Store) DeleteUser(ctx context.Context, ent, id string) error {
+	return s.InTx(ctx, func(tx directory.Store) error {
+		t := tx.(*Store)
+		if _, err := t.q.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE enterprise_id = $1 AND user_id = $2`, ent, id); err != nil {
+			return mapErr(err, "delete user tokens")
+		}
+		res, err := t.q.ExecContext(ctx, `DELETE FROM users WHERE enterprise_id = $1 AND id = $2`, ent, id)
+		return expectOne(res, err, "delete user "+id)
+	})
+}
+
+// ---- user links
+
+const linkCols = `enterprise_id, source_id, upstream_id, union_id, user_id, departments, upstream, updated_at`
+
+func scanLink(sc interface{ Scan(...any) error }) (*directory.UserLink, error) {
+	var l directory.UserLink
+	var depts, up string
+	var u int64
+	if err := sc.Scan(&l.EnterpriseID, &l.SourceID, &l.UpstreamID, &l.UnionID, &l.UserID, &depts, &up, &u); err != nil {
+		return nil, err
+	}
+	if err := unjson(depts, &l.Departments, "link departments"); err != nil {
+		return nil, err
+	}
+	l.Upstream = textRaw(up)
+	l.UpdatedAt = fromMS(u)
+	return &l, nil
+}
+
+// PutUserLink implements directory.Store.
+func (s *Store) PutUserLink(ctx context.Context, l *directory.UserLink) error {
+	l.UpdatedAt = s.now()
+	depts := l.Departments
+	if depts == nil {
+		depts = []string{}
+	}
+	_, err := s.q.ExecContext(ctx, `INSERT INTO user_links (`+linkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (enterprise_id, source_id, upstream_id) DO UPDATE SET union_id = excluded.union_id,
+		user_id = excluded.user_id, departments = excluded.departments, upstream = excluded.upstream,
+		updated_at = excluded.updated_at`,
+		l.EnterpriseID, l.SourceID, l.UpstreamID, l.UnionID, l.UserID, jsonText(depts), rawText(l.Upstream), ms(l.UpdatedAt))
+	return mapErr(err, "put user link "+l.UpstreamID)
+}
+
+// GetUserLink implements directory.Store.
+func (s *Store) GetUserLink(ctx context.Context, ent, src, upstreamID string) (*directory.UserLink, error) {
+	l, err := scanLink(s.q.QueryRowContext(ctx, `SELECT `+linkCols+` FROM user_links
+		WHERE enterprise_id = $1 AND source_id = $2 AND upstream_id = $3`, ent, src, upstreamID))
+	if err != nil {
+		return nil, mapErr(err, "user link "+upstreamID)
+	}
+	return l, nil
+}
+
+func (s *Store) queryLinks(ctx context.Context, q string, args ...any) ([]*directory.UserLink, error) {
+	rows, err := s.q.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, mapErr(err, "list user links")
+	}
+	defer rows.Close()
+	var out []*directory.UserLink
+	for rows.Next() {
+		l, err := scanLink(rows)
+		if err != nil {
+			return nil, mapErr(err, "list user links")
+		}
+		out = append(out, l)
+	}
+	return out, mapErr(rows.Err(), "list user links")
+}
+
+// ListUserLinks implements directory.Store.
+func (s *Store) ListUserLinks(ctx context.Context, ent, src string) ([]*directory.UserLink, error) {
+	return s.queryLinks(ctx, `SELECT `+linkCols+` FROM user_links WHERE enterprise_id = $1 AND source_id = $2 ORDER BY upstream_id`, ent, src)
+}
+
+// LinksOfUser implements directory.Store.
+func (s *Store) LinksOfUser(ctx context.Context, ent, userID string) ([]*directory.UserLink, error) {
+	return s.queryLinks(ctx, `SELECT `+linkCols+` FROM user_links WHERE enterprise_id = $1 AND user_id = $2 ORDER BY source_id`, ent, userID)
+}
+
+// DeleteUserLink implements directory.Store.
+func (s *Store) DeleteUserLink(ctx context.Context, ent, src, upstreamID string) error {
+	res, err := s.q.ExecContext(ctx, `DELETE FROM user_links WHERE enterprise_id = $1 AND source_id = $2 AND upstream_id = $3`, ent, src, upstreamID)
+	return expectOne(res, err, "delete user link "+upstreamID)
+}
+
+// ---- groups
+
+// PutGroup implements directory.Store; the member list is replaced.
+func (s *Store) PutGroup(ctx context.Context, g *directory.Group) error {
+	if !directory.ValidID(g.ID) {
+		return &directory.FieldError{Field: "id", Reason: "must be 1-63 lowercase letters, digits, '-' or '_'"}
+	}
+	return s.InTx(ctx, func(tx directory.Store) error {
+		t := tx.(*Store)
+		_, err := t.q.ExecContext(ctx, `INSERT INTO groups_ (enterprise_id, id, name, description) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (enterprise_id, id) DO UPDATE SET name = excluded.name, description = excluded.description`,
+			g.EnterpriseID, g.ID, g.Name, g.Description)
+		if err != nil {
+			return mapErr(err, "put group "+g.ID)
+		}
+		if _, err := t.q.ExecContext(ctx, `DELETE FROM group_members WHERE enterprise_id = $1 AND group_id = $2`, g.EnterpriseID, g.ID); err != nil {
+			return mapErr(err, "put group members")
+		}
+		seen := map[string]bool{}
+		for _, m := range g.Members {
+			if seen[m] {
+				continue
+			}
+			seen[m] = true
+			if _, err := t.q.ExecContext(ctx, `INSERT INTO group_members (enterprise_id, group_id, user_id) VALUES ($1, $2, $3)`,
+				g.EnterpriseID, g.ID, m); err != nil {
+				return mapErr(err, "add member "+m+" to group "+g.ID)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) groupMembers(ctx context.Context, ent, id string) ([]string, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT user_id FROM group_members WHERE enterprise_id = $1 AND group_id = $2 ORDER BY user_id`, ent, id)
+	if err != nil {
+		return nil, mapErr(err, "group members")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var m string
+		if err := rows.Scan(&m); err != nil {
+			return nil, mapErr(err, "group members")
+		}
+		out = append(out, m)
+	}
+	return out, mapErr(rows.Err(), "group members")
+}
+
+// GetGroup implements directory.Store.
+func (s *Store) GetGroup(ctx context.Context, ent, id string) (*directory.Group, error) {
+	var g directory.Group
+	err := s.q.QueryRowContext(ctx, `SELECT enterprise_id, id, name, description FROM groups_ WHERE enterprise_id = $1 AND id = $2`, ent, id).
+		Scan(&g.EnterpriseID, &g.ID, &g.Name, &g.Description)
+	if err != nil {
+		return nil, mapErr(err, "group "+id)
+	}
+	if g.Members, err = s.groupMembers(ctx, ent, id); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+func (s *Store) queryGroups(ctx context.Context, q string, args ...any) ([]*directory.Group, error) {
+	rows, err := s.q.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, mapErr(err, "list groups")
+	}
+	var out []*directory.Group
+	for rows.Next() {
+		var g directory.Group
+		if err := rows.Scan(&g.EnterpriseID, &g.ID, &g.Name, &g.Description); err != nil {
+			rows.Close()
+			return nil, mapErr(err, "list groups")
+		}
+		out = append(out, &g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err, "list groups")
+	}
+	for _, g := range out {
+		if g.Members, err = s.groupMembers(ctx, g.EnterpriseID, g.ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ListGroups implements directory.Store.
+func (s *Store) ListGroups(ctx context.Context, ent string) ([]*directory.Group, error) {
+	return s.queryGroups(ctx, `SELECT enterprise_id, id, name, description FROM groups_ WHERE enterprise_id = $1 ORDER BY id`, ent)
+}
+
+// GroupsOfUser implements directory.Store.
+func (s *Store) GroupsOfUser(ctx context.Context, ent, userID string) ([]*directory.Group, error) {
+	return s.queryGroups(ctx, `SELECT g.enterprise_id, g.id, g.name, g.description FROM groups_ g
+		JOIN group_members m ON m.enterprise_id = g.enterprise_id AND m.group_id = g.id
+		WHERE g.enterprise_id = $1 AND m.user_id = $2 ORDER BY g.id`, ent, userID)
+}
+
+// DeleteGroup implements directory.Store.
+func (s *Store) DeleteGroup(ctx context.Context, ent, id string) error {
+	res, err := s.q.ExecContext(ctx, `DELETE FROM groups_ WHERE enterprise_id = $1 AND id = $2`, ent, id)
+	return expectOne(res, err, "delete group "+id)
+}
+
+// ---- OIDC clients
+
+type clientSettings struct {
+	AuthMethod             string          `json:"auth_method"`
+	RedirectURIs           []string        `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string        `json:"post_logout_redirect_uris"`
+	GrantTypes             []string        `json:"grant_types"`
+	Scopes                 []string        `json:"scopes"`
+	AccessTokenFormat      string          `json:"access_token_format"`
+	IDTokenAlg             string          `json:"id_token_alg"`
+	BackchannelLogoutURI   string          `json:"backchannel_logout_uri"`
+	AllowedOrigins         []string        `json:"allowed_origins"`
+	JWKS                   json.RawMessage `json:"jwks,omitempty"`
+}
+
+func clientAAD(ent, id string) []byte { return []byte("client/" + ent + "/" + id) }
+
+// PutClient implements directory.Store.
+func (s *Store) PutClient(ctx context.Context, c *directory.OIDCClient) error {
+	if !directory.ValidID(c.ID) {
+		return &directory.FieldError{Field: "id", Reason: "must be 1-63 lowercase letters, digits, '-' or '_'"}
+	}
+	switch c.Type {
+	case directory.ClientNative, directory.ClientWeb, directory.ClientService:
+	default:
+		return &directory.FieldError{Field: "type", Reason: fmt.Sprintf("unknown client type %q (want native, web or service)", c.Type)}
+	}
+	now := s.now()
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	c.UpdatedAt = now
+	var sealed []byte
+	if c.Secret != "" {
+		sealed = s.box.Seal([]byte(c.Secret), clientAAD(c.EnterpriseID, c.ID))
+	}
+	set := clientSettings{c.AuthMethod, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes,
+		c.AccessTokenFormat, c.IDTokenAlg, c.BackchannelLogoutURI, c.AllowedOrigins, c.JWKS}
+	_, err := s.q.ExecContext(ctx, `INSERT INTO oidc_clients (enterprise_id, id, name, type, secret, settings, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (enterprise_id, id) DO UPDATE SET name = excluded.name, type = excluded.type, secret = excluded.secret,
+		settings = excluded.settings, updated_at = excluded.updated_at`,
+		c.EnterpriseID, c.ID, c.Name, string(c.Type), sealed, jsonText(set), ms(c.CreatedAt), ms(c.UpdatedAt))
+	return mapErr(err, "put client "+c.ID)
+}
+
+func (s *Store) scanClient(sc interface{ Scan(...any) error }) (*directory.OIDCClient, error) {
+	var c directory.OIDCClient
+	var typ, set string
+	var sealed []byte
+	var cr, up int64
+	if err := sc.Scan(&c.EnterpriseID, &c.ID, &c.Name, &typ, &sealed, &set, &cr, &up); err != nil {
+		return nil, err
+	}
+	c.Type = directory.ClientType(typ)
+	c.CreatedAt, c.UpdatedAt = fromMS(cr), fromMS(up)
+	var cs clientSettings
+	if err := unjson(set, &cs, "client settings"); err != nil {
+		return nil, err
+	}
+	c.AuthMethod, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes = cs.AuthMethod, cs.RedirectURIs, cs.PostLogoutRedirectURIs, cs.GrantTypes, cs.Scopes
+	c.AccessTokenFormat, c.IDTokenAlg, c.BackchannelLogoutURI, c.AllowedOrigins, c.JWKS = cs.AccessTokenFormat, cs.IDTokenAlg, cs.BackchannelLogoutURI, cs.AllowedOrigins, cs.JWKS
+	if len(sealed) > 0 {
+		pt, err := s.box.Open(sealed, clientAAD(c.EnterpriseID, c.ID))
+		if err != nil {
+			return nil, fmt.Errorf("secret of client %s/%s: %w", c.EnterpriseID, c.ID, err)
+		}
+		c.Secret = string(pt)
+	}
+	return &c, nil
+}
+
+const clientCols = `enterprise_id, id, name, type, secret, settings, created_at, updated_at`
+
+// GetClient implements directory.Store.
+func (s *Store) GetClient(ctx context.Context, ent, id string) (*directory.OIDCClient, error) {
+	c, err := s.scanClient(s.q.QueryRowContext(ctx, `SELECT `+clientCols+` FROM oidc_clients WHERE enterprise_id = $1 AND id = $2`, ent, id))
+	if err != nil {
+		return nil, mapErr(err, "client "+id)
+	}
+	return c, nil
+}
+
+// ListClients implements directory.Store.
+func (s *Store) ListClients(ctx context.Context, ent string) ([]*directory.OIDCClient, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT `+clientCols+` FROM oidc_clients WHERE enterprise_id = $1 ORDER BY id`, ent)
+	if err != nil {
+		return nil, mapErr(err, "list clients")
+	}
+	defer rows.Close()
+	var out []*directory.OIDCClient
+	for rows.Next() {
+		c, err := s.scanClient(rows)
+		if err != nil {
+			return nil, mapErr(err, "list clients")
+		}
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err(), "list clients")
+}
+
+// DeleteClient implements directory.Store; the client's refresh tokens go with it.
+func (s *Store) DeleteClient(ctx context.Context, ent, id string) error {
+	return s.InTx(ctx, func(tx directory.Store) error {
+		t := tx.(*Store)
+		if _, err := t.q.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE enterprise_id = $1 AND client_id = $2`, ent, id); err != nil {
+			return mapErr(err, "delete client tokens")
+		}
+		res, err := t.q.ExecContext(ctx, `DELETE FROM oidc_clients WHERE enterprise_id = $1 AND id = $2`, ent, id)
+		return expectOne(res, err, "delete client "+id)
+	})
+}
+
+// ---- SAML service providers
+
+type spSettings struct {
+	NameIDFormat  string            `json:"nameid_format"`
+	Attributes    map[string]string `json:"attributes"`
+	SignResponse  bool              `json:"sign_response"`
+	SignAssertion bool              `json:"sign_assertion"`
+}
+
+// PutServiceProvider implements directory.Store.
+func (s *Store) PutServiceProvider(ctx context.Context, sp *directory.ServiceProvider) error {
+	if strings.TrimSpace(sp.EntityID) == "" {
+		return &directory.FieldError{Field: "entity_id", Reason: "required"}
+	}
+	now := s.now()
+	if sp.CreatedAt.IsZero() {
+		sp.CreatedAt = now
+	}
+	sp.UpdatedAt = now
+	set := spSettings{sp.NameIDFormat, sp.Attributes, sp.SignResponse, sp.SignAssertion}
+	_, err := s.q.ExecContext(ctx, `INSERT INTO saml_service_providers
+		(enterprise_id, entity_id, name, metadata_xml, metadata_url, settings, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (enterprise_id, entity_id) DO UPDATE SET name = excluded.name, metadata_xml = excluded.metadata_xml,
+		metadata_url = excluded.metadata_url, settings = excluded.settings, updated_at = excluded.updated_at`,
+		sp.EnterpriseID, sp.EntityID, sp.Name, sp.MetadataXML, sp.MetadataURL, jsonText(set), ms(sp.CreatedAt), ms(sp.UpdatedAt))
+	return mapErr(err, "put service provider "+sp.EntityID)
+}
+
+func scanSP(sc interface{ Scan(...any) error }) (*directory.ServiceProvider, error) {
+	var sp directory.ServiceProvider
+	var set string
+	var c, u int64
+	if err := sc.Scan(&sp.EnterpriseID, &sp.EntityID, &sp.Name, &sp.MetadataXML, &sp.MetadataURL, &set, &c, &u); err != nil {
+		return nil, err
+	}
+	var ss spSettings
+	if err := unjson(set, &ss, "service provider settings"); err != nil {
+		return nil, err
+	}
+	sp.NameIDFormat, sp.Attributes, sp.SignResponse, sp.SignAssertion = ss.NameIDFormat, ss.Attributes, ss.SignResponse, ss.SignAssertion
+	sp.CreatedAt, sp.UpdatedAt = fromMS(c), fromMS(u)
+	return &sp, nil
+}
+
+const spCols = `enterprise_id, entity_id, name, metadata_xml, metadata_url, settings, created_at, updated_at`
+
+// GetServiceProvider implements directory.Store.
+func (s *Store) GetServiceProvider(ctx context.Context, ent, entityID string) (*directory.ServiceProvider, error) {
+	sp, err := scanSP(s.q.QueryRowContext(ctx, `SELECT `+spCols+` FROM saml_service_providers WHERE enterprise_id = $1 AND entity_id = $2`, ent, entityID))
+	if err != nil {
+		return nil, mapErr(err, "service provider "+entityID)
+	}
+	return sp, nil
+}
+
+// ListServiceProviders implements directory.Store.
+func (s *Store) ListServiceProviders(ctx context.Context, ent string) ([]*directory.ServiceProvider, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT `+spCols+` FROM saml_service_providers WHERE enterprise_id = $1 ORDER BY entity_id`, ent)
+	if err != nil {
+		return nil, mapErr(err, "list service providers")
+	}
+	defer rows.Close()
+	var out []*directory.ServiceProvider
+	for rows.Next() {
+		sp, err := scanSP(rows)
+		if err != nil {
+			return nil, mapErr(err, "list service providers")
+		}
+		out = append(out, sp)
+	}
+	return out, mapErr(rows.Err(), "list service providers")
+}
+
+// DeleteServiceProvider implements directory.Store.
+func (s *Store) DeleteServiceProvider(ctx context.Context, ent, entityID string) error {
+	res, err := s.q.ExecContext(ctx, `DELETE FROM saml_service_providers WHERE enterprise_id = $1 AND entity_id = $2`, ent, entityID)
+	return expectOne(res, err, "delete service provider "+entityID)
+}

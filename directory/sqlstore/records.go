@@ -1,0 +1,315 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/qiao-gateway/qiao/directory"
+)
+
+// ---- refresh tokens
+
+const rtCols = `id, family_id, enterprise_id, client_id, user_id, scopes, amr, auth_time, expires_at, created_at, rotated_at, revoked_at`
+
+// CreateRefreshToken implements directory.Store.
+func (s *Store) CreateRefreshToken(ctx context.Context, t *directory.RefreshToken) error {
+	if t.ID == "" || t.FamilyID == "" {
+		return &directory.FieldError{Field: "id", Reason: "refresh token needs an ID and a family ID"}
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = s.now()
+	}
+	_, err := s.q.ExecContext(ctx, `INSERT INTO refresh_tokens (`+rtCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		t.ID, t.FamilyID, t.EnterpriseID, t.ClientID, t.UserID, jsonText(nonNil(t.Scopes)), jsonText(nonNil(t.AMR)),
+		ms(t.AuthTime), ms(t.ExpiresAt), ms(t.CreatedAt), ms(t.RotatedAt), ms(t.RevokedAt))
+	return mapErr(err, "create refresh token")
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// GetRefreshToken implements directory.Store.
+func (s *Store) GetRefreshToken(ctx context.Context, id string) (*directory.RefreshToken, error) {
+	var t directory.RefreshToken
+	var scopes, amr string
+	var at, exp, cr, rot, rev int64
+	err := s.q.QueryRowContext(ctx, `SELECT `+rtCols+` FROM refresh_tokens WHERE id = $1`, id).
+		Scan(&t.ID, &t.FamilyID, &t.EnterpriseID, &t.ClientID, &t.UserID, &scopes, &amr, &at, &exp, &cr, &rot, &rev)
+	if err != nil {
+		return nil, mapErr(err, "refresh token")
+	}
+	if err := unjson(scopes, &t.Scopes, "token scopes"); err != nil {
+		return nil, err
+	}
+	if err := unjson(amr, &t.AMR, "token amr"); err != nil {
+		return nil, err
+	}
+	t.AuthTime, t.ExpiresAt, t.CreatedAt, t.RotatedAt, t.RevokedAt = fromMS(at), fromMS(exp), fromMS(cr), fromMS(rot), fromMS(rev)
+	return &t, nil
+}
+
+// RotateRefreshToken implements directory.Store. The conditional UPDATE makes rotation atomic:
+// of two concurrent rotations of one token, exactly one succeeds.
+func (s *Store) RotateRefreshToken(ctx context.Context, id string, at time.Time) error {
+	res, err := s.q.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = $2 WHERE id = $1 AND rotated_at = 0 AND revoked_at = 0`, id, ms(at))
+	if err != nil {
+		return mapErr(err, "rotate refresh token")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("rotate refresh token: %w", err)
+	}
+	if n == 0 {
+		if _, gerr := s.GetRefreshToken(ctx, id); gerr != nil {
+			return gerr
+		}
+		return fmt.Errorf("refresh token already used or revoked: %w", directory.ErrConflict)
+	}
+	return nil
+}
+
+func rowsAffected(res interface{ RowsAffected() (int64, error) }, err error, what string) (int, error) {
+	if err != nil {
+		return 0, mapErr(err, what)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return int(n), nil
+}
+
+// RevokeRefreshFamily implements directory.Store.
+func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) (int, error) {
+	res, err := s.q.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at = 0`, familyID, ms(at))
+	return rowsAffected(res, err, "revoke refresh family")
+}
+
+// RevokeUserRefreshTokens implements directory.Store.
+func (s *Store) RevokeUserRefreshTokens(ctx context.Context, ent, userID string, at time.Time) (int, error) {
+	res, err := s.q.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $3 WHERE enterprise_id = $1 AND user_id = $2 AND revoked_at = 0`, ent, userID, ms(at))
+	return rowsAffected(res, err, "revoke user refresh tokens")
+}
+
+// DeleteExpiredRefreshTokens implements directory.Store.
+func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.q.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE expires_at < $1`, ms(before))
+	return rowsAffected(res, err, "delete expired refresh tokens")
+}
+
+// ---- sync tasks and records
+
+const taskCols = `id, enterprise_id, source_id, trigger_, status, dry_run, read_mode, counts, reason, started_at, finished_at`
+
+// CreateSyncTask implements directory.Store.
+func (s *Store) CreateSyncTask(ctx context.Context, t *directory.SyncTask) error {
+	if t.ID == "" {
+		t.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	if t.StartedAt.IsZero() {
+		t.StartedAt = s.now()
+	}
+	if t.Status == "" {
+		t.Status = directory.TaskRunning
+	}
+	counts := t.Counts
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	_, err := s.q.ExecContext(ctx, `INSERT INTO sync_tasks (`+taskCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		t.ID, t.EnterpriseID, t.SourceID, string(t.Trigger), string(t.Status), b2i(t.DryRun), t.ReadMode, jsonText(counts), t.Reason,
+		ms(t.StartedAt), ms(t.FinishedAt))
+	return mapErr(err, "create sync task")
+}
+
+// FinishSyncTask implements directory.Store: it records the final status, counts and reason.
+func (s *Store) FinishSyncTask(ctx context.Context, t *directory.SyncTask) error {
+	if t.FinishedAt.IsZero() {
+		t.FinishedAt = s.now()
+	}
+	counts := t.Counts
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	res, err := s.q.ExecContext(ctx, `UPDATE sync_tasks SET status = $2, read_mode = $3, counts = $4, reason = $5, finished_at = $6 WHERE id = $1`,
+		t.ID, string(t.Status), t.ReadMode, jsonText(counts), t.Reason, ms(t.FinishedAt))
+	return expectOne(res, err, "finish sync task "+t.ID)
+}
+
+func scanTask(sc interface{ Scan(...any) error }) (*directory.SyncTask, error) {
+	var t directory.SyncTask
+	var trig, status, counts string
+	var dry, st, fin int64
+	if err := sc.Scan(&t.ID, &t.EnterpriseID, &t.SourceID, &trig, &status, &dry, &t.ReadMode, &counts, &t.Reason, &st, &fin); err != nil {
+		return nil, err
+	}
+	t.Trigger, t.Status, t.DryRun = directory.Trigger(trig), directory.TaskStatus(status), dry != 0
+	t.StartedAt, t.FinishedAt = fromMS(st), fromMS(fin)
+	if err := unjson(counts, &t.Counts, "task counts"); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// GetSyncTask implements directory.Store.
+func (s *Store) GetSyncTask(ctx context.Context, id string) (*directory.SyncTask, error) {
+	t, err := scanTask(s.q.QueryRowContext(ctx, `SELECT `+taskCols+` FROM sync_tasks WHERE id = $1`, id))
+	if err != nil {
+		return nil, mapErr(err, "sync task "+id)
+	}
+	return t, nil
+}
+
+// ListSyncTasks implements directory.Store, newest first.
+func (s *Store) ListSyncTasks(ctx context.Context, ent, src string, limit int) ([]*directory.SyncTask, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	rows, err := s.q.QueryContext(ctx, `SELECT `+taskCols+` FROM sync_tasks WHERE enterprise_id = $1 AND ($2 = '' OR source_id = $2)
+		ORDER BY started_at DESC, id DESC LIMIT $3`, ent, src, limit)
+	if err != nil {
+		return nil, mapErr(err, "list sync tasks")
+	}
+	defer rows.Close()
+	var out []*directory.SyncTask
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, mapErr(err, "list sync tasks")
+		}
+		out = append(out, t)
+	}
+	return out, mapErr(rows.Err(), "list sync tasks")
+}
+
+// AddSyncRecords implements directory.Store. Records go in multi-row INSERTs, so a task of 100k
+// objects costs hundreds of statements, not 100k.
+func (s *Store) AddSyncRecords(ctx context.Context, recs []*directory.SyncRecord) error {
+	const perStmt = 100 // 10 columns each: well under both dialects' parameter limits
+	now := s.now()
+	return s.InTx(ctx, func(tx directory.Store) error {
+		t := tx.(*Store)
+		for start := 0; start < len(recs); start += perStmt {
+			end := min(start+perStmt, len(recs))
+			var b strings.Builder
+			b.WriteString(`INSERT INTO sync_records (task_id, object_type, upstream_id, action, upstream, local_before, local_after, error, created_at) VALUES `)
+			args := make([]any, 0, (end-start)*9)
+			for i, r := range recs[start:end] {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				n := len(args)
+				fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
+				if r.CreatedAt.IsZero() {
+					r.CreatedAt = now
+				}
+				args = append(args, r.TaskID, r.ObjectType, r.UpstreamID, r.Action, rawText(r.Upstream), rawText(r.LocalBefore),
+					rawText(r.LocalAfter), r.Error, ms(r.CreatedAt))
+			}
+			if _, err := t.q.ExecContext(ctx, b.String(), args...); err != nil {
+				return mapErr(err, "add sync records")
+			}
+		}
+		return nil
+	})
+}
+
+// ListSyncRecords implements directory.Store, oldest first.
+func (s *Store) ListSyncRecords(ctx context.Context, q directory.RecordQuery) ([]*directory.SyncRecord, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > 5000 {
+		limit = 5000
+	}
+	rows, err := s.q.QueryContext(ctx, `SELECT id, task_id, object_type, upstream_id, action, upstream, local_before, local_after, error, created_at
+		FROM sync_records WHERE task_id = $1 AND ($2 = '' OR action = $2) AND ($3 = '' OR object_type = $3)
+		AND ($4 = '' OR upstream_id = $4) AND id > $5 ORDER BY id LIMIT $6`,
+		q.TaskID, q.Action, q.ObjectType, q.UpstreamID, q.AfterID, limit)
+	if err != nil {
+		return nil, mapErr(err, "list sync records")
+	}
+	defer rows.Close()
+	var out []*directory.SyncRecord
+	for rows.Next() {
+		var r directory.SyncRecord
+		var up, before, after string
+		var c int64
+		if err := rows.Scan(&r.ID, &r.TaskID, &r.ObjectType, &r.UpstreamID, &r.Action, &up, &before, &after, &r.Error, &c); err != nil {
+			return nil, mapErr(err, "list sync records")
+		}
+		r.Upstream, r.LocalBefore, r.LocalAfter, r.CreatedAt = textRaw(up), textRaw(before), textRaw(after), fromMS(c)
+		out = append(out, &r)
+	}
+	return out, mapErr(rows.Err(), "list sync records")
+}
+
+// DeleteSyncTasksBefore implements directory.Store (record retention); records go with their task.
+func (s *Store) DeleteSyncTasksBefore(ctx context.Context, before time.Time) (int, error) {
+	var n int
+	err := s.InTx(ctx, func(tx directory.Store) error {
+		t := tx.(*Store)
+		if _, err := t.q.ExecContext(ctx, `DELETE FROM sync_records WHERE task_id IN (SELECT id FROM sync_tasks WHERE started_at < $1)`, ms(before)); err != nil {
+			return mapErr(err, "delete old sync records")
+		}
+		res, err := t.q.ExecContext(ctx, `DELETE FROM sync_tasks WHERE started_at < $1`, ms(before))
+		n, err = rowsAffected(res, err, "delete old sync tasks")
+		return err
+	})
+	return n, err
+}
+
+// ---- audit
+
+// AddAuditEvent implements directory.Store.
+func (s *Store) AddAuditEvent(ctx context.Context, e *directory.AuditEvent) error {
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	_, err := s.q.ExecContext(ctx, `INSERT INTO audit_events (at, enterprise_id, kind, actor, user_id, source_id, ip, user_agent, outcome, reason, request_id, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		ms(e.At), e.EnterpriseID, e.Kind, e.Actor, e.UserID, e.SourceID, e.IP, e.UserAgent, e.Outcome, e.Reason, e.RequestID, rawText(e.Detail))
+	return mapErr(err, "add audit event")
+}
+
+// ListAuditEvents implements directory.Store, newest first.
+func (s *Store) ListAuditEvents(ctx context.Context, q directory.AuditQuery) ([]*directory.AuditEvent, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	before := q.BeforeID
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	kindExact, kindPrefix := q.Kind, ""
+	if strings.HasSuffix(q.Kind, ".") {
+		kindExact, kindPrefix = "", q.Kind
+	}
+	rows, err := s.q.QueryContext(ctx, `SELECT id, at, enterprise_id, kind, actor, user_id, source_id, ip, user_agent, outcome, reason, request_id, detail
+		FROM audit_events WHERE enterprise_id = $1 AND ($2 = '' OR kind = $2) AND ($3 = '' OR substr(kind, 1, length($3)) = $3)
+		AND ($4 = '' OR user_id = $4) AND id < $5 ORDER BY id DESC LIMIT $6`,
+		q.EnterpriseID, kindExact, kindPrefix, q.UserID, before, limit)
+	if err != nil {
+		return nil, mapErr(err, "list audit events")
+	}
+	defer rows.Close()
+	var out []*directory.AuditEvent
+	for rows.Next() {
+		var e directory.AuditEvent
+		var at int64
+		var detail string
+		if err := rows.Scan(&e.ID, &at, &e.EnterpriseID, &e.Kind, &e.Actor, &e.UserID, &e.SourceID, &e.IP, &e.UserAgent, &e.Outcome, &e.Reason, &e.RequestID, &detail); err != nil {
+			return nil, mapErr(err, "list audit events")
+		}
+		e.At, e.Detail = fromMS(at), textRaw(detail)
+		out = append(out, &e)
+	}
+	return out, mapErr(rows.Err(), "list audit events")
+}

@@ -1,0 +1,303 @@
+// Package sqlstore is the directory.Store on database/sql: SQLite through modernc.org/sqlite (the
+// embedded default) and PostgreSQL through pgx. Each dialect has its own migrations, applied with
+// goose at open; the queries are shared ($n placeholders work in both).
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/internal/secretbox"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Dialect names the SQL backend.
+type Dialect string
+
+// Supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// ErrWrongMasterKey means the database was created under a different master key: its secrets
+// cannot be decrypted.
+var ErrWrongMasterKey = errors.New("the master key does not match the one this database was created with")
+
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Store implements directory.Store.
+type Store struct {
+	db      *sql.DB
+	q       querier
+	box     *secretbox.Box
+	dialect Dialect
+	inTx    bool
+	now     func() time.Time
+}
+
+var _ directory.Store = (*Store)(nil)
+
+// ParseDSN splits a storage DSN ("sqlite://path", "sqlite:path", "postgres://...") into the dialect
+// and the driver's data source name.
+func ParseDSN(dsn string) (Dialect, string, error) {
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := url.Parse(dsn); err != nil {
+			return "", "", fmt.Errorf("bad postgres DSN: %w", err)
+		}
+		return Postgres, dsn, nil
+	case strings.HasPrefix(dsn, "sqlite://"):
+		return SQLite, strings.TrimPrefix(dsn, "sqlite://"), nil
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return SQLite, strings.TrimPrefix(dsn, "sqlite:"), nil
+	}
+	return "", "", fmt.Errorf("unsupported storage DSN %q (want sqlite://PATH or postgres://...)", redactDSN(dsn))
+}
+
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		u.User = url.User(u.User.Username())
+		return u.String()
+	}
+	return dsn
+}
+
+// Open connects, applies pending migrations and checks the master key.
+func Open(ctx context.Context, dsn string, box *secretbox.Box) (*Store, error) {
+	dialect, src, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	var db *sql.DB
+	switch dialect {
+	case SQLite:
+		if src == "" {
+			return nil, errors.New("sqlite DSN names no file")
+		}
+		if src != ":memory:" {
+			if err := os.MkdirAll(filepath.Dir(src), 0o700); err != nil {
+				return nil, fmt.Errorf("create database directory: %w", err)
+			}
+		}
+		// WAL lets readers run beside the writer; busy_timeout waits for the writer instead of
+		// failing; _txlock=immediate takes the write lock at BEGIN so two transactions never
+		// deadlock upgrading read locks.
+		db, err = sql.Open("sqlite", "file:"+src+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"+
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		if src == ":memory:" {
+			db.SetMaxOpenConns(1)
+		}
+	case Postgres:
+		db, err = sql.Open("pgx", src)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(32)
+		db.SetMaxIdleConns(16)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s database %s: %w", dialect, redactDSN(dsn), err)
+	}
+	s := &Store{db: db, q: db, box: box, dialect: dialect, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.checkMasterKey(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	gd := goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	opts = append(opts, goose.WithDisableGlobalRegistry(true))
+	if s.dialect == Postgres {
+		gd = goose.DialectPostgres
+		// Replicas starting together must not migrate concurrently.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(gd, s.db, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+const masterKeyCheck = "qiao master key check"
+
+// checkMasterKey stores a sealed known value on first open and checks it on every later open, so a
+// wrong master key stops the start instead of surfacing as undecryptable secrets at 2 a.m.
+func (s *Store) checkMasterKey(ctx context.Context) error {
+	aad := []byte("meta/master_key_check")
+	var sealed []byte
+	err := s.q.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'master_key_check'`).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = s.q.ExecContext(ctx, `INSERT INTO meta (k, v) VALUES ('master_key_check', $1) ON CONFLICT (k) DO NOTHING`,
+			s.box.Seal([]byte(masterKeyCheck), aad))
+		if err != nil {
+			return fmt.Errorf("store master key check: %w", err)
+		}
+		return s.checkMasterKey(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("read master key check: %w", err)
+	}
+	if pt, err := s.box.Open(sealed, aad); err != nil || string(pt) != masterKeyCheck {
+		return ErrWrongMasterKey
+	}
+	return nil
+}
+
+// Dialect reports the backend in use.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB exposes the connection pool (for tests and maintenance commands).
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Ping implements directory.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Close implements directory.Store.
+func (s *Store) Close() error {
+	if s.inTx {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// InTx implements directory.Store. Nested calls join the outer transaction.
+func (s *Store) InTx(ctx context.Context, fn func(tx directory.Store) error) (err error) {
+	if s.inTx {
+		return fn(s)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	txs := *s
+	txs.q = tx
+	txs.inTx = true
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(&txs); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// mapErr turns driver constraint errors into the directory's errors.
+func mapErr(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, directory.ErrNotFound)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return fmt.Errorf("%s: %w", what, directory.ErrConflict)
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return fmt.Errorf("%s: a referenced object does not exist: %w", what, directory.ErrNotFound)
+		}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505":
+			return fmt.Errorf("%s: %w", what, directory.ErrConflict)
+		case "23503":
+			return fmt.Errorf("%s: a referenced object does not exist: %w", what, directory.ErrNotFound)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func expectOne(res sql.Result, err error, what string) error {
+	if err != nil {
+		return mapErr(err, what)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, directory.ErrNotFound)
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,120 @@
+package sqlstore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	"github.com/qiao-gateway/qiao/directory/storetest"
+	"github.com/qiao-gateway/qiao/internal/secretbox"
+)
+
+func box(t *testing.T, b byte) *secretbox.Box {
+	t.Helper()
+	bx, err := secretbox.New(bytes.Repeat([]byte{b}, secretbox.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bx
+}
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) directory.Store {
+		s, err := sqlstore.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "qiao.db"), box(t, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// newPostgresDB creates a throwaway database on the server QIAO_TEST_POSTGRES names and returns
+// its DSN; it is dropped when the test ends.
+func newPostgresDB(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("QIAO_TEST_POSTGRES")
+	if base == "" {
+		t.Skip("QIAO_TEST_POSTGRES not set: PostgreSQL conformance suite skipped (CI sets it, e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "qiao_test_" + hex.EncodeToString(b)
+	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
+		t.Fatalf("QIAO_TEST_POSTGRES=%s: create database: %v", base, err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`) })
+	i := strings.LastIndex(base, "/")
+	rest := ""
+	if q := strings.Index(base[i:], "?"); q >= 0 {
+		rest = base[i+q:]
+	}
+	return base[:i] + "/" + name + rest
+}
+
+func TestPostgres(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) directory.Store {
+		s, err := sqlstore.Open(context.Background(), newPostgresDB(t), box(t, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestWrongMasterKeyStopsOpen(t *testing.T) {
+	dsn := "sqlite://" + filepath.Join(t.TempDir(), "qiao.db")
+	s, err := sqlstore.Open(context.Background(), dsn, box(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := sqlstore.Open(context.Background(), dsn, box(t, 2)); !errors.Is(err, sqlstore.ErrWrongMasterKey) {
+		t.Fatalf("open with another master key = %v", err)
+	}
+	// Re-opening with the right key works and migrations are idempotent.
+	s, err = sqlstore.Open(context.Background(), dsn, box(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
+
+func TestParseDSN(t *testing.T) {
+	for dsn, want := range map[string]sqlstore.Dialect{
+		"sqlite://data/qiao.db": sqlstore.SQLite, "sqlite:x.db": sqlstore.SQLite,
+		"postgres://u@h/db": sqlstore.Postgres, "postgresql://u:p@h:5432/db?sslmode=disable": sqlstore.Postgres,
+	} {
+		if d, _, err := sqlstore.ParseDSN(dsn); err != nil || d != want {
+			t.Errorf("ParseDSN(%q) = %v, %v", dsn, d, err)
+		}
+	}
+	_, _, err := sqlstore.ParseDSN("mysql://root:hunter2@h/db")
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("unsupported DSN error = %v (must not echo the password)", err)
+	}
+}
+
+func TestUnreachablePostgres(t *testing.T) {
+	_, err := sqlstore.Open(context.Background(), "postgres://postgres:pw@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", box(t, 1))
+	if err == nil || strings.Contains(err.Error(), "pw@") {
+		t.Fatalf("unreachable database: %v", err)
+	}
+}

@@ -1,0 +1,105 @@
+package directory
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the durable state of qiao. Every method is safe for concurrent use. Writes that must
+// happen together go through InTx.
+type Store interface {
+	// InTx runs fn with a Store whose reads and writes all belong to one transaction; the
+	// transaction commits if fn returns nil and rolls back otherwise.
+	InTx(ctx context.Context, fn func(tx Store) error) error
+	Ping(ctx context.Context) error
+	Close() error
+
+	PutEnterprise(ctx context.Context, e *Enterprise) error
+	GetEnterprise(ctx context.Context, id string) (*Enterprise, error)
+	ListEnterprises(ctx context.Context) ([]*Enterprise, error)
+	DeleteEnterprise(ctx context.Context, id string) error
+
+	// PutSource creates or replaces a source. It returns ErrLimit when the enterprise would have
+	// more than MaxEnabledSources enabled sources or more than one enabled custom (local) one.
+	PutSource(ctx context.Context, s *IdentitySource) error
+	GetSource(ctx context.Context, enterpriseID, id string) (*IdentitySource, error)
+	ListSources(ctx context.Context, enterpriseID string) ([]*IdentitySource, error)
+	DeleteSource(ctx context.Context, enterpriseID, id string) error
+
+	PutDepartment(ctx context.Context, d *Department) error
+	GetDepartment(ctx context.Context, enterpriseID, sourceID, upstreamID string) (*Department, error)
+	ListDepartments(ctx context.Context, enterpriseID, sourceID string) ([]*Department, error)
+	DeleteDepartment(ctx context.Context, enterpriseID, sourceID, upstreamID string) error
+
+	// CreateUser stores a new user; a zero ID gets a fresh stable ID.
+	CreateUser(ctx context.Context, u *User) error
+	UpdateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, enterpriseID, id string) (*User, error)
+	GetUserByUsername(ctx context.Context, enterpriseID, username string) (*User, error)
+	// FindUsers returns the users whose field (email or mobile) equals value.
+	FindUsers(ctx context.Context, enterpriseID, field, value string) ([]*User, error)
+	ListUsers(ctx context.Context, enterpriseID string, after string, limit int) ([]*User, error)
+	DeleteUser(ctx context.Context, enterpriseID, id string) error
+
+	PutUserLink(ctx context.Context, l *UserLink) error
+	GetUserLink(ctx context.Context, enterpriseID, sourceID, upstreamID string) (*UserLink, error)
+	ListUserLinks(ctx context.Context, enterpriseID, sourceID string) ([]*UserLink, error)
+	LinksOfUser(ctx context.Context, enterpriseID, userID string) ([]*UserLink, error)
+	DeleteUserLink(ctx context.Context, enterpriseID, sourceID, upstreamID string) error
+
+	PutGroup(ctx context.Context, g *Group) error
+	GetGroup(ctx context.Context, enterpriseID, id string) (*Group, error)
+	ListGroups(ctx context.Context, enterpriseID string) ([]*Group, error)
+	GroupsOfUser(ctx context.Context, enterpriseID, userID string) ([]*Group, error)
+	DeleteGroup(ctx context.Context, enterpriseID, id string) error
+
+	PutClient(ctx context.Context, c *OIDCClient) error
+	GetClient(ctx context.Context, enterpriseID, id string) (*OIDCClient, error)
+	ListClients(ctx context.Context, enterpriseID string) ([]*OIDCClient, error)
+	DeleteClient(ctx context.Context, enterpriseID, id string) error
+
+	PutServiceProvider(ctx context.Context, sp *ServiceProvider) error
+	GetServiceProvider(ctx context.Context, enterpriseID, entityID string) (*ServiceProvider, error)
+	ListServiceProviders(ctx context.Context, enterpriseID string) ([]*ServiceProvider, error)
+	DeleteServiceProvider(ctx context.Context, enterpriseID, entityID string) error
+
+	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+	GetRefreshToken(ctx context.Context, id string) (*RefreshToken, error)
+	// RotateRefreshToken marks the token rotated at the given time. It returns ErrConflict when the
+	// token was already rotated or revoked: the caller treats that as reuse.
+	RotateRefreshToken(ctx context.Context, id string, at time.Time) error
+	RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) (int, error)
+	RevokeUserRefreshTokens(ctx context.Context, enterpriseID, userID string, at time.Time) (int, error)
+	DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int, error)
+
+	CreateSyncTask(ctx context.Context, t *SyncTask) error
+	FinishSyncTask(ctx context.Context, t *SyncTask) error
+	GetSyncTask(ctx context.Context, id string) (*SyncTask, error)
+	ListSyncTasks(ctx context.Context, enterpriseID, sourceID string, limit int) ([]*SyncTask, error)
+	AddSyncRecords(ctx context.Context, recs []*SyncRecord) error
+	// ListSyncRecords pages through a task's records, optionally of one action and one object.
+	ListSyncRecords(ctx context.Context, q RecordQuery) ([]*SyncRecord, error)
+	DeleteSyncTasksBefore(ctx context.Context, before time.Time) (int, error)
+
+	AddAuditEvent(ctx context.Context, e *AuditEvent) error
+	ListAuditEvents(ctx context.Context, q AuditQuery) ([]*AuditEvent, error)
+}
+
+// RecordQuery selects sync records.
+type RecordQuery struct {
+	TaskID     string
+	Action     string // optional
+	ObjectType string // optional
+	UpstreamID string // optional
+	AfterID    int64  // paging: records with a larger ID
+	Limit      int
+}
+
+// AuditQuery selects audit events, newest first.
+type AuditQuery struct {
+	EnterpriseID string
+	Kind         string // optional; a trailing "." matches a prefix ("login.")
+	UserID       string // optional
+	BeforeID     int64  // paging: events with a smaller ID
+	Limit        int
+}

@@ -1,0 +1,184 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a Store on a Redis server, shared by all replicas. Keys are prefixed so one Redis can
+// serve several deployments.
+type Redis struct {
+	c      *redis.Client
+	prefix string
+}
+
+// OpenRedis connects to the server a redis:// URL names. It does not dial until first use.
+func OpenRedis(dsn string) (*Redis, error) {
+	opt, err := redis.ParseURL(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("state: bad redis DSN: %w", err)
+	}
+	opt.DialTimeout = 2 * time.Second
+	opt.ReadTimeout = 2 * time.Second
+	opt.WriteTimeout = 2 * time.Second
+	return NewRedis(redis.NewClient(opt), "qiao:"), nil
+}
+
+// NewRedis wraps a client; every key is stored under prefix.
+func NewRedis(c *redis.Client, prefix string) *Redis { return &Redis{c: c, prefix: prefix} }
+
+func (r *Redis) k(key string) string { return r.prefix + key }
+
+// Get implements Store.
+func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := r.c.Get(ctx, r.k(key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: redis get: %w", err)
+	}
+	return b, nil
+}
+
+// Put implements Store.
+func (r *Redis) Put(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return err
+	}
+	if err := r.c.Set(ctx, r.k(key), val, ttl).Err(); err != nil {
+		return fmt.Errorf("state: redis set: %w", err)
+	}
+	return nil
+}
+
+// PutIfAbsent implements Store.
+func (r *Redis) PutIfAbsent(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	if err := checkTTL(ttl); err != nil {
+		return false, err
+	}
+	err := r.c.SetArgs(ctx, r.k(key), val, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("state: redis set nx: %w", err)
+	}
+	return true, nil
+}
+
+// Take implements Store with GETDEL, which is atomic on the server.
+func (r *Redis) Take(ctx context.Context, key string) ([]byte, error) {
+	b, err := r.c.GetDel(ctx, r.k(key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: redis getdel: %w", err)
+	}
+	return b, nil
+}
+
+// Delete implements Store.
+func (r *Redis) Delete(ctx context.Context, key string) error {
+	if err := r.c.Del(ctx, r.k(key)).Err(); err != nil {
+		return fmt.Errorf("state: redis del: %w", err)
+	}
+	return nil
+}
+
+// incrScript sets the TTL only when INCR created the key, in one round trip and atomically.
+var incrScript = redis.NewScript(`
+local v = redis.call('INCR', KEYS[1])
+if v == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return v`)
+
+// Incr implements Store.
+func (r *Redis) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	if err := checkTTL(ttl); err != nil {
+		return 0, err
+	}
+	n, err := incrScript.Run(ctx, r.c, []string{r.k(key)}, ttl.Milliseconds()).Int64()
+	if err != nil {
+		var rerr redis.Error
+		if errors.As(err, &rerr) {
+			return 0, errNotCounter(key)
+		}
+		return 0, fmt.Errorf("state: redis incr: %w", err)
+	}
+	return n, nil
+}
+
+// Lock implements Store.
+func (r *Redis) Lock(ctx context.Context, key string, ttl time.Duration) (Lease, error) {
+	tok := newToken()
+	ok, err := r.PutIfAbsent(ctx, key, []byte(tok), ttl)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrLocked
+	}
+	return &redisLease{r: r, key: r.k(key), tok: tok}, nil
+}
+
+// Ping implements Store.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("state: redis ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (r *Redis) Close() error { return r.c.Close() }
+
+// The lease scripts act only when the key still holds this lease's token, so an expired lease never
+// extends or releases a lock someone else has since taken.
+var (
+	refreshScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`)
+	releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+)
+
+type redisLease struct {
+	r   *Redis
+	key string
+	tok string
+}
+
+func (l *redisLease) Refresh(ctx context.Context, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return err
+	}
+	n, err := refreshScript.Run(ctx, l.r.c, []string{l.key}, l.tok, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return fmt.Errorf("state: redis refresh lease: %w", err)
+	}
+	if n == 0 {
+		return ErrLost
+	}
+	return nil
+}
+
+func (l *redisLease) Release(ctx context.Context) error {
+	n, err := releaseScript.Run(ctx, l.r.c, []string{l.key}, l.tok).Int64()
+	if err != nil {
+		return fmt.Errorf("state: redis release lease: %w", err)
+	}
+	if n == 0 {
+		return ErrLost
+	}
+	return nil
+}
+
+func errNotCounter(key string) error {
+	return fmt.Errorf("state: key %q holds a non-counter value", key)
+}

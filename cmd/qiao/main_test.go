@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServe runs `qiao serve` in-process until the test ends and waits for /healthz.
+func startServe(t *testing.T, args ...string) (base string, stop func() int) {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- runMain(ctx, append([]string{"serve", "--addr", addr}, args...), &bytes.Buffer{}, &stderr)
+	}()
+	base = "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case code := <-done:
+			cancel()
+			t.Fatalf("serve exited with %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("gateway did not answer /healthz within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopped := false
+	stop = func() int {
+		if stopped {
+			return 0
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { stop() })
+	return base, stop
+}
+
+func writeConfig(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func kids(t *testing.T, base string) []string {
+	t.Helper()
+	resp, err := http.Get(base + "/e/acme/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") == "" {
+		t.Fatalf("JWKS status %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	var set struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+			D   string `json:"d"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range set.Keys {
+		if k.D != "" {
+			t.Fatal("private key material in JWKS")
+		}
+		out = append(out, k.Kid)
+	}
+	return out
+}
+
+func TestServeStartsReadyAndKeepsKeysAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "enterprises:\n  - id: acme\n")
+	data := filepath.Join(dir, "data")
+	base, stop := startServe(t, "--config", cfg, "--data", data)
+	resp, err := http.Get(base + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	first := kids(t, base)
+	if len(first) != 2 {
+		t.Fatalf("JWKS has %d keys", len(first))
+	}
+	if r, _ := http.Get(base + "/e/nope/keys"); r.StatusCode != 404 {
+		t.Fatalf("JWKS of an unknown enterprise: %d", r.StatusCode)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("graceful stop exited %d", code)
+	}
+	base, _ = startServe(t, "--config", cfg, "--data", data)
+	if again := kids(t, base); strings.Join(again, ",") != strings.Join(first, ",") {
+		t.Fatalf("key IDs changed across restart: %v -> %v", first, again)
+	}
+}
+
+func TestBadConfigExits2NamingTheKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "enterprises:\n  - id: acme\n    sources:\n      - id: w\n        kind: wecom\n        sync:\n          cycle_hours: 30\n")
+	var stderr bytes.Buffer
+	code := runMain(context.Background(), []string{"serve", "--config", cfg, "--data", filepath.Join(dir, "data")}, &bytes.Buffer{}, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "enterprises[0].sources[0].sync.cycle_hours") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Fatal("a rejected config still created the data directory")
+	}
+}
+
+func TestWrongMasterKeyStopsStartAndChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	t.Setenv("QIAO_MASTER_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)))
+	_, stop := startServe(t, "--data", data)
+	stop()
+	before, _ := os.ReadFile(filepath.Join(data, "keys", "keys.json"))
+	t.Setenv("QIAO_MASTER_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))
+	var stderr bytes.Buffer
+	code := runMain(context.Background(), []string{"serve", "--addr", freeAddr(t), "--data", data}, &bytes.Buffer{}, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "master key does not match") || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	after, _ := os.ReadFile(filepath.Join(data, "keys", "keys.json"))
+	if !bytes.Equal(before, after) {
+		t.Fatal("keys changed by a failed start")
+	}
+}
+
+func TestCorruptKeyFileAndUnreachableDatabase(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	_, stop := startServe(t, "--data", data)
+	stop()
+	pems, _ := filepath.Glob(filepath.Join(data, "keys", "*.pem"))
+	if err := os.WriteFile(pems[0], []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	code := runMain(context.Background(), []string{"serve", "--addr", freeAddr(t), "--data", data}, &bytes.Buffer{}, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), pems[0]) {
+		t.Fatalf("corrupt key: exit %d, stderr %q", code, stderr.String())
+	}
+	if b, _ := os.ReadFile(pems[0]); string(b) != "garbage" {
+		t.Fatal("corrupt key file overwritten")
+	}
+
+	t.Setenv("QIAO_STORAGE", "postgres://qiao:s3cr3t@127.0.0.1:1/qiao?sslmode=disable&connect_timeout=1")
+	t.Setenv("QIAO_MASTER_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)))
+	stderr.Reset()
+	code = runMain(context.Background(), []string{"serve", "--addr", freeAddr(t), "--data", filepath.Join(dir, "other")}, &bytes.Buffer{}, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "cannot open the durable store") || strings.Contains(stderr.String(), "s3cr3t") {
+		t.Fatalf("unreachable database: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestPostgresWithoutMasterKeyIsRefused(t *testing.T) {
+	t.Setenv("QIAO_STORAGE", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	var stderr bytes.Buffer
+	code := runMain(context.Background(), []string{"serve", "--addr", freeAddr(t), "--data", t.TempDir()}, &bytes.Buffer{}, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "QIAO_MASTER_KEY") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestKeysRotateAndList(t *testing.T) {
+	data := t.TempDir()
+	var out bytes.Buffer
+	if code := runMain(context.Background(), []string{"keys", "list", "--data", data}, &out, &out); code != 0 {
+		t.Fatalf("keys list: %d %s", code, out.String())
+	}
+	if strings.Count(out.String(), "active") != 3 {
+		t.Fatalf("keys list before rotation:\n%s", out.String())
+	}
+	out.Reset()
+	if code := runMain(context.Background(), []string{"keys", "rotate", "--alg", "RS256", "--data", data}, &out, &out); code != 0 || !strings.Contains(out.String(), "new RS256 key") {
+		t.Fatalf("keys rotate: %d %s", code, out.String())
+	}
+	out.Reset()
+	runMain(context.Background(), []string{"keys", "list", "--data", data}, &out, &out)
+	if strings.Count(out.String(), "active") != 3 || strings.Count(out.String(), "retired") != 1 {
+		t.Fatalf("keys list after rotation:\n%s", out.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := runMain(context.Background(), []string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "qiao ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+}

@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	"github.com/qiao-gateway/qiao/internal/config"
+	"github.com/qiao-gateway/qiao/internal/secretbox"
+)
+
+func openStore(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	box, _ := secretbox.New(bytes.Repeat([]byte{3}, 32))
+	s, err := sqlstore.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "q.db"), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestApplyDeclaredIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	cfg, _, err := DemoConfig("127.0.0.1:18080", t.TempDir(), "pw-for-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyDeclared(ctx, st, cfg); err != nil {
+		t.Fatal(err)
+	}
+	u1, err := st.GetUserByUsername(ctx, "demo", "zhangsan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src1, _ := st.GetSource(ctx, "demo", "local")
+	if err := ApplyDeclared(ctx, st, cfg); err != nil {
+		t.Fatal(err)
+	}
+	u2, _ := st.GetUserByUsername(ctx, "demo", "zhangsan")
+	if u1.ID != u2.ID || !u1.UpdatedAt.Equal(u2.UpdatedAt) {
+		t.Fatalf("second apply changed the user: %+v -> %+v", u1, u2)
+	}
+	src2, _ := st.GetSource(ctx, "demo", "local")
+	if !src1.CreatedAt.Equal(src2.CreatedAt) {
+		t.Fatal("second apply re-created the source")
+	}
+	if l, err := st.GetUserLink(ctx, "demo", "local", "zhangsan"); err != nil || l.UserID != u1.ID {
+		t.Fatalf("local link = %+v, %v", l, err)
+	}
+	cl, err := st.GetClient(ctx, "demo", "demo-app")
+	if err != nil || cl.AuthMethod != "client_secret_basic" || cl.Secret == "" || cl.IDTokenAlg != "RS256" {
+		t.Fatalf("demo-app = %+v, %v", cl, err)
+	}
+	if cl, _ := st.GetClient(ctx, "demo", "demo-service"); cl.GrantTypes[0] != "client_credentials" {
+		t.Fatalf("demo-service grants = %v", cl.GrantTypes)
+	}
+}
+
+func TestApplyDeclaredIsAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	e := config.Enterprise{ID: "acme"}
+	for i := 0; i < 6; i++ {
+		e.Sources = append(e.Sources, config.Source{ID: fmt.Sprintf("s%d", i), Kind: "wecom", Name: fmt.Sprintf("源%d号", i)})
+	}
+	cfg := config.Default()
+	cfg.Enterprises = []config.Enterprise{e}
+	err := ApplyDeclared(ctx, st, cfg)
+	if !errors.Is(err, directory.ErrLimit) {
+		t.Fatalf("six enabled sources: %v", err)
+	}
+	if _, err := st.GetEnterprise(ctx, "acme"); !errors.Is(err, directory.ErrNotFound) {
+		t.Fatalf("rejected config was half-applied: %v", err)
+	}
+}

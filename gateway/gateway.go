@@ -1,0 +1,283 @@
+// Package gateway assembles a qiao gateway from its configuration: the durable store, the state
+// store, the signing keys and the HTTP routes of every room. cmd/qiao and end-to-end tests build
+// gateways through it.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	"github.com/qiao-gateway/qiao/internal/config"
+	"github.com/qiao-gateway/qiao/internal/httpx"
+	"github.com/qiao-gateway/qiao/internal/secretbox"
+	"github.com/qiao-gateway/qiao/internal/state"
+	"github.com/qiao-gateway/qiao/keys"
+	"github.com/qiao-gateway/qiao/static"
+	"github.com/qiao-gateway/qiao/templates"
+)
+
+// Version is the build's version, set by cmd/qiao.
+var Version = "dev"
+
+// StartError is a failure to start, with the one-line fix an operator needs.
+type StartError struct {
+	Cause error
+	Fix   string
+}
+
+func (e *StartError) Error() string {
+	if e.Fix == "" {
+		return e.Cause.Error()
+	}
+	return e.Cause.Error() + ": " + e.Fix
+}
+
+func (e *StartError) Unwrap() error { return e.Cause }
+
+// Gateway is one running qiao.
+type Gateway struct {
+	Config   *config.Config
+	Log      *slog.Logger
+	Store    directory.Store
+	State    state.Store
+	Keys     *keys.Manager
+	Box      *secretbox.Box
+	Registry *prometheus.Registry
+	Mux      *http.ServeMux
+	pages    *template.Template
+	handler  http.Handler
+}
+
+// New opens every backend and builds the routes. On error nothing is left open.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
+	g := &Gateway{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), Mux: http.NewServeMux()}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
+	if g.Box, err = openMasterKey(cfg, log); err != nil {
+		return nil, err
+	}
+	st, err := sqlstore.Open(ctx, cfg.Storage, g.Box)
+	if err != nil {
+		fix := "check the storage setting and that the database server is running"
+		if errors.Is(err, sqlstore.ErrWrongMasterKey) {
+			fix = "start with the master key this database was created with (master_key, QIAO_MASTER_KEY or DATA_DIR/master.key)"
+		}
+		return nil, &StartError{fmt.Errorf("cannot open the durable store: %w", err), fix}
+	}
+	g.Store = st
+	if g.State, err = state.Open(cfg.State); err != nil {
+		return nil, &StartError{err, "set state to memory or redis://HOST:PORT/DB"}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := g.State.Ping(pctx); err != nil {
+		return nil, &StartError{fmt.Errorf("the state store does not answer: %w", err), "check the state setting and that Redis is running"}
+	}
+	if g.Keys, err = keys.Open(cfg.KeysDir, keys.WithGrace(cfg.KeyRotationGrace.D())); err != nil {
+		return nil, &StartError{err, ""}
+	}
+	if err := ApplyDeclared(ctx, g.Store, cfg); err != nil {
+		return nil, &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
+	}
+	if g.pages, err = templates.Parse(); err != nil {
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g.routes()
+	var trusted []*net.IPNet
+	for _, c := range cfg.TrustedProxies {
+		_, n, _ := net.ParseCIDR(c) // validated by config
+		trusted = append(trusted, n)
+	}
+	g.handler = httpx.WithRequestID(httpx.Observe(log, httpx.NewMetrics(g.Registry), httpx.ClientIP(trusted),
+		httpx.SecurityHeaders(strings.HasPrefix(cfg.ExternalURL, "https://"), g.Mux)))
+	return g, nil
+}
+
+func openMasterKey(cfg *config.Config, log *slog.Logger) (*secretbox.Box, error) {
+	var key []byte
+	if cfg.MasterKey != "" {
+		k, err := secretbox.ParseKey(cfg.MasterKey)
+		if err != nil {
+			return nil, &StartError{fmt.Errorf("master_key: %w", err), ""}
+		}
+		key = k
+	} else {
+		if !strings.HasPrefix(cfg.Storage, "sqlite:") {
+			// Replicas sharing PostgreSQL must share the key; a generated one per replica would
+			// make each unable to read the others' secrets.
+			return nil, &StartError{errors.New("master_key is not set and storage is PostgreSQL"),
+				"set master_key or QIAO_MASTER_KEY to the same value on every replica (generate one with: openssl rand -base64 32)"}
+		}
+		k, created, err := secretbox.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "master.key"))
+		if err != nil {
+			return nil, &StartError{err, "fix or restore DATA_DIR/master.key, or set QIAO_MASTER_KEY"}
+		}
+		if created {
+			log.Info("generated a master key; back it up with the database", "file", filepath.Join(cfg.DataDir, "master.key"))
+		}
+		key = k
+	}
+	return secretbox.New(key)
+}
+
+func (g *Gateway) routes() {
+	m := g.Mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.HandleFunc("GET /readyz", g.readyz)
+	m.Handle("GET /metrics", promhttp.HandlerFor(g.Registry, promhttp.HandlerOpts{}))
+	sub, _ := fs.Sub(static.Files, ".")
+	m.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(sub)))
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := g.pages.ExecuteTemplate(w, "home.html", map[string]string{"Version": Version}); err != nil {
+			g.Log.Error("render home", "err", err)
+		}
+	})
+	m.HandleFunc("GET /e/{enterprise}/keys", g.jwks)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+	})
+}
+
+// jwks serves the public signing keys at the path the enterprise's OIDC issuer publishes as its
+// jwks_uri. Relying parties cache it; an hour keeps rotations (which keep the old key published
+// for key_rotation_grace) visible well before the old key goes.
+func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) {
+	if _, err := g.Store.GetEnterprise(r.Context(), r.PathValue("enterprise")); err != nil {
+		if errors.Is(err, directory.ErrNotFound) {
+			httpx.WriteError(w, r, http.StatusNotFound, "unknown_enterprise", "no enterprise "+strconv.Quote(r.PathValue("enterprise")))
+			return
+		}
+		httpx.WriteError(w, r, http.StatusServiceUnavailable, "store_unavailable", "the directory cannot be read right now")
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write(g.Keys.JWKS())
+}
+
+// readyz answers 200 only when the durable store and the state store both answer.
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"store": "ok", "state": "ok"}
+	ok := true
+	if err := g.Store.Ping(ctx); err != nil {
+		checks["store"], ok = "unreachable", false
+		g.Log.Warn("readiness: durable store unreachable", "err", err)
+	}
+	if err := g.State.Ping(ctx); err != nil {
+		checks["state"], ok = "unreachable", false
+		g.Log.Warn("readiness: state store unreachable", "err", err)
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	httpx.WriteJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+// Handler is the gateway's whole HTTP surface, with its middleware.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Serve serves on ln until ctx ends, then drains in-flight requests for up to the configured
+// shutdown timeout.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           g.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.Log.Handler(), slog.LevelWarn),
+	}
+	go g.watchKeys(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	g.Log.Info("shutting down", "timeout", g.Config.ShutdownTimeout.D().String())
+	sctx, cancel := context.WithTimeout(context.Background(), g.Config.ShutdownTimeout.D())
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	return nil
+}
+
+// watchKeys picks up rotations made by `qiao keys rotate` or another replica sharing the keys dir.
+func (g *Gateway) watchKeys(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if changed, err := g.Keys.Reload(); err != nil {
+				g.Log.Error("reload signing keys; keeping the current ones", "err", err)
+			} else if changed {
+				g.Log.Info("signing keys reloaded after a rotation")
+			}
+		}
+	}
+}
+
+// Close releases the backends.
+func (g *Gateway) Close() {
+	if g.Store != nil {
+		g.Store.Close()
+	}
+	if g.State != nil {
+		g.State.Close()
+	}
+}
+
+// NewLogger builds the JSON (or text) logger the config asks for.
+func NewLogger(cfg *config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel()}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// RedactDSN hides the password of a DSN for logs.
+func RedactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

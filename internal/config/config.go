@@ -1,0 +1,450 @@
+// Package config loads qiao's settings: built-in defaults, then an optional YAML file, then QIAO_*
+// environment variables, then command-line flags. Unknown keys and bad values are errors that name
+// the key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is every setting of a gateway.
+type Config struct {
+	// Listen is the address the HTTP server binds.
+	Listen string `yaml:"listen"`
+	// ExternalURL is the base URL people and platforms reach the gateway at; every public endpoint
+	// (issuers, callbacks, SAML metadata) derives from it.
+	ExternalURL string `yaml:"external_url"`
+	// DataDir holds the SQLite database, the generated master key and the keys directory in the
+	// embedded setup.
+	DataDir string `yaml:"data_dir"`
+	// Storage is the durable store DSN: sqlite://PATH or postgres://...
+	Storage string `yaml:"storage"`
+	// State is the ephemeral store DSN: memory or redis://HOST:PORT/DB.
+	State string `yaml:"state"`
+	// KeysDir holds the signing keys.
+	KeysDir string `yaml:"keys_dir"`
+	// MasterKey encrypts secrets at rest (base64 of 32 bytes). Empty: generated into
+	// DATA_DIR/master.key on first start.
+	MasterKey string `yaml:"master_key"`
+	// KeyRotationGrace is how long a rotated-out signing key stays published.
+	KeyRotationGrace Duration `yaml:"key_rotation_grace"`
+	Log              Log      `yaml:"log"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For is believed when logging client IPs.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ShutdownTimeout bounds the graceful drain on SIGTERM.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Enterprises are declared here and applied to the store at start (idempotently).
+	Enterprises []Enterprise `yaml:"enterprises"`
+}
+
+// Log is the logging section.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Enterprise is an enterprise declared in the file.
+type Enterprise struct {
+	ID               string            `yaml:"id"`
+	Name             string            `yaml:"name"`
+	Sources          []Source          `yaml:"sources"`
+	Clients          []Client          `yaml:"clients"`
+	ServiceProviders []ServiceProvider `yaml:"service_providers"`
+	Users            []User            `yaml:"users"`
+}
+
+// Source is an identity source declared in the file.
+type Source struct {
+	ID          string `yaml:"id"`
+	Kind        string `yaml:"kind"` // wecom, dingtalk, local
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Enabled     *bool  `yaml:"enabled"`
+	Sync        Sync   `yaml:"sync"`
+	// Config holds the kind's non-secret settings (corp_id, agent_id, api_base_url, ...).
+	Config map[string]string `yaml:"config"`
+	// Secrets holds the kind's secrets (secret, contact_secret, callback_token, ...). They are
+	// encrypted when stored.
+	Secrets map[string]string `yaml:"secrets"`
+}
+
+// Sync is a source's synchronization settings; unset fields keep the defaults.
+type Sync struct {
+	Auto           *bool          `yaml:"auto"`
+	UserInfo       *bool          `yaml:"user_info"`
+	CycleHours     int            `yaml:"cycle_hours"`
+	VerifyAt       string         `yaml:"verify_at"`
+	Scope          []string       `yaml:"scope"` // upstream department IDs; empty = the whole org
+	MatchBy        string         `yaml:"match_by"`
+	DeleteUsers    *int           `yaml:"delete_users_threshold"`
+	DeleteDepts    *int           `yaml:"delete_departments_threshold"`
+	FieldMappings  []FieldMapping `yaml:"field_mappings"`
+	ExtendedFields []string       `yaml:"extended_fields"`
+}
+
+// FieldMapping maps an upstream attribute to a local or extended field.
+type FieldMapping struct {
+	Upstream string `yaml:"upstream"`
+	Local    string `yaml:"local"`
+}
+
+// Client is an OIDC client declared in the file.
+type Client struct {
+	ID                     string   `yaml:"id"`
+	Name                   string   `yaml:"name"`
+	Type                   string   `yaml:"type"` // native, web, service
+	Secret                 string   `yaml:"secret"`
+	AuthMethod             string   `yaml:"auth_method"`
+	RedirectURIs           []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	GrantTypes             []string `yaml:"grant_types"`
+	Scopes                 []string `yaml:"scopes"`
+	AccessTokenFormat      string   `yaml:"access_token_format"`
+	IDTokenAlg             string   `yaml:"id_token_alg"`
+	BackchannelLogoutURI   string   `yaml:"backchannel_logout_uri"`
+	AllowedOrigins         []string `yaml:"allowed_origins"`
+}
+
+// ServiceProvider is a SAML SP declared in the file.
+type ServiceProvider struct {
+	EntityID      string            `yaml:"entity_id"`
+	Name          string            `yaml:"name"`
+	Metadata      string            `yaml:"metadata"`
+	MetadataFile  string            `yaml:"metadata_file"`
+	MetadataURL   string            `yaml:"metadata_url"`
+	NameIDFormat  string            `yaml:"nameid_format"`
+	Attributes    map[string]string `yaml:"attributes"`
+	SignResponse  *bool             `yaml:"sign_response"`
+	SignAssertion *bool             `yaml:"sign_assertion"`
+}
+
+// User is a user of the enterprise's own directory declared in the file (local source).
+type User struct {
+	Username     string `yaml:"username"`
+	Name         string `yaml:"name"`
+	Email        string `yaml:"email"`
+	Mobile       string `yaml:"mobile"`
+	PasswordHash string `yaml:"password_hash"` // argon2id PHC string
+}
+
+// Duration is a time.Duration written as "90s", "24h".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("not a duration like 90s or 24h: %q", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Error is a configuration error naming the key at fault. Start-up exits with status 2 on it.
+type Error struct {
+	Key    string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return "config: " + e.Reason
+	}
+	return "config: " + e.Key + ": " + e.Reason
+}
+
+// Default returns the embedded defaults: everything under ./data, SQLite, in-memory state.
+func Default() *Config {
+	return &Config{
+		Listen:           "127.0.0.1:8080",
+		DataDir:          "data",
+		State:            "memory",
+		KeyRotationGrace: Duration(48 * time.Hour),
+		ShutdownTimeout:  Duration(15 * time.Second),
+		Log:              Log{Level: "info", Format: "json"},
+	}
+}
+
+// Overrides are command-line flags; empty fields are not set.
+type Overrides struct {
+	Listen  string
+	DataDir string
+}
+
+// Load builds the configuration: defaults, then the file (if path is not empty), then env, then
+// flags. It fills derived defaults and validates.
+func Load(path string, env func(string) string, ov Overrides) (*Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, &Error{Reason: fmt.Sprintf("cannot read %s: %v", path, err)}
+		}
+		if err := c.decode(b); err != nil {
+			return nil, err
+		}
+		base := filepath.Dir(path)
+		for i := range c.Enterprises {
+			for j := range c.Enterprises[i].ServiceProviders {
+				sp := &c.Enterprises[i].ServiceProviders[j]
+				if sp.MetadataFile != "" && !filepath.IsAbs(sp.MetadataFile) {
+					sp.MetadataFile = filepath.Join(base, sp.MetadataFile)
+				}
+			}
+		}
+	}
+	if err := c.applyEnv(env); err != nil {
+		return nil, err
+	}
+	if ov.Listen != "" {
+		c.Listen = ov.Listen
+	}
+	if ov.DataDir != "" {
+		c.DataDir = ov.DataDir
+	}
+	c.fillDerived()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var yamlFieldErr = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
+
+func (c *Config) decode(b []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file is the defaults
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			var reasons []string
+			for _, e := range te.Errors {
+				if m := yamlFieldErr.FindStringSubmatch(e); m != nil {
+					reasons = append(reasons, fmt.Sprintf("unknown key %q (line %s, in %s)", m[2], m[1], sectionOf(m[3])))
+					continue
+				}
+				reasons = append(reasons, e)
+			}
+			return &Error{Reason: strings.Join(reasons, "; ")}
+		}
+		return &Error{Reason: "not valid YAML: " + err.Error()}
+	}
+	return nil
+}
+
+func sectionOf(goType string) string {
+	switch strings.TrimPrefix(goType, "config.") {
+	case "Config":
+		return "the top level"
+	case "Enterprise":
+		return "an enterprise"
+	case "Source":
+		return "a source"
+	case "Sync":
+		return "a source's sync section"
+	case "Client":
+		return "a client"
+	case "ServiceProvider":
+		return "a service provider"
+	case "User":
+		return "a user"
+	case "Log":
+		return "log"
+	}
+	return goType
+}
+
+// Env names the environment variables Load reads, each overriding one key.
+var Env = map[string]string{
+	"QIAO_LISTEN":       "listen",
+	"QIAO_ADDR":         "listen",
+	"QIAO_EXTERNAL_URL": "external_url",
+	"QIAO_DATA":         "data_dir",
+	"QIAO_STORAGE":      "storage",
+	"QIAO_STATE":        "state",
+	"QIAO_KEYS_DIR":     "keys_dir",
+	"QIAO_MASTER_KEY":   "master_key",
+	"QIAO_LOG_LEVEL":    "log.level",
+	"QIAO_LOG_FORMAT":   "log.format",
+}
+
+func (c *Config) applyEnv(env func(string) string) error {
+	if env == nil {
+		return nil
+	}
+	set := map[string]*string{
+		"listen": &c.Listen, "external_url": &c.ExternalURL, "data_dir": &c.DataDir, "storage": &c.Storage,
+		"state": &c.State, "keys_dir": &c.KeysDir, "master_key": &c.MasterKey, "log.level": &c.Log.Level, "log.format": &c.Log.Format,
+	}
+	// QIAO_ADDR is applied after QIAO_LISTEN so the documented short name wins.
+	for _, name := range []string{"QIAO_LISTEN", "QIAO_ADDR", "QIAO_EXTERNAL_URL", "QIAO_DATA", "QIAO_STORAGE", "QIAO_STATE", "QIAO_KEYS_DIR", "QIAO_MASTER_KEY", "QIAO_LOG_LEVEL", "QIAO_LOG_FORMAT"} {
+		if v := env(name); v != "" {
+			*set[Env[name]] = v
+		}
+	}
+	return nil
+}
+
+func (c *Config) fillDerived() {
+	if c.Storage == "" {
+		c.Storage = "sqlite://" + filepath.Join(c.DataDir, "qiao.db")
+	}
+	if c.KeysDir == "" {
+		c.KeysDir = filepath.Join(c.DataDir, "keys")
+	}
+	if c.ExternalURL == "" {
+		c.ExternalURL = "http://" + c.Listen
+	}
+	c.ExternalURL = strings.TrimRight(c.ExternalURL, "/")
+}
+
+var levelNames = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// LogLevel returns the configured level.
+func (c *Config) LogLevel() slog.Level { return levelNames[strings.ToLower(c.Log.Level)] }
+
+// Validate checks every value and returns the first problem as an *Error.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return &Error{"listen", fmt.Sprintf("%q is not HOST:PORT", c.Listen)}
+	}
+	u, err := url.Parse(c.ExternalURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return &Error{"external_url", fmt.Sprintf("%q must be an absolute http(s) URL without query or fragment", c.ExternalURL)}
+	}
+	if !strings.HasPrefix(c.Storage, "sqlite:") && !strings.HasPrefix(c.Storage, "postgres://") && !strings.HasPrefix(c.Storage, "postgresql://") {
+		return &Error{"storage", "must be sqlite://PATH or postgres://USER@HOST:PORT/DB"}
+	}
+	if c.State != "memory" && !strings.HasPrefix(c.State, "redis://") && !strings.HasPrefix(c.State, "rediss://") {
+		return &Error{"state", fmt.Sprintf("%q must be memory or redis://HOST:PORT/DB", c.State)}
+	}
+	if _, ok := levelNames[strings.ToLower(c.Log.Level)]; !ok {
+		return &Error{"log.level", fmt.Sprintf("%q must be debug, info, warn or error", c.Log.Level)}
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		return &Error{"log.format", fmt.Sprintf("%q must be json or text", c.Log.Format)}
+	}
+	if c.KeyRotationGrace.D() < time.Hour {
+		return &Error{"key_rotation_grace", "must be at least 1h (tokens signed by the old key must stay verifiable)"}
+	}
+	if c.ShutdownTimeout.D() <= 0 {
+		return &Error{"shutdown_timeout", "must be positive"}
+	}
+	for i, cidr := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			return &Error{fmt.Sprintf("trusted_proxies[%d]", i), fmt.Sprintf("%q is not a CIDR like 10.0.0.0/8", cidr)}
+		}
+	}
+	seenEnt := map[string]bool{}
+	for i, e := range c.Enterprises {
+		if err := e.validate(fmt.Sprintf("enterprises[%d]", i)); err != nil {
+			return err
+		}
+		if seenEnt[e.ID] {
+			return &Error{fmt.Sprintf("enterprises[%d].id", i), fmt.Sprintf("enterprise %q declared twice", e.ID)}
+		}
+		seenEnt[e.ID] = true
+	}
+	return nil
+}
+
+var idRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+func (e *Enterprise) validate(at string) error {
+	if !idRe.MatchString(e.ID) {
+		return &Error{at + ".id", fmt.Sprintf("%q must be 1-63 lowercase letters, digits, '-' or '_'", e.ID)}
+	}
+	seen := map[string]bool{}
+	for j, s := range e.Sources {
+		key := fmt.Sprintf("%s.sources[%d]", at, j)
+		if !idRe.MatchString(s.ID) {
+			return &Error{key + ".id", fmt.Sprintf("%q must be 1-63 lowercase letters, digits, '-' or '_'", s.ID)}
+		}
+		if seen[s.ID] {
+			return &Error{key + ".id", fmt.Sprintf("source %q declared twice", s.ID)}
+		}
+		seen[s.ID] = true
+		switch s.Kind {
+		case "wecom", "dingtalk", "local":
+		default:
+			return &Error{key + ".kind", fmt.Sprintf("%q must be wecom, dingtalk or local", s.Kind)}
+		}
+		if s.Sync.CycleHours != 0 && (s.Sync.CycleHours < 1 || s.Sync.CycleHours > 24) {
+			return &Error{key + ".sync.cycle_hours", fmt.Sprintf("%d must be between 1 and 24", s.Sync.CycleHours)}
+		}
+		if s.Sync.MatchBy != "" && s.Sync.MatchBy != "userid" && s.Sync.MatchBy != "email" && s.Sync.MatchBy != "mobile" {
+			return &Error{key + ".sync.match_by", fmt.Sprintf("%q must be userid, email or mobile", s.Sync.MatchBy)}
+		}
+		if s.Sync.VerifyAt != "" {
+			if _, err := time.Parse("15:04", s.Sync.VerifyAt); err != nil {
+				return &Error{key + ".sync.verify_at", fmt.Sprintf("%q must be a time of day like 03:30", s.Sync.VerifyAt)}
+			}
+		}
+		for _, p := range []*int{s.Sync.DeleteUsers, s.Sync.DeleteDepts} {
+			if p != nil && *p < 0 {
+				return &Error{key + ".sync", "deletion thresholds must not be negative"}
+			}
+		}
+	}
+	seen = map[string]bool{}
+	for j, cl := range e.Clients {
+		key := fmt.Sprintf("%s.clients[%d]", at, j)
+		if !idRe.MatchString(cl.ID) {
+			return &Error{key + ".id", fmt.Sprintf("%q must be 1-63 lowercase letters, digits, '-' or '_'", cl.ID)}
+		}
+		if seen[cl.ID] {
+			return &Error{key + ".id", fmt.Sprintf("client %q declared twice", cl.ID)}
+		}
+		seen[cl.ID] = true
+		switch cl.Type {
+		case "native", "web", "service":
+		default:
+			return &Error{key + ".type", fmt.Sprintf("%q must be native, web or service", cl.Type)}
+		}
+		if cl.Type != "native" && cl.Secret == "" {
+			return &Error{key + ".secret", "a " + cl.Type + " client needs a secret"}
+		}
+		for k, ru := range cl.RedirectURIs {
+			if u, err := url.Parse(ru); err != nil || u.Scheme == "" || u.Fragment != "" {
+				return &Error{fmt.Sprintf("%s.redirect_uris[%d]", key, k), fmt.Sprintf("%q must be an absolute URI without a fragment", ru)}
+			}
+		}
+	}
+	for j, sp := range e.ServiceProviders {
+		key := fmt.Sprintf("%s.service_providers[%d]", at, j)
+		n := 0
+		for _, v := range []string{sp.Metadata, sp.MetadataFile, sp.MetadataURL} {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			return &Error{key, "give exactly one of metadata, metadata_file or metadata_url"}
+		}
+	}
+	for j, u := range e.Users {
+		if u.Username == "" {
+			return &Error{fmt.Sprintf("%s.users[%d].username", at, j), "required"}
+		}
+	}
+	return nil
+}

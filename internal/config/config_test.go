@@ -1,0 +1,103 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func noEnv(string) string { return "" }
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("", noEnv, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.Storage != "sqlite://data/qiao.db" || c.State != "memory" ||
+		c.KeysDir != filepath.Join("data", "keys") || c.ExternalURL != "http://127.0.0.1:8080" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestPrecedenceFileEnvFlags(t *testing.T) {
+	p := write(t, "listen: 0.0.0.0:9000\nstate: redis://127.0.0.1:6379/0\nlog:\n  level: debug\n")
+	env := map[string]string{"QIAO_STATE": "memory", "QIAO_EXTERNAL_URL": "https://sso.example.com/"}
+	c, err := Load(p, func(k string) string { return env[k] }, Overrides{DataDir: "/var/lib/qiao"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "0.0.0.0:9000" || c.State != "memory" || c.ExternalURL != "https://sso.example.com" ||
+		c.Storage != "sqlite:///var/lib/qiao/qiao.db" || c.LogLevel().String() != "DEBUG" {
+		t.Fatalf("merged = %+v", c)
+	}
+	c, err = Load(p, func(k string) string { return map[string]string{"QIAO_ADDR": "127.0.0.1:1"}[k] }, Overrides{Listen: "127.0.0.1:2"})
+	if err != nil || c.Listen != "127.0.0.1:2" {
+		t.Fatalf("flag must beat env and file: %v %v", c.Listen, err)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct{ body, key, reason string }{
+		{"listn: 1.2.3.4:80\n", "", `unknown key "listn" (line 1`},
+		{"log:\n  levle: info\n", "", `unknown key "levle"`},
+		{"listen: nope\n", "listen", "HOST:PORT"},
+		{"external_url: ftp://x\n", "external_url", "http(s)"},
+		{"state: memcached://x\n", "state", "memory or redis"},
+		{"storage: mysql://x\n", "storage", "sqlite"},
+		{"log:\n  level: loud\n", "log.level", "debug, info"},
+		{"key_rotation_grace: 5m\n", "key_rotation_grace", "at least 1h"},
+		{"key_rotation_grace: soon\n", "", "duration"},
+		{"trusted_proxies: [10.0.0.1]\n", "trusted_proxies[0]", "CIDR"},
+		{"enterprises:\n- id: Demo\n", "enterprises[0].id", "lowercase"},
+		{"enterprises:\n- id: demo\n  sources:\n  - id: wecom\n    kind: feishu\n", "enterprises[0].sources[0].kind", "wecom, dingtalk or local"},
+		{"enterprises:\n- id: demo\n  sources:\n  - id: wecom\n    kind: wecom\n    sync:\n      cycle_hours: 48\n", "enterprises[0].sources[0].sync.cycle_hours", "between 1 and 24"},
+		{"enterprises:\n- id: demo\n  sources:\n  - id: wecom\n    kind: wecom\n    sync:\n      cycel_hours: 4\n", "", `unknown key "cycel_hours"`},
+		{"enterprises:\n- id: demo\n  clients:\n  - id: app\n    type: web\n", "enterprises[0].clients[0].secret", "needs a secret"},
+		{"enterprises:\n- id: demo\n  clients:\n  - id: app\n    type: native\n    redirect_uris: ['/relative']\n", "enterprises[0].clients[0].redirect_uris[0]", "absolute"},
+		{"enterprises:\n- id: demo\n- id: demo\n", "enterprises[1].id", "twice"},
+		{"listen: [1, 2\n", "", "not valid YAML"},
+	} {
+		_, err := Load(write(t, tc.body), noEnv, Overrides{})
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("%q: error %v is not a config error", tc.body, err)
+			continue
+		}
+		if ce.Key != tc.key || !strings.Contains(ce.Reason, tc.reason) {
+			t.Errorf("%q: got key %q reason %q; want key %q reason containing %q", tc.body, ce.Key, ce.Reason, tc.key, tc.reason)
+		}
+	}
+	if _, err := Load("/nonexistent/qiao.yaml", noEnv, Overrides{}); err == nil || !strings.Contains(err.Error(), "cannot read") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestEmptyFileIsDefaults(t *testing.T) {
+	c, err := Load(write(t, "# nothing\n"), noEnv, Overrides{})
+	if err != nil || c.Listen != "127.0.0.1:8080" || c.KeyRotationGrace.D() != 48*time.Hour {
+		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+// The commented example at the repository root must stay loadable: it is what admins copy.
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "config.yaml"), noEnv, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Enterprises) == 0 || len(c.Enterprises[0].Sources) == 0 || len(c.Enterprises[0].Clients) == 0 {
+		t.Fatalf("example config declares no enterprise, source or client: %+v", c.Enterprises)
+	}
+}

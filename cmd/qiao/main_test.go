@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qiao-gateway/qiao/internal/password"
 )
 
 func freeAddr(t *testing.T) string {
@@ -225,5 +227,28 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if code := runMain(context.Background(), []string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "qiao ") {
 		t.Fatalf("version: %d %q", code, out.String())
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetArgs([]string{"hash-password"})
+	root.SetIn(strings.NewReader("correct horse\n"))
+	root.SetOut(&out)
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	h := strings.TrimSpace(out.String())
+	if ok, err := password.Verify("correct horse", h); !ok || err != nil {
+		t.Fatalf("hash %q does not verify: %v", h, err)
+	}
+	root = newRoot()
+	root.SetArgs([]string{"hash-password"})
+	root.SetIn(strings.NewReader(""))
+	root.SetOut(&out)
+	root.SetErr(&out)
+	if err := root.Execute(); err == nil {
+		t.Fatal("empty stdin accepted")
 	}
 }

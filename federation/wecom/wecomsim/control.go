@@ -1,0 +1,260 @@
+package wecomsim
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/qiao-gateway/qiao/federation/simkit"
+	"github.com/qiao-gateway/qiao/federation/simorg"
+)
+
+// The control API lives under /_sim/, never on a platform path. Changes made here are changes
+// "in the admin console": they fire events, unlike writes through the contact-sync API.
+func (s *Sim) controlRoutes() {
+	m := s.mux
+	m.HandleFunc("GET /_sim/{$}", s.ctlInfo)
+	m.HandleFunc("GET /_sim/users", s.ctlUsers)
+	m.HandleFunc("POST /_sim/users", s.ctlPutUser)
+	m.HandleFunc("DELETE /_sim/users/{userid}", s.ctlDeleteUser)
+	m.HandleFunc("POST /_sim/users/{userid}/rename", s.ctlRenameUser)
+	m.HandleFunc("GET /_sim/departments", s.ctlDepts)
+	m.HandleFunc("POST /_sim/departments", s.ctlPutDept)
+	m.HandleFunc("DELETE /_sim/departments/{id}", s.ctlDeleteDept)
+	m.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
+		var f simkit.Fault
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil || f.API == "" {
+			ctlErr(w, http.StatusBadRequest, "want {\"api\": \"user/get\" or \"*\", \"errcode\": N, \"count\": N, \"latency_ms\": N}")
+			return
+		}
+		s.kit.AddFault(f)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("DELETE /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
+		s.kit.ClearFaults()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("POST /_sim/tokens/expire", func(w http.ResponseWriter, r *http.Request) {
+		s.ExpireTokens()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("POST /_sim/ratelimits", func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			Enabled bool `json:"enabled"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			ctlErr(w, http.StatusBadRequest, "want {\"enabled\": true|false}")
+			return
+		}
+		s.SetRateLimits(b.Enabled)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, r *http.Request) {
+		simkit.WriteJSON(w, http.StatusOK, s.kit.Calls())
+	})
+	m.HandleFunc("DELETE /_sim/calls", func(w http.ResponseWriter, r *http.Request) {
+		s.kit.ClearCalls()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("POST /_sim/callback", func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			URL string `json:"url"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			ctlErr(w, http.StatusBadRequest, "want {\"url\": \"https://.../events\"}")
+			return
+		}
+		if err := s.SetCallback(r.Context(), b.URL); err != nil {
+			ctlErr(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("GET /_sim/events", func(w http.ResponseWriter, r *http.Request) {
+		simkit.WriteJSON(w, http.StatusOK, s.Deliveries())
+	})
+	m.HandleFunc("POST /_sim/scan", s.scan)
+}
+
+// captureWriter buffers a response instead of sending it.
+type captureWriter struct {
+	header http.Header
+	body   bytes.Buffer
+}
+
+func (c *captureWriter) Header() http.Header         { return c.header }
+func (c *captureWriter) Write(b []byte) (int, error) { return c.body.Write(b) }
+func (c *captureWriter) WriteHeader(int)             {}
+
+func ctlErr(w http.ResponseWriter, status int, msg string) {
+	simkit.WriteJSON(w, status, map[string]string{"error": "bad_request", "message": msg})
+}
+
+func (s *Sim) ctlInfo(w http.ResponseWriter, r *http.Request) {
+	depts, users := s.cfg.Org.Counts()
+	simkit.WriteJSON(w, http.StatusOK, map[string]any{"platform": "wecom", "corp_id": s.cfg.CorpID, "apps": s.cfg.Apps,
+		"departments": depts, "users": users})
+}
+
+func (s *Sim) ctlUsers(w http.ResponseWriter, r *http.Request) {
+	o := s.cfg.Org
+	o.RLock()
+	defer o.RUnlock()
+	c := &cred{} // the console sees everything
+	out := make([]map[string]any, 0)
+	for _, id := range o.UserIDs() {
+		out = append(out, s.userJSON(c, o.User(id)))
+	}
+	simkit.WriteJSON(w, http.StatusOK, out)
+}
+
+// ctlPutUser creates or updates a user from a user/create-shaped body and fires the event.
+func (s *Sim) ctlPutUser(w http.ResponseWriter, r *http.Request) {
+	var b UserBody
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+		ctlErr(w, http.StatusBadRequest, "body must be a user/create JSON object")
+		return
+	}
+	o := s.cfg.Org
+	o.RLock()
+	exists := o.User(b.UserID) != nil
+	o.RUnlock()
+	capture := &captureWriter{header: http.Header{}}
+	rec := &codeRecorder{ResponseWriter: capture}
+	before, after := s.putUser(rec, r, &b, !exists)
+	if after == nil {
+		// The platform's answer would be errcode JSON with HTTP 200; the control API is ours and
+		// says 400, quoting the errcode an admin console would show.
+		var e struct {
+			ErrCode int    `json:"errcode"`
+			ErrMsg  string `json:"errmsg"`
+		}
+		_ = json.Unmarshal(capture.body.Bytes(), &e)
+		simkit.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": "errcode_" + strconv.Itoa(e.ErrCode),
+			"message": errText[e.ErrCode], "errcode": e.ErrCode})
+		return
+	}
+	if exists {
+		s.userEvent("update_user", before, after, "")
+	} else {
+		s.userEvent("create_user", nil, after, "")
+	}
+	simkit.WriteJSON(w, http.StatusOK, s.userJSON(&cred{}, after))
+}
+
+func (s *Sim) ctlDeleteUser(w http.ResponseWriter, r *http.Request) {
+	u, err := s.cfg.Org.DeleteUser(r.PathValue("userid"))
+	if err != nil {
+		ctlErr(w, http.StatusNotFound, err.Error())
+		return
+	}
+	s.deleteUserEvent(u.UserID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) ctlRenameUser(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		NewUserID string `json:"new_userid"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil || !useridRe.MatchString(b.NewUserID) {
+		ctlErr(w, http.StatusBadRequest, "want {\"new_userid\": \"...\"} with a valid userid")
+		return
+	}
+	o := s.cfg.Org
+	o.RLock()
+	old := o.User(r.PathValue("userid"))
+	var before *simorg.User
+	if old != nil {
+		before = old.Clone()
+	}
+	o.RUnlock()
+	after, err := o.RenameUser(r.PathValue("userid"), b.NewUserID)
+	if err != nil {
+		ctlErr(w, http.StatusConflict, err.Error())
+		return
+	}
+	s.userEvent("update_user", before, after, after.UserID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) ctlDepts(w http.ResponseWriter, r *http.Request) {
+	o := s.cfg.Org
+	o.RLock()
+	defer o.RUnlock()
+	out := make([]map[string]any, 0)
+	for _, id := range o.DeptIDs() {
+		out = append(out, deptJSON(o.Dept(id), true))
+	}
+	simkit.WriteJSON(w, http.StatusOK, out)
+}
+
+// ctlPutDept creates a department (no id, or an unused one) or updates (moves, renames) one.
+func (s *Sim) ctlPutDept(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		ID       int     `json:"id"`
+		Name     *string `json:"name"`
+		NameEn   *string `json:"name_en"`
+		ParentID *int    `json:"parentid"`
+		Order    *uint32 `json:"order"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+		ctlErr(w, http.StatusBadRequest, "want {\"id\", \"name\", \"parentid\", \"order\"}")
+		return
+	}
+	o := s.cfg.Org
+	o.RLock()
+	cur := o.Dept(b.ID)
+	var before simorg.Dept
+	if cur != nil {
+		before = *cur
+	}
+	o.RUnlock()
+	if cur == nil {
+		if b.Name == nil || b.ParentID == nil {
+			ctlErr(w, http.StatusBadRequest, "a new department needs name and parentid")
+			return
+		}
+		if code := validDeptName(*b.Name); code != 0 {
+			ctlErr(w, http.StatusBadRequest, "errcode "+strconv.Itoa(code)+": "+errText[code])
+			return
+		}
+		d := simorg.Dept{ID: b.ID, Name: *b.Name, ParentID: *b.ParentID}
+		if b.NameEn != nil {
+			d.NameEn = *b.NameEn
+		}
+		if b.Order != nil {
+			d.Order = *b.Order
+		}
+		nd, err := o.AddDept(d)
+		if err != nil {
+			ctlErr(w, http.StatusConflict, err.Error())
+			return
+		}
+		s.partyEvent("create_party", nil, nd)
+		simkit.WriteJSON(w, http.StatusOK, deptJSON(nd, true))
+		return
+	}
+	nd, err := o.UpdateDept(b.ID, b.Name, b.NameEn, b.ParentID, b.Order)
+	if err != nil {
+		ctlErr(w, http.StatusConflict, err.Error())
+		return
+	}
+	after := *nd
+	s.partyEvent("update_party", &before, &after)
+	simkit.WriteJSON(w, http.StatusOK, deptJSON(&after, true))
+}
+
+func (s *Sim) ctlDeleteDept(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil {
+		ctlErr(w, http.StatusBadRequest, "department id must be a number")
+		return
+	}
+	if err := s.cfg.Org.DeleteDept(id); err != nil {
+		ctlErr(w, http.StatusConflict, err.Error())
+		return
+	}
+	s.partyEvent("delete_party", nil, &simorg.Dept{ID: id})
+	w.WriteHeader(http.StatusNoContent)
+}

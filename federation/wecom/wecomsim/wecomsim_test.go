@@ -1,0 +1,870 @@
+package wecomsim
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qiao-gateway/qiao/federation/msgcrypt"
+	"github.com/qiao-gateway/qiao/federation/simorg"
+)
+
+const (
+	corp     = "ww5823bf96d3bd56c7"
+	appSec   = "app-secret-old"
+	app22Sec = "app-secret-2023"
+	scopeSec = "app-secret-scoped"
+	ipSec    = "app-secret-ip"
+	contSec  = "contact-sync-secret"
+	cbToken  = "QDG6eK"
+	cbKey    = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+)
+
+type fixture struct {
+	t   *testing.T
+	sim *Sim
+	srv *httptest.Server
+	now atomic.Int64 // unix nanos of the simulated clock
+}
+
+func newFixture(t *testing.T, mod func(*Config)) *fixture {
+	t.Helper()
+	f := &fixture{t: t}
+	f.now.Store(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC).UnixNano())
+	org := simorg.Generate("测试科技", 300, 7)
+	cfg := Config{CorpID: corp, Org: org, ContactSecret: contSec, CallbackToken: cbToken, CallbackAESKey: cbKey, RateLimits: true,
+		Now: func() time.Time { return time.Unix(0, f.now.Load()) },
+		Apps: []App{
+			{AgentID: 1000002, Name: "SSO", Secret: appSec, TrustedDomain: "sso.example.com"},
+			{AgentID: 1000003, Name: "New", Secret: app22Sec, Post2022: true, TrustedDomain: "127.0.0.1:8080"},
+			{AgentID: 1000004, Name: "Scoped", Secret: scopeSec, VisibleDepts: []int{2}, TrustedDomain: "sso.example.com"},
+			{AgentID: 1000005, Name: "IP", Secret: ipSec, TrustedIPs: []string{"10.9.9.9"}, TrustedDomain: "sso.example.com"},
+		}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	f.sim = New(cfg)
+	f.sim.events.backoff = 20 * time.Millisecond
+	f.srv = httptest.NewServer(f.sim)
+	t.Cleanup(func() { f.srv.Close(); f.sim.Close() })
+	return f
+}
+
+func (f *fixture) advance(d time.Duration) { f.now.Add(int64(d)) }
+
+// call performs a request and decodes the JSON answer.
+func (f *fixture) call(method, path string, body any) map[string]any {
+	f.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		if s, ok := body.(string); ok {
+			rd = strings.NewReader(s)
+		} else {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+	}
+	req, _ := http.NewRequest(method, f.srv.URL+path, rd)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		f.t.Fatalf("%s %s: HTTP %d (WeCom answers business errors with 200)", method, path, resp.StatusCode)
+	}
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		f.t.Fatalf("%s %s: not JSON: %v", method, path, err)
+	}
+	return out
+}
+
+func errcode(m map[string]any) int { n, _ := m["errcode"].(float64); return int(n) }
+
+func (f *fixture) token(secret string) string {
+	f.t.Helper()
+	m := f.call("GET", "/cgi-bin/gettoken?corpid="+corp+"&corpsecret="+url.QueryEscape(secret), nil)
+	if errcode(m) != 0 {
+		f.t.Fatalf("gettoken: %v", m)
+	}
+	return m["access_token"].(string)
+}
+
+func expect(t *testing.T, m map[string]any, code int, what string) {
+	t.Helper()
+	if errcode(m) != code {
+		t.Fatalf("%s: errcode %d (%v), want %d", what, errcode(m), m["errmsg"], code)
+	}
+}
+
+func TestGetToken(t *testing.T) {
+	f := newFixture(t, nil)
+	m := f.call("GET", "/cgi-bin/gettoken?corpid="+corp+"&corpsecret="+appSec, nil)
+	expect(t, m, 0, "gettoken")
+	if m["errmsg"] != "ok" || m["expires_in"].(float64) != 7200 || len(m["access_token"].(string)) > 512 {
+		t.Fatalf("gettoken = %v", m)
+	}
+	f.advance(100 * time.Second)
+	m2 := f.call("GET", "/cgi-bin/gettoken?corpid="+corp+"&corpsecret="+appSec, nil)
+	if m2["access_token"] != m["access_token"] || m2["expires_in"].(float64) != 7100 {
+		t.Fatalf("re-fetch inside the window gave %v", m2)
+	}
+	if other := f.token(contSec); other == m["access_token"] {
+		t.Fatal("two secrets share a token")
+	}
+	f.advance(7200 * time.Second)
+	if again := f.token(appSec); again == m["access_token"] {
+		t.Fatal("expired token re-issued")
+	}
+	for q, code := range map[string]int{
+		"corpsecret=" + appSec:                        41002,
+		"corpid=wrong&corpsecret=" + appSec:           40013,
+		"corpid=" + corp:                              41004,
+		"corpid=" + corp + "&corpsecret=wrong-secret": 40001,
+	} {
+		m := f.call("GET", "/cgi-bin/gettoken?"+q, nil)
+		expect(t, m, code, q)
+		if !strings.Contains(m["errmsg"].(string), "from ip: 127.0.0.1") || !strings.Contains(m["errmsg"].(string), "more info at") {
+			t.Fatalf("errmsg lacks the platform's suffix: %v", m["errmsg"])
+		}
+	}
+}
+
+func TestTokenErrors(t *testing.T) {
+	f := newFixture(t, nil)
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan", nil), 41001, "no token")
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token=bogus", nil), 40014, "bad token")
+	tok := f.token(appSec)
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+tok, nil), 0, "good token")
+	f.advance(7201 * time.Second)
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+tok, nil), 42001, "expired token")
+	tok = f.token(appSec)
+	f.sim.ExpireTokens()
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+tok, nil), 42001, "token expired early by the control")
+	if f.token(appSec) == tok {
+		t.Fatal("an early-expired token was handed out again")
+	}
+}
+
+func TestDepartmentReads(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appSec)
+	all := f.call("GET", "/cgi-bin/department/list?access_token="+tok, nil)
+	expect(t, all, 0, "department/list")
+	depts := all["department"].([]any)
+	d, _ := f.sim.Org().Counts()
+	if len(depts) != d {
+		t.Fatalf("department/list = %d, org has %d", len(depts), d)
+	}
+	first := depts[0].(map[string]any)
+	for _, k := range []string{"id", "name", "name_en", "department_leader", "parentid", "order"} {
+		if _, ok := first[k]; !ok {
+			t.Fatalf("department lacks %s: %v", k, first)
+		}
+	}
+	if first["id"].(float64) != 1 || first["parentid"].(float64) != 0 {
+		t.Fatalf("root = %v", first)
+	}
+	sub := f.call("GET", "/cgi-bin/department/list?id=2&access_token="+tok, nil)
+	f.sim.Org().RLock()
+	want := len(f.sim.Org().Subtree(2))
+	f.sim.Org().RUnlock()
+	if n := len(sub["department"].([]any)); n != want || sub["department"].([]any)[0].(map[string]any)["id"].(float64) != 2 {
+		t.Fatalf("subtree of 2: %d departments, want %d including itself", n, want)
+	}
+	simple := f.call("GET", "/cgi-bin/department/simplelist?access_token="+tok, nil)
+	row := simple["department_id"].([]any)[1].(map[string]any)
+	if len(row) != 3 || row["parentid"] == nil || row["order"] == nil {
+		t.Fatalf("simplelist row = %v", row)
+	}
+	expect(t, f.call("GET", "/cgi-bin/department/list?id=999999&access_token="+tok, nil), 60003, "missing department")
+	get := f.call("GET", "/cgi-bin/department/get?id=2&access_token="+tok, nil)
+	if get["department"].(map[string]any)["name"] != "研发部" {
+		t.Fatalf("department/get = %v", get)
+	}
+	expect(t, f.call("GET", "/cgi-bin/department/get?access_token="+tok, nil), 40058, "department/get without id")
+	// A scoped app sees its subtree only.
+	stok := f.token(scopeSec)
+	scoped := f.call("GET", "/cgi-bin/department/list?access_token="+stok, nil)
+	if len(scoped["department"].([]any)) != want {
+		t.Fatalf("scoped app sees %d departments, want %d", len(scoped["department"].([]any)), want)
+	}
+	expect(t, f.call("GET", "/cgi-bin/department/get?id=3&access_token="+stok, nil), 60011, "department outside scope")
+}
+
+func TestUserReads(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appSec)
+	u := f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+tok, nil)
+	expect(t, u, 0, "user/get")
+	for _, k := range []string{"userid", "name", "department", "order", "position", "mobile", "gender", "email", "biz_mail",
+		"is_leader_in_dept", "direct_leader", "avatar", "thumb_avatar", "telephone", "alias", "address", "extattr", "status",
+		"qr_code", "main_department", "external_profile"} {
+		if _, ok := u[k]; !ok {
+			t.Errorf("user/get lacks %s", k)
+		}
+	}
+	if u["name"] != "张三" || u["mobile"] != "13800000001" || u["status"].(float64) != 1 || u["gender"] != "1" {
+		t.Fatalf("user/get = %v", u)
+	}
+	if f.call("GET", "/cgi-bin/user/get?userid=ZhangSan&access_token="+tok, nil)["userid"] != "zhangsan" {
+		t.Fatal("userid lookup must be case-insensitive")
+	}
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=nobody&access_token="+tok, nil), 60111, "unknown user")
+	expect(t, f.call("GET", "/cgi-bin/user/get?access_token="+tok, nil), 41009, "no userid")
+	// The 2022-06-20 rule: a newer app gets no sensitive fields.
+	nu := f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+f.token(app22Sec), nil)
+	for _, k := range []string{"mobile", "email", "biz_mail", "avatar", "qr_code", "address"} {
+		if _, ok := nu[k]; ok {
+			t.Errorf("post-2022 app got %s", k)
+		}
+	}
+	if nu["gender"] != "0" || nu["name"] != "张三" {
+		t.Fatalf("post-2022 user/get = %v", nu)
+	}
+	// One level vs recursive.
+	direct := f.call("GET", "/cgi-bin/user/list?department_id=2&access_token="+tok, nil)["userlist"].([]any)
+	deep := f.call("GET", "/cgi-bin/user/list?department_id=2&fetch_child=1&access_token="+tok, nil)["userlist"].([]any)
+	if len(deep) <= len(direct) {
+		t.Fatalf("fetch_child=1 gave %d users, one level %d", len(deep), len(direct))
+	}
+	if _, ok := direct[0].(map[string]any)["english_name"]; !ok {
+		t.Fatal("user/list lacks english_name")
+	}
+	simple := f.call("GET", "/cgi-bin/user/simplelist?department_id=2&access_token="+tok, nil)["userlist"].([]any)
+	if len(simple) != len(direct) || len(simple[0].(map[string]any)) != 3 {
+		t.Fatalf("user/simplelist = %v", simple[0])
+	}
+	expect(t, f.call("GET", "/cgi-bin/user/list?access_token="+tok, nil), 40058, "user/list without department_id")
+	expect(t, f.call("GET", "/cgi-bin/user/list?department_id=999999&access_token="+tok, nil), 60003, "user/list of a missing department")
+	stok := f.token(scopeSec)
+	expect(t, f.call("GET", "/cgi-bin/user/list?department_id=3&access_token="+stok, nil), 60011, "user/list outside scope")
+}
+
+func TestUserListID(t *testing.T) {
+	f := newFixture(t, nil)
+	expect(t, f.call("POST", "/cgi-bin/user/list_id?access_token="+f.token(appSec), map[string]any{"limit": 10}), 48002, "list_id with an app secret")
+	tok := f.token(contSec)
+	f.sim.Org().RLock()
+	rows := f.sim.Org().RowsCount()
+	f.sim.Org().RUnlock()
+	seen, cursor, pages := 0, "", 0
+	for {
+		body := map[string]any{"limit": 100}
+		if cursor != "" {
+			body["cursor"] = cursor
+		}
+		m := f.call("POST", "/cgi-bin/user/list_id?access_token="+tok, body)
+		expect(t, m, 0, "list_id")
+		page := m["dept_user"].([]any)
+		if len(page) > 100 {
+			t.Fatalf("page of %d > limit", len(page))
+		}
+		seen += len(page)
+		pages++
+		cursor = m["next_cursor"].(string)
+		if cursor == "" {
+			break
+		}
+	}
+	if seen != rows || pages != (rows+99)/100 {
+		t.Fatalf("list_id paged %d rows in %d pages, want %d rows", seen, pages, rows)
+	}
+	expect(t, f.call("POST", "/cgi-bin/user/list_id?access_token="+tok, map[string]any{"limit": 0}), 40058, "limit 0")
+	expect(t, f.call("POST", "/cgi-bin/user/list_id?access_token="+tok, map[string]any{"limit": 10001}), 40058, "limit 10001")
+	expect(t, f.call("POST", "/cgi-bin/user/list_id?access_token="+tok, map[string]any{"cursor": "garbage!"}), 50100, "bad cursor")
+	m := f.call("POST", "/cgi-bin/user/list_id?access_token="+tok, "{not json")
+	expect(t, m, 40058, "bad JSON")
+	if !strings.Contains(m["errmsg"].(string), "Warning: wrong json format.") {
+		t.Fatalf("bad JSON errmsg = %v", m["errmsg"])
+	}
+}
+
+func TestContactRestrictedSecret(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.ContactRestricted = true })
+	tok := f.token(contSec)
+	for _, p := range []string{"/cgi-bin/user/get?userid=zhangsan", "/cgi-bin/department/list", "/cgi-bin/user/list?department_id=1",
+		"/cgi-bin/user/simplelist?department_id=1", "/cgi-bin/department/get?id=1"} {
+		expect(t, f.call("GET", p+"&access_token="+tok, nil), 48002, p)
+	}
+	expect(t, f.call("GET", "/cgi-bin/department/simplelist?access_token="+tok, nil), 0, "simplelist")
+	expect(t, f.call("POST", "/cgi-bin/user/list_id?access_token="+tok, map[string]any{}), 0, "list_id")
+}
+
+func TestWrites(t *testing.T) {
+	f := newFixture(t, nil)
+	expect(t, f.call("POST", "/cgi-bin/department/create?access_token="+f.token(appSec), map[string]any{"name": "x", "parentid": 1}), 48002, "write with an app secret")
+	tok := f.token(contSec)
+	p := func(path string) string { return path + "?access_token=" + tok }
+	m := f.call("POST", p("/cgi-bin/department/create"), map[string]any{"name": "新部门", "parentid": 1, "order": 5})
+	expect(t, m, 0, "department/create")
+	if m["errmsg"] != "created" || m["id"] == nil {
+		t.Fatalf("create = %v", m)
+	}
+	newID := int(m["id"].(float64))
+	for _, tc := range []struct {
+		body map[string]any
+		code int
+	}{
+		{map[string]any{"name": "bad:name", "parentid": 1}, 60009},
+		{map[string]any{"name": strings.Repeat("长", 33), "parentid": 1}, 60001},
+		{map[string]any{"name": "孤儿", "parentid": 999999}, 60004},
+		{map[string]any{"name": "新部门", "parentid": 1}, 60008},
+		{map[string]any{"name": "重复ID", "parentid": 1, "id": newID}, 60008},
+		{map[string]any{"name": "根", "parentid": 1, "id": 1}, 60123},
+	} {
+		expect(t, f.call("POST", p("/cgi-bin/department/create"), tc.body), tc.code, fmt.Sprint(tc.body))
+	}
+	child := int(f.call("POST", p("/cgi-bin/department/create"), map[string]any{"name": "子部门", "parentid": newID})["id"].(float64))
+	expect(t, f.call("POST", p("/cgi-bin/department/update"), map[string]any{"id": newID, "parentid": child}), 60010, "cycle")
+	m = f.call("POST", p("/cgi-bin/department/update"), map[string]any{"id": child, "name": "改名"})
+	if errcode(m) != 0 || m["errmsg"] != "updated" {
+		t.Fatalf("update = %v", m)
+	}
+	expect(t, f.call("POST", p("/cgi-bin/department/update"), map[string]any{"id": 999999, "name": "x"}), 60003, "update missing")
+
+	user := map[string]any{"userid": "lisi", "name": "李四", "department": []int{child}, "mobile": "13900000000", "email": "lisi@example.com"}
+	m = f.call("POST", p("/cgi-bin/user/create"), user)
+	if errcode(m) != 0 || m["errmsg"] != "created" {
+		t.Fatalf("user/create = %v", m)
+	}
+	many := make([]int, 101)
+	for i := range many {
+		many[i] = 1
+	}
+	for _, tc := range []struct {
+		body map[string]any
+		code int
+	}{
+		{map[string]any{"userid": "LISI", "name": "x", "department": []int{1}, "email": "other@example.com"}, 60102},
+		{map[string]any{"userid": "-bad", "name": "x", "department": []int{1}, "email": "b@example.com"}, 40003},
+		{map[string]any{"name": "x", "department": []int{1}, "email": "b@example.com"}, 41009},
+		{map[string]any{"userid": "u1", "name": "x", "email": "b@example.com"}, 60127},
+		{map[string]any{"userid": "u1", "name": "x", "department": many, "email": "b@example.com"}, 60110},
+		{map[string]any{"userid": "u1", "name": "x", "department": []int{1}}, 60129},
+		{map[string]any{"userid": "u1", "name": "x", "department": []int{1}, "mobile": "abc"}, 60103},
+		{map[string]any{"userid": "u1", "name": "x", "department": []int{1}, "mobile": "13900000000"}, 60104},
+		{map[string]any{"userid": "u1", "name": "x", "department": []int{1}, "email": "nope"}, 60105},
+		{map[string]any{"userid": "u1", "name": "x", "department": []int{1}, "email": "lisi@example.com"}, 60106},
+		{map[string]any{"userid": "u1", "name": "x", "department": []int{1}, "email": "u1@example.com", "is_leader_in_dept": []int{1, 0}}, 60132},
+		{map[string]any{"userid": "u1", "name": "", "department": []int{1}, "email": "u1@example.com"}, 60112},
+		{map[string]any{"userid": "u1", "name": "x", "department": []int{999999}, "email": "u1@example.com"}, 60003},
+	} {
+		expect(t, f.call("POST", p("/cgi-bin/user/create"), tc.body), tc.code, fmt.Sprint(tc.body))
+	}
+	m = f.call("POST", p("/cgi-bin/user/update"), map[string]any{"userid": "lisi", "position": "经理"})
+	if errcode(m) != 0 || m["errmsg"] != "updated" {
+		t.Fatalf("user/update = %v", m)
+	}
+	if got := f.call("GET", p("/cgi-bin/user/get")+"&userid=lisi", nil); got["position"] != "经理" || got["name"] != "李四" {
+		t.Fatalf("update changed unspecified fields or missed the new one: %v", got)
+	}
+	expect(t, f.call("POST", p("/cgi-bin/user/update"), map[string]any{"userid": "ghost", "name": "x"}), 60111, "update missing user")
+	expect(t, f.call("GET", p("/cgi-bin/department/delete")+"&id="+fmt.Sprint(child), nil), 60005, "delete dept with members")
+	expect(t, f.call("GET", p("/cgi-bin/department/delete")+"&id="+fmt.Sprint(newID), nil), 60006, "delete dept with subs")
+	expect(t, f.call("GET", p("/cgi-bin/department/delete")+"&id=1", nil), 60007, "delete root")
+	expect(t, f.call("GET", p("/cgi-bin/department/delete")+"&id=999999", nil), 60003, "delete missing")
+	ids := make([]string, 201)
+	for i := range ids {
+		ids[i] = "lisi"
+	}
+	expect(t, f.call("POST", p("/cgi-bin/user/batchdelete"), map[string]any{"useridlist": ids}), 40032, "batchdelete > 200")
+	expect(t, f.call("POST", p("/cgi-bin/user/batchdelete"), map[string]any{"useridlist": []string{"lisi", "ghost"}}), 40031, "batchdelete with an invalid userid")
+	expect(t, f.call("GET", p("/cgi-bin/user/get")+"&userid=lisi", nil), 0, "lisi survives a failed batchdelete")
+	m = f.call("GET", p("/cgi-bin/user/delete")+"&userid=lisi", nil)
+	if errcode(m) != 0 || m["errmsg"] != "deleted" {
+		t.Fatalf("user/delete = %v", m)
+	}
+	expect(t, f.call("GET", p("/cgi-bin/user/delete")+"&userid=lisi", nil), 60111, "delete twice")
+	m = f.call("GET", p("/cgi-bin/department/delete")+"&id="+fmt.Sprint(child), nil)
+	if errcode(m) != 0 || m["errmsg"] != "deleted" {
+		t.Fatalf("department/delete = %v", m)
+	}
+}
+
+func TestTrustedIP(t *testing.T) {
+	f := newFixture(t, nil)
+	m := f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+f.token(ipSec), nil)
+	expect(t, m, 60020, "call from an untrusted IP")
+	if !strings.Contains(m["errmsg"].(string), "from ip: 127.0.0.1") {
+		t.Fatalf("60020 must name the caller's IP: %v", m["errmsg"])
+	}
+}
+
+// serve runs a request straight through the handler (no sockets) for the rate-limit tests.
+func (f *fixture) serve(path string) int {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", path, nil)
+	req.RemoteAddr = "192.0.2.10:5000"
+	f.sim.ServeHTTP(rec, req)
+	var m map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &m)
+	return errcode(m)
+}
+
+func TestRateLimitPerMinuteAndHour(t *testing.T) {
+	f := newFixture(t, nil)
+	path := "/cgi-bin/department/get?id=2&access_token=" + f.token(appSec)
+	for i := 0; i < 10000; i++ {
+		if c := f.serve(path); c != 0 {
+			t.Fatalf("call %d: errcode %d before the limit", i+1, c)
+		}
+	}
+	if c := f.serve(path); c != 45009 {
+		t.Fatalf("call 10001 in a minute: errcode %d, want 45009", c)
+	}
+	f.advance(59 * time.Second)
+	if c := f.serve(path); c != 45009 {
+		t.Fatalf("blocked for 60 s, but errcode %d at 59 s", c)
+	}
+	// Another API is counted separately.
+	if c := f.serve("/cgi-bin/department/simplelist?id=2&access_token=" + f.token(appSec)); c != 0 {
+		t.Fatalf("another API was blocked too: %d", c)
+	}
+	f.advance(2 * time.Second)
+	if c := f.serve(path); c != 0 {
+		t.Fatalf("after the block: errcode %d", c)
+	}
+	// 150,000 per hour: 10,000 a minute for 15 minutes reaches it.
+	f.sim.SetRateLimits(true) // resets the counters
+	total := 0
+	for minute := 0; minute < 15; minute++ {
+		for i := 0; i < 10000; i++ {
+			if c := f.serve(path); c != 0 {
+				t.Fatalf("minute %d call %d: %d", minute, i, c)
+			}
+			total++
+		}
+		f.advance(time.Minute)
+	}
+	if c := f.serve(path); c != 45009 {
+		t.Fatalf("call %d in an hour: errcode %d, want 45009", total+1, c)
+	}
+	f.advance(30 * time.Minute)
+	if c := f.serve(path); c != 45009 {
+		t.Fatalf("hour limit blocks for 60 min; errcode %d after 30", c)
+	}
+	f.sim.SetRateLimits(false)
+	if c := f.serve(path); c != 0 {
+		t.Fatalf("limits off: %d", c)
+	}
+}
+
+func TestFaultsAndCallLog(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appSec)
+	f.sim.Kit().ClearCalls()
+	resp, err := http.Post(f.srv.URL+"/_sim/faults", "application/json", strings.NewReader(`{"api":"user/get","errcode":-1,"count":2}`))
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("inject: %v %v", resp, err)
+	}
+	for i := 0; i < 2; i++ {
+		expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+tok, nil), -1, "injected")
+	}
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+tok, nil), 0, "after the injected errors")
+	http.Post(f.srv.URL+"/_sim/faults", "application/json", strings.NewReader(`{"api":"*","latency_ms":150,"count":1}`))
+	start := time.Now()
+	f.call("GET", "/cgi-bin/department/get?id=1&access_token="+tok, nil)
+	if time.Since(start) < 150*time.Millisecond {
+		t.Fatal("latency not injected")
+	}
+	calls := f.sim.Kit().Calls()
+	if len(calls) != 4 || calls[0].API != "user/get" || calls[0].ErrCode != -1 || calls[2].ErrCode != 0 {
+		t.Fatalf("call log = %+v", calls)
+	}
+	r, _ := http.Get(f.srv.URL + "/_sim/calls")
+	var logged []map[string]any
+	json.NewDecoder(r.Body).Decode(&logged)
+	if len(logged) != 4 {
+		t.Fatalf("GET /_sim/calls = %d entries", len(logged))
+	}
+}
+
+// ---- login
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func (f *fixture) loginRedirect(path string) *url.URL {
+	f.t.Helper()
+	resp, err := noRedirect.Get(f.srv.URL + path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		f.t.Fatalf("%s: status %d, want a redirect", path, resp.StatusCode)
+	}
+	u, _ := url.Parse(resp.Header.Get("Location"))
+	return u
+}
+
+func TestQRLoginNewAndOld(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appSec)
+	redirect := url.QueryEscape("https://sso.example.com/e/demo/sources/wecom/callback")
+	for _, path := range []string{
+		"/wwlogin/sso/login?login_type=CorpApp&appid=" + corp + "&agentid=1000002&redirect_uri=" + redirect + "&state=S1&lang=zh",
+		"/wwopen/sso/qrConnect?appid=" + corp + "&agentid=1000002&redirect_uri=" + redirect + "&state=S1",
+	} {
+		u := f.loginRedirect(path + "&sim_user=zhangsan")
+		if u.Host != "sso.example.com" || u.Query().Get("state") != "S1" || u.Query().Get("code") == "" {
+			t.Fatalf("redirect = %s", u)
+		}
+		code := u.Query().Get("code")
+		m := f.call("GET", "/cgi-bin/auth/getuserinfo?access_token="+tok+"&code="+code, nil)
+		if errcode(m) != 0 || m["userid"] != "zhangsan" || m["user_ticket"] != nil {
+			t.Fatalf("getuserinfo = %v", m)
+		}
+		expect(t, f.call("GET", "/cgi-bin/auth/getuserinfo?access_token="+tok+"&code="+code, nil), 40029, "code reused")
+	}
+	// Codes expire after 5 minutes.
+	u := f.loginRedirect("/wwlogin/sso/login?login_type=CorpApp&appid=" + corp + "&agentid=1000002&redirect_uri=" + redirect + "&sim_user=zhangsan")
+	f.advance(5*time.Minute + time.Second)
+	tok = f.token(appSec)
+	expect(t, f.call("GET", "/cgi-bin/auth/getuserinfo?access_token="+tok+"&code="+u.Query().Get("code"), nil), 40029, "expired code")
+	expect(t, f.call("GET", "/cgi-bin/auth/getuserinfo?access_token="+f.token(contSec)+"&code=x", nil), 48002, "getuserinfo with the contact secret")
+}
+
+func TestLoginPageAndScanForm(t *testing.T) {
+	f := newFixture(t, nil)
+	redirect := url.QueryEscape("https://sso.example.com/cb?x=1")
+	resp, err := http.Get(f.srv.URL + "/wwlogin/sso/login?login_type=CorpApp&appid=" + corp + "&agentid=1000002&redirect_uri=" + redirect + "&state=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	html := string(page)
+	if resp.StatusCode != 200 || !strings.Contains(html, `src="data:image/png;base64,`) || !strings.Contains(html, "张三") {
+		t.Fatalf("login page (%d) lacks the QR image or the people list", resp.StatusCode)
+	}
+	i := strings.Index(html, `name="ticket" value="`)
+	ticket := html[i+len(`name="ticket" value="`):]
+	ticket = ticket[:strings.Index(ticket, `"`)]
+	resp, err = noRedirect.PostForm(f.srv.URL+"/_sim/scan", url.Values{"ticket": {ticket}, "user": {"zhangsan"}})
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("scan: %v %v", resp, err)
+	}
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if loc.Query().Get("x") != "1" || loc.Query().Get("state") != "abc" || loc.Query().Get("code") == "" {
+		t.Fatalf("redirect lost the URI's own query or state: %s", loc)
+	}
+	// The ticket was used; a second scan fails.
+	resp, _ = noRedirect.PostForm(f.srv.URL+"/_sim/scan", url.Values{"ticket": {ticket}, "user": {"zhangsan"}})
+	if resp.StatusCode == http.StatusFound {
+		t.Fatal("a scan ticket worked twice")
+	}
+	// Declining redirects with the state only.
+	u := f.loginRedirect("/wwlogin/sso/login?login_type=CorpApp&appid=" + corp + "&agentid=1000002&redirect_uri=" + redirect + "&state=abc&sim_user=@deny")
+	if u.Query().Get("code") != "" || u.Query().Get("state") != "abc" {
+		t.Fatalf("declined login redirect = %s", u)
+	}
+}
+
+func TestLoginRefusals(t *testing.T) {
+	f := newFixture(t, nil)
+	base := "/wwlogin/sso/login?login_type=CorpApp&appid=" + corp + "&agentid=1000002&state=s&sim_user=zhangsan&redirect_uri="
+	for name, tc := range map[string]struct {
+		path string
+		code string
+	}{
+		"host not trusted":     {base + url.QueryEscape("https://evil.example.com/cb"), "50001"},
+		"port differs":         {base + url.QueryEscape("https://sso.example.com:8443/cb"), "50001"},
+		"wrong corp":           {strings.Replace(base, corp, "wwother", 1) + url.QueryEscape("https://sso.example.com/cb"), "40013"},
+		"unknown agent":        {strings.Replace(base, "1000002", "42", 1) + url.QueryEscape("https://sso.example.com/cb"), "40056"},
+		"ServiceApp":           {strings.Replace(base, "CorpApp", "ServiceApp", 1) + url.QueryEscape("https://sso.example.com/cb"), "40058"},
+		"disabled member":      {strings.Replace(base, "zhangsan", "nobody-such", 1) + url.QueryEscape("https://sso.example.com/cb"), "60111"},
+		"outside scope (QR)":   {strings.Replace(base, "1000002", "1000004", 1) + url.QueryEscape("https://sso.example.com/cb") + "&x=", ""},
+		"in-app state charset": {"/connect/oauth2/authorize?appid=" + corp + "&agentid=1000002&response_type=code&scope=snsapi_base&state=a-b&redirect_uri=" + url.QueryEscape("https://sso.example.com/cb"), "40058"},
+	} {
+		resp, err := noRedirect.Get(f.srv.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if tc.code == "" {
+			continue // covered below with a member outside the scope
+		}
+		if resp.StatusCode == http.StatusFound || !strings.Contains(string(body), "errcode "+tc.code) {
+			t.Errorf("%s: status %d, page lacks errcode %s", name, resp.StatusCode, tc.code)
+		}
+	}
+	// A member outside the scoped app's visible departments cannot scan in.
+	f.sim.Org().RLock()
+	var outsider string
+	for _, id := range f.sim.Org().UserIDs() {
+		u := f.sim.Org().User(id)
+		if u.Status == simorg.StatusActive && !f.sim.userVisible(&cred{app: &f.sim.cfg.Apps[2]}, u) {
+			outsider = id
+			break
+		}
+	}
+	f.sim.Org().RUnlock()
+	resp, _ := noRedirect.Get(f.srv.URL + strings.Replace(strings.Replace(base, "1000002", "1000004", 1), "zhangsan", outsider, 1) + url.QueryEscape("https://sso.example.com/cb"))
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusFound || !strings.Contains(string(body), "errcode 50002") {
+		t.Fatalf("member outside the visible scope: %d", resp.StatusCode)
+	}
+}
+
+func TestInAppOAuthAndUserTicket(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appSec)
+	redirect := url.QueryEscape("https://sso.example.com/cb")
+	u := f.loginRedirect("/connect/oauth2/authorize?appid=" + corp + "&redirect_uri=" + redirect + "&response_type=code&scope=snsapi_privateinfo&state=abc&agentid=1000002&sim_user=zhangsan")
+	m := f.call("GET", "/cgi-bin/auth/getuserinfo?access_token="+tok+"&code="+u.Query().Get("code"), nil)
+	ticket, _ := m["user_ticket"].(string)
+	if m["userid"] != "zhangsan" || ticket == "" {
+		t.Fatalf("privateinfo getuserinfo = %v", m)
+	}
+	d := f.call("POST", "/cgi-bin/auth/getuserdetail?access_token="+tok, map[string]string{"user_ticket": ticket})
+	if errcode(d) != 0 || d["mobile"] != "13800000001" || d["email"] == nil || d["gender"] != "1" {
+		t.Fatalf("getuserdetail = %v", d)
+	}
+	f.advance(TicketTTL + time.Second)
+	tok = f.token(appSec)
+	expect(t, f.call("POST", "/cgi-bin/auth/getuserdetail?access_token="+tok, map[string]string{"user_ticket": ticket}), 40058, "expired user_ticket")
+	// snsapi_base: no ticket; privateinfo without agentid is treated as base.
+	for _, q := range []string{"scope=snsapi_base&agentid=1000002", "scope=snsapi_privateinfo"} {
+		u = f.loginRedirect("/connect/oauth2/authorize?appid=" + corp + "&redirect_uri=" + redirect + "&response_type=code&" + q + "&state=abc&sim_user=zhangsan")
+		m = f.call("GET", "/cgi-bin/auth/getuserinfo?access_token="+tok+"&code="+u.Query().Get("code"), nil)
+		if m["userid"] != "zhangsan" || m["user_ticket"] != nil {
+			t.Fatalf("%s: getuserinfo = %v", q, m)
+		}
+	}
+	// Someone outside the corp gets an openid, not a userid.
+	u = f.loginRedirect("/connect/oauth2/authorize?appid=" + corp + "&redirect_uri=" + redirect + "&response_type=code&scope=snsapi_base&state=abc&sim_user=@outsider")
+	m = f.call("GET", "/cgi-bin/auth/getuserinfo?access_token="+tok+"&code="+u.Query().Get("code"), nil)
+	if m["userid"] != nil || m["openid"] == nil {
+		t.Fatalf("non-member getuserinfo = %v", m)
+	}
+}
+
+// ---- events: an independent receiver built on msgcrypt (tested against the published vectors).
+
+type receiver struct {
+	mu      sync.Mutex
+	events  []map[string]string
+	fails   atomic.Int32
+	srv     *httptest.Server
+	c       *msgcrypt.Crypter
+	badEcho bool
+}
+
+func newReceiver(t *testing.T) *receiver {
+	c, err := msgcrypt.New(cbToken, cbKey, corp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{c: c}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		if req.Method == http.MethodGet {
+			pt, err := c.Decrypt(q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
+			if err != nil || r.badEcho {
+				http.Error(w, "bad", 400)
+				return
+			}
+			w.Write(pt)
+			return
+		}
+		if r.fails.Load() > 0 {
+			r.fails.Add(-1)
+			http.Error(w, "try again", 503)
+			return
+		}
+		var env struct {
+			ToUserName string `xml:"ToUserName"`
+			Encrypt    string `xml:"Encrypt"`
+			AgentID    string `xml:"AgentID"`
+		}
+		body, _ := io.ReadAll(req.Body)
+		if err := xml.Unmarshal(body, &env); err != nil || env.ToUserName != corp {
+			http.Error(w, "bad envelope", 400)
+			return
+		}
+		ts := q.Get("timestamp")
+		if len(ts) != 10 {
+			http.Error(w, "timestamp must be seconds", 400)
+			return
+		}
+		pt, err := c.Decrypt(q.Get("msg_signature"), ts, q.Get("nonce"), env.Encrypt)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		fields := map[string]string{}
+		dec := xml.NewDecoder(bytes.NewReader(pt))
+		var name string
+		depth := 0
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			switch v := tok.(type) {
+			case xml.StartElement:
+				depth++
+				name = v.Name.Local
+			case xml.CharData:
+				if depth == 2 {
+					fields[name] += string(v)
+				}
+			case xml.EndElement:
+				depth--
+			}
+		}
+		r.mu.Lock()
+		r.events = append(r.events, fields)
+		r.mu.Unlock()
+		w.Write([]byte("success"))
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) wait(t *testing.T, n int) []map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		got := len(r.events)
+		r.mu.Unlock()
+		if got >= n {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.events) < n {
+		t.Fatalf("received %d events, want %d", len(r.events), n)
+	}
+	return append([]map[string]string(nil), r.events...)
+}
+
+func ctl(t *testing.T, f *fixture, method, path, body string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func TestEvents(t *testing.T) {
+	f := newFixture(t, nil)
+	rcv := newReceiver(t)
+	rcv.badEcho = true
+	if resp := ctl(t, f, "POST", "/_sim/callback", `{"url":"`+rcv.srv.URL+`/events"}`); resp.StatusCode != 400 {
+		t.Fatalf("a receiver that fails URL verification was accepted: %d", resp.StatusCode)
+	}
+	rcv.badEcho = false
+	if resp := ctl(t, f, "POST", "/_sim/callback", `{"url":"`+rcv.srv.URL+`/events"}`); resp.StatusCode != 204 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("callback verification: %d %s", resp.StatusCode, b)
+	}
+	if resp := ctl(t, f, "POST", "/_sim/users", `{"userid":"wangwu","name":"王五","department":[2],"mobile":"13700000000","position":"工程师"}`); resp.StatusCode != 200 {
+		t.Fatalf("create user: %d", resp.StatusCode)
+	}
+	ev := rcv.wait(t, 1)[0]
+	if ev["ChangeType"] != "create_user" || ev["UserID"] != "wangwu" || ev["Name"] != "王五" || ev["Department"] != "2" ||
+		ev["Event"] != "change_contact" || ev["MsgType"] != "event" || ev["ToUserName"] != corp || ev["FromUserName"] != "sys" {
+		t.Fatalf("create_user event = %v", ev)
+	}
+	ctl(t, f, "POST", "/_sim/users", `{"userid":"wangwu","position":"经理","status":2}`)
+	ev = rcv.wait(t, 2)[1]
+	if ev["ChangeType"] != "update_user" || ev["Position"] != "经理" || ev["Status"] != "2" || ev["Name"] != "" {
+		t.Fatalf("update_user must carry only changed fields: %v", ev)
+	}
+	ctl(t, f, "POST", "/_sim/users/wangwu/rename", `{"new_userid":"wangwu2"}`)
+	ev = rcv.wait(t, 3)[2]
+	if ev["ChangeType"] != "update_user" || ev["UserID"] != "wangwu" || ev["NewUserID"] != "wangwu2" {
+		t.Fatalf("userid change event = %v", ev)
+	}
+	rcv.fails.Store(2) // the platform retries: 3 attempts in all
+	ctl(t, f, "DELETE", "/_sim/users/wangwu2", "")
+	ev = rcv.wait(t, 4)[3]
+	if ev["ChangeType"] != "delete_user" || ev["UserID"] != "wangwu2" {
+		t.Fatalf("delete_user event = %v", ev)
+	}
+	ctl(t, f, "POST", "/_sim/departments", `{"name":"新团队","parentid":2}`)
+	ev = rcv.wait(t, 5)[4]
+	if ev["ChangeType"] != "create_party" || ev["Name"] != "新团队" || ev["ParentId"] != "2" {
+		t.Fatalf("create_party event = %v", ev)
+	}
+	id := ev["Id"]
+	ctl(t, f, "POST", "/_sim/departments", `{"id":`+id+`,"parentid":3}`)
+	ev = rcv.wait(t, 6)[5]
+	if ev["ChangeType"] != "update_party" || ev["ParentId"] != "3" || ev["Name"] != "" {
+		t.Fatalf("update_party event = %v", ev)
+	}
+	ctl(t, f, "DELETE", "/_sim/departments/"+id, "")
+	ev = rcv.wait(t, 7)[6]
+	if ev["ChangeType"] != "delete_party" || ev["Id"] != id {
+		t.Fatalf("delete_party event = %v", ev)
+	}
+	var deliveries []Delivery
+	for _, d := range f.sim.Deliveries() {
+		deliveries = append(deliveries, d)
+	}
+	if deliveries[3].Attempts != 3 || !deliveries[3].OK {
+		t.Fatalf("retried delivery = %+v", deliveries[3])
+	}
+	// Writes through the contact-sync API are not echoed back as events.
+	tok := f.token(contSec)
+	f.call("POST", "/cgi-bin/user/create?access_token="+tok, map[string]any{"userid": "api1", "name": "甲", "department": []int{1}, "email": "api1@example.com"})
+	time.Sleep(100 * time.Millisecond)
+	if n := len(rcv.wait(t, 7)); n != 7 {
+		t.Fatalf("an API write fired an event (%d events)", n)
+	}
+}
+
+func TestMinimalEvents(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MinimalEvents = true })
+	rcv := newReceiver(t)
+	ctl(t, f, "POST", "/_sim/callback", `{"url":"`+rcv.srv.URL+`"}`)
+	ctl(t, f, "POST", "/_sim/users", `{"userid":"zhaoliu","name":"赵六","department":[2,3],"email":"zl@example.com"}`)
+	ev := rcv.wait(t, 1)[0]
+	if ev["UserID"] != "zhaoliu" || ev["Department"] != "2,3" || ev["Name"] != "" || ev["Email"] != "" {
+		t.Fatalf("post-2022-08-15 member event must carry only UserID and Department: %v", ev)
+	}
+}
+
+func TestControlAPIRejectsBadInput(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/_sim/users", `{"userid":"x1","name":"x","department":[999999],"email":"x1@example.com"}`},
+		{"POST", "/_sim/users", `not json`},
+		{"POST", "/_sim/faults", `{}`},
+		{"POST", "/_sim/departments", `{"name":"bad|name","parentid":1}`},
+		{"POST", "/_sim/users/zhangsan/rename", `{"new_userid":"-bad"}`},
+	} {
+		if resp := ctl(t, f, tc.method, tc.path, tc.body); resp.StatusCode != 400 {
+			t.Errorf("%s %s %s: %d, want 400", tc.method, tc.path, tc.body, resp.StatusCode)
+		}
+	}
+	for _, tc := range []struct{ method, path string }{{"DELETE", "/_sim/users/ghost"}, {"DELETE", "/_sim/departments/999999"}} {
+		if resp := ctl(t, f, tc.method, tc.path, ""); resp.StatusCode < 400 || resp.StatusCode >= 500 {
+			t.Errorf("%s %s: %d", tc.method, tc.path, resp.StatusCode)
+		}
+	}
+	f.sim.Org().RLock()
+	defer f.sim.Org().RUnlock()
+	if f.sim.Org().User("x1") != nil {
+		t.Fatal("a rejected user was stored")
+	}
+}

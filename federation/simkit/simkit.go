@@ -6,9 +6,11 @@ package simkit
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net"
 	"net/http"
@@ -290,4 +292,27 @@ func RenderScan(w http.ResponseWriter, status int, p ScanPage) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// Derive makes a reproducible credential of n characters from [A-Za-z0-9] out of a seed and a
+// label, so a simulator started twice with one seed hands out the same IDs and secrets.
+func Derive(seed uint64, label string, n int) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	out := make([]byte, 0, n)
+	for block := 0; len(out) < n; block++ {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("qiao-sim/%d/%s/%d", seed, label, block)))
+		for _, b := range sum {
+			if len(out) == n {
+				break
+			}
+			out = append(out, alphabet[int(b)%len(alphabet)])
+		}
+	}
+	return string(out)
+}
+
+// DeriveHex is Derive over lowercase hex digits.
+func DeriveHex(seed uint64, label string, n int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("qiao-sim/%d/%s", seed, label)))
+	return hex.EncodeToString(sum[:])[:n]
 }

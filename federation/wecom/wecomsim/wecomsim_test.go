@@ -682,7 +682,7 @@ func newReceiver(t *testing.T) *receiver {
 		}
 		if r.fails.Load() > 0 {
 			r.fails.Add(-1)
-			http.Error(w, "try again", 503)
+			http.Error(w, "try again", http.StatusServiceUnavailable)
 			return
 		}
 		var env struct {
@@ -817,10 +817,7 @@ func TestEvents(t *testing.T) {
 	if ev["ChangeType"] != "delete_party" || ev["Id"] != id {
 		t.Fatalf("delete_party event = %v", ev)
 	}
-	var deliveries []Delivery
-	for _, d := range f.sim.Deliveries() {
-		deliveries = append(deliveries, d)
-	}
+	deliveries := f.sim.Deliveries()
 	if deliveries[3].Attempts != 3 || !deliveries[3].OK {
 		t.Fatalf("retried delivery = %+v", deliveries[3])
 	}

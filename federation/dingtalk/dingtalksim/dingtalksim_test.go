@@ -1,0 +1,667 @@
+package dingtalksim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qiao-gateway/qiao/federation/msgcrypt"
+	"github.com/qiao-gateway/qiao/federation/simorg"
+)
+
+const (
+	corp      = "ding6ccabc44d2c8d38b"
+	appKey    = "dingappkey01"
+	appSecret = "app-secret-01"
+	narrowKey = "dingnarrow02"
+	narrowSec = "narrow-secret"
+	cbToken   = "mryue"
+	cbAESKey  = "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"
+)
+
+type fixture struct {
+	t   *testing.T
+	sim *Sim
+	srv *httptest.Server
+	now atomic.Int64
+}
+
+func newFixture(t *testing.T, mod func(*Config)) *fixture {
+	t.Helper()
+	f := &fixture{t: t}
+	f.now.Store(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC).UnixNano())
+	cfg := Config{CorpID: corp, Org: simorg.Generate("测试科技", 300, 11), CallbackToken: cbToken, CallbackAESKey: cbAESKey, RateLimits: true,
+		Now: func() time.Time { return time.Unix(0, f.now.Load()) },
+		Apps: []App{
+			{AgentID: 2001, AppKey: appKey, AppSecret: appSecret, RedirectDomain: "sso.example.com", MobilePerm: true, EmailPerm: true},
+			{AgentID: 2002, AppKey: narrowKey, AppSecret: narrowSec, RedirectDomain: "127.0.0.1:8080", VisibleDepts: []int{2}},
+		}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	f.sim = New(cfg)
+	f.sim.events.backoff = 20 * time.Millisecond
+	f.srv = httptest.NewServer(f.sim)
+	t.Cleanup(func() { f.srv.Close(); f.sim.Close() })
+	return f
+}
+
+func (f *fixture) advance(d time.Duration) { f.now.Add(int64(d)) }
+
+// do sends a request and returns the status and decoded JSON.
+func (f *fixture) do(method, path string, body any, hdr map[string]string) (int, map[string]any) {
+	f.t.Helper()
+	var rd io.Reader
+	ct := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case url.Values:
+		rd, ct = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, _ := json.Marshal(b)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, f.srv.URL+path, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", ct)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		f.t.Fatalf("%s %s: not JSON (%d): %s", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func (f *fixture) oapi(tok, api string, body any) map[string]any {
+	f.t.Helper()
+	st, m := f.do("POST", "/topapi/"+api+"?access_token="+tok, body, nil)
+	if st != 200 {
+		f.t.Fatalf("%s: HTTP %d (oapi answers business errors with 200)", api, st)
+	}
+	return m
+}
+
+func errcode(m map[string]any) int { n, _ := m["errcode"].(float64); return int(n) }
+
+func expect(t *testing.T, m map[string]any, code int, what string) {
+	t.Helper()
+	if errcode(m) != code {
+		t.Fatalf("%s: errcode %d (%v), want %d", what, errcode(m), m["errmsg"], code)
+	}
+}
+
+func (f *fixture) token(key, secret string) string {
+	f.t.Helper()
+	_, m := f.do("GET", "/gettoken?appkey="+key+"&appsecret="+secret, nil, nil)
+	expect(f.t, m, 0, "gettoken")
+	return m["access_token"].(string)
+}
+
+func TestTokens(t *testing.T) {
+	f := newFixture(t, nil)
+	_, m := f.do("GET", "/gettoken?appkey="+appKey+"&appsecret="+appSecret, nil, nil)
+	if errcode(m) != 0 || m["expires_in"].(float64) != 7200 {
+		t.Fatalf("gettoken = %v", m)
+	}
+	tok := m["access_token"].(string)
+	f.advance(time.Hour)
+	if again := f.token(appKey, appSecret); again != tok {
+		t.Fatal("re-fetch inside the window gave a new token")
+	}
+	_, m = f.do("GET", "/gettoken?appkey=nope&appsecret=x", nil, nil)
+	expect(t, m, 40089, "unknown appkey")
+	_, m = f.do("GET", "/gettoken?appkey="+appKey+"&appsecret=wrong", nil, nil)
+	expect(t, m, 40001, "wrong secret")
+	// The new API: same token family, HTTP-status errors.
+	st, m := f.do("POST", "/v1.0/oauth2/accessToken", map[string]string{"appKey": appKey, "appSecret": appSecret}, nil)
+	if st != 200 || m["accessToken"] != tok || m["expireIn"].(float64) != 7200 {
+		t.Fatalf("v1.0 accessToken = %d %v", st, m)
+	}
+	st, m = f.do("POST", "/v1.0/oauth2/accessToken", map[string]string{"appKey": appKey, "appSecret": "bad"}, nil)
+	if st != 400 || m["code"] != "invalidClientIdOrSecret" || m["requestid"] == nil {
+		t.Fatalf("bad secret on the new API = %d %v", st, m)
+	}
+	st, m = f.do("POST", "/v1.0/oauth2/accessToken", url.Values{"appKey": {appKey}}, nil)
+	if st != 400 || m["code"] != "Missingbody" {
+		t.Fatalf("form body on the new API = %d %v", st, m)
+	}
+	st, m = f.do("POST", "/v1.0/oauth2/"+corp+"/token", map[string]string{"client_id": appKey, "client_secret": appSecret, "grant_type": "client_credentials"}, nil)
+	if st != 200 || m["access_token"] != tok {
+		t.Fatalf("unified token = %d %v", st, m)
+	}
+	st, m = f.do("POST", "/v1.0/oauth2/"+corp+"/token", map[string]string{"client_id": appKey, "client_secret": appSecret, "grant_type": "password"}, nil)
+	if st != 400 || m["code"] != "unsupported.grant.type" {
+		t.Fatalf("unsupported grant = %d %v", st, m)
+	}
+	// Missing, invalid and expired tokens on oapi.
+	_, m = f.do("POST", "/topapi/v2/user/get", map[string]string{"userid": "zhangsan"}, nil)
+	expect(t, m, 41001, "no token")
+	expect(t, f.oapi("bogus", "v2/user/get", map[string]string{"userid": "zhangsan"}), 40014, "bad token")
+	f.advance(TokenTTL + time.Second)
+	expect(t, f.oapi(tok, "v2/user/get", map[string]string{"userid": "zhangsan"}), 40014, "expired token")
+	tok = f.token(appKey, appSecret)
+	f.sim.ExpireTokens()
+	expect(t, f.oapi(tok, "v2/user/get", map[string]string{"userid": "zhangsan"}), 40014, "token expired by the control")
+}
+
+func TestDepartments(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appKey, appSecret)
+	m := f.oapi(tok, "v2/department/listsub", map[string]any{"dept_id": 1})
+	expect(t, m, 0, "listsub")
+	subs := m["result"].([]any)
+	f.sim.Org().RLock()
+	want := len(f.sim.Org().Children(1))
+	f.sim.Org().RUnlock()
+	if len(subs) != want {
+		t.Fatalf("listsub of the root = %d, want %d (one level)", len(subs), want)
+	}
+	d := subs[0].(map[string]any)
+	for _, k := range []string{"dept_id", "name", "parent_id", "create_dept_group", "auto_add_user"} {
+		if _, ok := d[k]; !ok {
+			t.Fatalf("listsub row lacks %s", k)
+		}
+	}
+	if root := f.oapi(tok, "v2/department/listsub", map[string]any{}); len(root["result"].([]any)) != want {
+		t.Fatal("listsub without dept_id must list the root's children")
+	}
+	ids := f.oapi(tok, "v2/department/listsubid", url.Values{"dept_id": {"1"}})
+	if len(ids["result"].(map[string]any)["dept_id_list"].([]any)) != want {
+		t.Fatalf("listsubid (form body) = %v", ids)
+	}
+	expect(t, f.oapi(tok, "v2/department/listsubid", map[string]any{}), 40035, "listsubid without dept_id")
+	g := f.oapi(tok, "v2/department/get", map[string]any{"dept_id": 2})
+	res := g["result"].(map[string]any)
+	if res["name"] != "研发部" || res["parent_id"].(float64) != 1 || res["member_count"] == nil || res["dept_manager_userid_list"] == nil {
+		t.Fatalf("department get = %v", res)
+	}
+	expect(t, f.oapi(tok, "v2/department/get", map[string]any{"dept_id": 999999}), 60003, "missing department")
+	// Scope: the narrow app sees department 2's subtree only, but listsubid is not scoped.
+	ntok := f.token(narrowKey, narrowSec)
+	expect(t, f.oapi(ntok, "v2/department/get", map[string]any{"dept_id": 3}), 50004, "department outside scope")
+	expect(t, f.oapi(ntok, "v2/department/listsubid", map[string]any{"dept_id": 1}), 0, "listsubid ignores scope")
+	p := f.oapi(tok, "v2/department/listparentbyuser", map[string]any{"userid": "zhangsan"})
+	chain := p["result"].(map[string]any)["parent_list"].([]any)[0].(map[string]any)["parent_dept_id_list"].([]any)
+	if chain[0].(float64) != 2 || chain[len(chain)-1].(float64) != 1 {
+		t.Fatalf("parent chain = %v (leaf first, root last)", chain)
+	}
+}
+
+func TestUsers(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appKey, appSecret)
+	u := f.oapi(tok, "v2/user/get", map[string]any{"userid": "zhangsan"})["result"].(map[string]any)
+	for _, k := range []string{"userid", "unionid", "name", "mobile", "state_code", "job_number", "title", "email", "dept_id_list",
+		"dept_order_list", "hired_date", "active", "admin", "boss", "leader_in_dept", "role_list", "real_authed", "extension"} {
+		if _, ok := u[k]; !ok {
+			t.Errorf("v2/user/get lacks %s", k)
+		}
+	}
+	if u["name"] != "张三" || u["mobile"] != "13800000001" || u["active"] != true {
+		t.Fatalf("v2/user/get = %v", u)
+	}
+	expect(t, f.oapi(tok, "v2/user/get", map[string]any{"userid": "nobody"}), 33012, "unknown user")
+	// Without the permission points, mobile and email are withheld.
+	ntok := f.token(narrowKey, narrowSec)
+	nu := f.oapi(ntok, "v2/user/get", map[string]any{"userid": "zhangsan"})["result"].(map[string]any)
+	for _, k := range []string{"mobile", "state_code", "email", "org_email", "extension"} {
+		if _, ok := nu[k]; ok {
+			t.Errorf("app without the permission got %s", k)
+		}
+	}
+	// Paging with integer cursors, size ≤ 100, direct members only.
+	f.sim.Org().RLock()
+	var big, members int
+	for _, id := range f.sim.Org().DeptIDs() {
+		n := 0
+		for _, uid := range f.sim.Org().Members(id) {
+			if present(f.sim.Org().User(uid)) {
+				n++
+			}
+		}
+		if n > members {
+			big, members = id, n
+		}
+	}
+	f.sim.Org().RUnlock()
+	seen, cursor := 0, 0
+	for pages := 0; ; pages++ {
+		m := f.oapi(tok, "v2/user/list", map[string]any{"dept_id": big, "cursor": cursor, "size": 3})
+		expect(t, m, 0, "v2/user/list")
+		r := m["result"].(map[string]any)
+		seen += len(r["list"].([]any))
+		if r["has_more"] != true {
+			if _, ok := r["next_cursor"]; ok {
+				t.Fatal("next_cursor on the last page")
+			}
+			break
+		}
+		cursor = int(r["next_cursor"].(float64))
+	}
+	if seen != members {
+		t.Fatalf("paged %d users of department %d, want %d", seen, big, members)
+	}
+	for _, body := range []map[string]any{
+		{"dept_id": big, "cursor": 0, "size": 101},
+		{"dept_id": big, "cursor": 0},
+		{"dept_id": big, "size": 10},
+		{"dept_id": big, "cursor": 0, "size": 10, "order_field": "random"},
+	} {
+		expect(t, f.oapi(tok, "v2/user/list", body), 40035, fmt.Sprint(body))
+	}
+	expect(t, f.oapi(tok, "user/listsimple", map[string]any{"dept_id": big, "size": 101}), 40069, "listsimple size 101")
+	simple := f.oapi(tok, "user/listsimple", map[string]any{"dept_id": big, "cursor": 0, "size": 100})["result"].(map[string]any)
+	if len(simple["list"].([]any)) != members || len(simple["list"].([]any)[0].(map[string]any)) != 2 {
+		t.Fatalf("listsimple = %v", simple)
+	}
+	ids := f.oapi(tok, "user/listid", map[string]any{"dept_id": big})["result"].(map[string]any)["userid_list"].([]any)
+	if len(ids) != members {
+		t.Fatalf("user/listid = %d, want %d", len(ids), members)
+	}
+	byUnion := f.oapi(tok, "user/getbyunionid", map[string]any{"unionid": u["unionid"]})["result"].(map[string]any)
+	if byUnion["userid"] != "zhangsan" || byUnion["contact_type"].(float64) != 0 {
+		t.Fatalf("getbyunionid = %v", byUnion)
+	}
+	expect(t, f.oapi(tok, "user/getbyunionid", map[string]any{"unionid": "stranger"}), 60121, "unknown unionid")
+	all := f.oapi(tok, "user/count", map[string]any{"only_active": false})["result"].(map[string]any)["count"].(float64)
+	active := f.oapi(tok, "user/count", map[string]any{"only_active": true})["result"].(map[string]any)["count"].(float64)
+	if all <= active || active == 0 {
+		t.Fatalf("count all %v, active %v", all, active)
+	}
+	expect(t, f.oapi(tok, "user/count", map[string]any{}), 40035, "count without only_active")
+	expect(t, f.oapi(tok, "v2/user/list", "{broken"), 40035, "broken JSON")
+	// A user outside the narrow app's scope.
+	f.sim.Org().RLock()
+	var outside string
+	for _, id := range f.sim.Org().UserIDs() {
+		if uu := f.sim.Org().User(id); present(uu) && !f.sim.userVisible(&f.sim.cfg.Apps[1], uu) {
+			outside = id
+			break
+		}
+	}
+	f.sim.Org().RUnlock()
+	expect(t, f.oapi(ntok, "v2/user/get", map[string]any{"userid": outside}), 50002, "user outside scope")
+}
+
+func TestNoContactPermissionAndTrustedIP(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Apps = append(c.Apps, App{AppKey: "noperm", AppSecret: "s", NoContactRead: true}, App{AppKey: "ipapp", AppSecret: "s", TrustedIPs: []string{"10.1.1.1"}})
+	})
+	expect(t, f.oapi(f.token("noperm", "s"), "v2/user/get", map[string]any{"userid": "zhangsan"}), 60011, "missing permission point")
+	m := f.oapi(f.token("ipapp", "s"), "v2/user/get", map[string]any{"userid": "zhangsan"})
+	expect(t, m, 60020, "untrusted IP")
+	if !strings.Contains(m["errmsg"].(string), "127.0.0.1") {
+		t.Fatalf("60020 must name the caller's IP: %v", m["errmsg"])
+	}
+}
+
+func (f *fixture) serve(path, body string) map[string]any {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = "192.0.2.7:4000"
+	f.sim.ServeHTTP(rec, req)
+	var m map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &m)
+	return m
+}
+
+func TestRateLimits(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appKey, appSecret)
+	path := "/topapi/v2/department/get?access_token=" + tok
+	for i := 0; i < 20; i++ {
+		expect(t, f.serve(path, `{"dept_id":1}`), 0, fmt.Sprintf("call %d in a second", i+1))
+	}
+	expect(t, f.serve(path, `{"dept_id":1}`), 90018, "21st call in a second")
+	expect(t, f.serve("/topapi/v2/department/listsub?access_token="+tok, `{}`), 0, "another API has its own limit")
+	f.advance(time.Second)
+	expect(t, f.serve(path, `{"dept_id":1}`), 0, "next second")
+	// 10,000 calls from one IP in 20 s ban it for 5 minutes, with a body that is not the errcode
+	// format. Ten apps × five APIs × 20 calls fit the per-app limit in each second.
+	f.sim.SetRateLimits(true)
+	var toks []string
+	for k := 0; k < 10; k++ {
+		key := fmt.Sprintf("bulk%d", k)
+		f.sim.cfg.Apps = append(f.sim.cfg.Apps, App{AppKey: key, AppSecret: "s"})
+	}
+	for k := 0; k < 10; k++ {
+		toks = append(toks, f.token(fmt.Sprintf("bulk%d", k), "s")) // from 127.0.0.1: not counted for 192.0.2.7
+	}
+	apis := []string{"v2/department/get", "v2/department/listsub", "v2/department/listsubid", "user/listid", "v2/user/get"}
+	n := 0
+	for round := 0; round < 10; round++ {
+		for _, tk := range toks {
+			for _, api := range apis {
+				for c := 0; c < 20; c++ {
+					m := f.serve("/topapi/"+api+"?access_token="+tk, `{"dept_id":1,"userid":"zhangsan"}`)
+					n++
+					if errcode(m) != 0 || m["status"] != nil {
+						t.Fatalf("call %d from one IP: %v", n, m)
+					}
+				}
+			}
+		}
+		f.advance(time.Second)
+	}
+	m := f.serve(path, `{"dept_id":1}`)
+	if m["status"] == nil || m["status"].(float64) != 1111 || m["punish"] != "deny" {
+		t.Fatalf("call %d from one IP within 20 s = %v, want the ban body", n+1, m)
+	}
+	f.advance(4 * time.Minute)
+	if m := f.serve(path, `{"dept_id":1}`); m["status"] == nil {
+		t.Fatal("ban lifted before 5 minutes")
+	}
+	f.advance(2 * time.Minute)
+	expect(t, f.serve(path, `{"dept_id":1}`), 0, "after the ban")
+}
+
+func TestFaults(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appKey, appSecret)
+	http.Post(f.srv.URL+"/_sim/faults", "application/json", strings.NewReader(`{"api":"v2/user/list","errcode":-1,"count":1}`))
+	expect(t, f.oapi(tok, "v2/user/list", map[string]any{"dept_id": 2, "cursor": 0, "size": 10}), -1, "injected")
+	expect(t, f.oapi(tok, "v2/user/list", map[string]any{"dept_id": 2, "cursor": 0, "size": 10}), 0, "after the fault")
+	http.Post(f.srv.URL+"/_sim/faults", "application/json", strings.NewReader(`{"api":"oauth2/accessToken","http_status":403,"count":1}`))
+	st, m := f.do("POST", "/v1.0/oauth2/accessToken", map[string]string{"appKey": appKey, "appSecret": appSecret}, nil)
+	if st != 403 || m["code"] == nil {
+		t.Fatalf("injected HTTP status = %d %v", st, m)
+	}
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func (f *fixture) login(q string) (*http.Response, *url.URL) {
+	f.t.Helper()
+	resp, err := noRedirect.Get(f.srv.URL + "/oauth2/auth?" + q)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
+	u, _ := url.Parse(resp.Header.Get("Location"))
+	return resp, u
+}
+
+func TestBrowserLogin(t *testing.T) {
+	f := newFixture(t, nil)
+	base := "response_type=code&client_id=" + appKey + "&scope=openid&prompt=consent&state=xyz&redirect_uri=" + url.QueryEscape("https://sso.example.com/cb")
+	resp, u := f.login(base + "&sim_user=zhangsan")
+	if resp.StatusCode != http.StatusFound || u.Query().Get("code") == "" || u.Query().Get("code") != u.Query().Get("authCode") || u.Query().Get("state") != "xyz" {
+		t.Fatalf("redirect = %d %s", resp.StatusCode, u)
+	}
+	code := u.Query().Get("code")
+	st, m := f.do("POST", "/v1.0/oauth2/userAccessToken", map[string]string{"clientId": appKey, "clientSecret": appSecret, "code": code, "grantType": "authorization_code"}, nil)
+	if st != 200 || m["accessToken"] == nil || m["refreshToken"] == nil || m["expireIn"].(float64) != 7200 || m["corpId"] != corp {
+		t.Fatalf("userAccessToken = %d %v", st, m)
+	}
+	st, again := f.do("POST", "/v1.0/oauth2/userAccessToken", map[string]string{"clientId": appKey, "clientSecret": appSecret, "code": code, "grantType": "authorization_code"}, nil)
+	if st != 400 || again["code"] != "invalidCode" {
+		t.Fatalf("code reused = %d %v", st, again)
+	}
+	utok := m["accessToken"].(string)
+	st, me := f.do("GET", "/v1.0/contact/users/me", nil, map[string]string{"x-acs-dingtalk-access-token": utok})
+	if st != 200 || me["nick"] != "张三" || me["unionId"] == nil || me["mobile"] != "13800000001" {
+		t.Fatalf("users/me = %d %v", st, me)
+	}
+	apptok := f.token(appKey, appSecret)
+	byUnion := f.oapi(apptok, "user/getbyunionid", map[string]any{"unionid": me["unionId"]})
+	if byUnion["result"].(map[string]any)["userid"] != "zhangsan" {
+		t.Fatalf("unionid does not resolve: %v", byUnion)
+	}
+	if st, _ := f.do("GET", "/v1.0/contact/users/me", nil, map[string]string{"x-acs-dingtalk-access-token": "bogus"}); st != 401 {
+		t.Fatalf("users/me with a bad token = %d", st)
+	}
+	st, r := f.do("POST", "/v1.0/oauth2/userAccessToken", map[string]string{"clientId": appKey, "clientSecret": appSecret, "refreshToken": m["refreshToken"].(string), "grantType": "refresh_token"}, nil)
+	if st != 200 || r["accessToken"] == nil {
+		t.Fatalf("refresh = %d %v", st, r)
+	}
+	// Someone outside the org: a unionid the org does not know.
+	_, u = f.login(base + "&sim_user=@outsider")
+	_, m = f.do("POST", "/v1.0/oauth2/userAccessToken", map[string]string{"clientId": appKey, "clientSecret": appSecret, "code": u.Query().Get("code"), "grantType": "authorization_code"}, nil)
+	_, me = f.do("GET", "/v1.0/contact/users/me", nil, map[string]string{"x-acs-dingtalk-access-token": m["accessToken"].(string)})
+	expect(t, f.oapi(apptok, "user/getbyunionid", map[string]any{"unionid": me["unionId"]}), 60121, "outsider's unionid")
+	// Declined: error and state, no code.
+	_, u = f.login(base + "&sim_user=@deny")
+	if u.Query().Get("error") == "" || u.Query().Get("code") != "" || u.Query().Get("state") != "xyz" {
+		t.Fatalf("declined = %s", u)
+	}
+	// Codes expire.
+	_, u = f.login(base + "&sim_user=zhangsan")
+	f.advance(CodeTTL + time.Second)
+	if st, m := f.do("POST", "/v1.0/oauth2/userAccessToken", map[string]string{"clientId": appKey, "clientSecret": appSecret, "code": u.Query().Get("code"), "grantType": "authorization_code"}, nil); st != 400 || m["code"] != "invalidCode" {
+		t.Fatalf("expired code = %d %v", st, m)
+	}
+	// Refusals shown on the platform's page.
+	for name, q := range map[string]string{
+		"redirect host": strings.Replace(base, "sso.example.com", "evil.example.com", 1),
+		"port differs":  strings.Replace(base, url.QueryEscape("https://sso.example.com/cb"), url.QueryEscape("https://sso.example.com:444/cb"), 1),
+		"client_id":     strings.Replace(base, appKey, "nope", 1),
+		"scope":         strings.Replace(base, "scope=openid", "scope=email", 1),
+		"prompt":        strings.Replace(base, "prompt=consent", "prompt=none", 1),
+	} {
+		if resp, _ := f.login(q + "&sim_user=zhangsan"); resp.StatusCode != 400 {
+			t.Errorf("%s: %d, want the error page", name, resp.StatusCode)
+		}
+	}
+	// The page itself, for a person.
+	resp, err := http.Get(f.srv.URL + "/oauth2/auth?" + base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(page), "data:image/png;base64,") || !strings.Contains(string(page), "张三") {
+		t.Fatal("login page lacks the QR image or the people list")
+	}
+}
+
+func TestH5FreeLogin(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(appKey, appSecret)
+	code, ok := f.sim.JSAPICode("zhangsan")
+	if !ok {
+		t.Fatal("no code")
+	}
+	m := f.oapi(tok, "v2/user/getuserinfo", map[string]any{"code": code})
+	res := m["result"].(map[string]any)
+	if res["userid"] != "zhangsan" || res["unionid"] == nil || res["name"] != "张三" {
+		t.Fatalf("getuserinfo = %v", m)
+	}
+	expect(t, f.oapi(tok, "v2/user/getuserinfo", map[string]any{"code": code}), 40078, "code reused")
+	code, _ = f.sim.JSAPICode("zhangsan")
+	f.advance(CodeTTL + time.Second)
+	tok = f.token(appKey, appSecret)
+	expect(t, f.oapi(tok, "v2/user/getuserinfo", map[string]any{"code": code}), 40078, "code expired")
+}
+
+// ---- events: an independent receiver on msgcrypt (tested against the published vectors)
+
+type receiver struct {
+	mu      sync.Mutex
+	events  []map[string]any
+	srv     *httptest.Server
+	slow    atomic.Bool
+	badSig  atomic.Bool
+	fails   atomic.Int32
+	recvKey string
+}
+
+func newReceiver(t *testing.T, recvKey string) *receiver {
+	c, err := msgcrypt.New(cbToken, cbAESKey, recvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{recvKey: recvKey}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		var env struct {
+			Encrypt string `json:"encrypt"`
+		}
+		if err := json.NewDecoder(req.Body).Decode(&env); err != nil {
+			http.Error(w, "bad body", 400)
+			return
+		}
+		if len(q.Get("timestamp")) != 13 {
+			http.Error(w, "timestamp must be milliseconds", 400)
+			return
+		}
+		pt, err := c.Decrypt(q.Get("signature"), q.Get("timestamp"), q.Get("nonce"), env.Encrypt)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		if r.slow.Load() {
+			time.Sleep(1700 * time.Millisecond)
+		}
+		if r.fails.Load() > 0 {
+			r.fails.Add(-1)
+			http.Error(w, "later", http.StatusServiceUnavailable)
+			return
+		}
+		var ev map[string]any
+		_ = json.Unmarshal(pt, &ev)
+		if ev["EventType"] != "check_url" {
+			r.mu.Lock()
+			r.events = append(r.events, ev)
+			r.mu.Unlock()
+		}
+		ts, nonce := fmt.Sprint(time.Now().UnixMilli()), "abcdefgh"
+		enc, sig, _ := c.Seal([]byte("success"), ts, nonce)
+		if r.badSig.Load() {
+			sig = strings.Repeat("0", 40)
+		}
+		json.NewEncoder(w).Encode(map[string]string{"msg_signature": sig, "timeStamp": ts, "nonce": nonce, "encrypt": enc})
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) wait(t *testing.T, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		got := len(r.events)
+		r.mu.Unlock()
+		if got >= n {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.events) < n {
+		t.Fatalf("received %d events, want %d", len(r.events), n)
+	}
+	return append([]map[string]any(nil), r.events...)
+}
+
+func ctl(t *testing.T, f *fixture, method, path, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestEventsCurrentShape(t *testing.T) {
+	f := newFixture(t, nil)
+	rcv := newReceiver(t, appKey) // app-level subscription: the receive key is the AppKey
+	rcv.slow.Store(true)
+	if st := ctl(t, f, "POST", "/_sim/callback", `{"url":"`+rcv.srv.URL+`"}`); st != 400 {
+		t.Fatalf("a check_url answered after 1500 ms was accepted: %d", st)
+	}
+	rcv.slow.Store(false)
+	rcv.badSig.Store(true)
+	if st := ctl(t, f, "POST", "/_sim/callback", `{"url":"`+rcv.srv.URL+`"}`); st != 400 {
+		t.Fatalf("a reply with a bad signature was accepted: %d", st)
+	}
+	rcv.badSig.Store(false)
+	if st := ctl(t, f, "POST", "/_sim/callback", `{"url":"`+rcv.srv.URL+`"}`); st != 204 {
+		t.Fatalf("callback registration: %d", st)
+	}
+	ctl(t, f, "POST", "/_sim/users", `{"userid":"wangwu","name":"王五","dept_id_list":[2],"active":false}`)
+	ev := rcv.wait(t, 1)[0]
+	if ev["EventType"] != "user_add_org" || ev["CorpId"] != corp || ev["userId"].([]any)[0] != "wangwu" || ev["EventTime"] == nil || ev["timeStamp"] == nil {
+		t.Fatalf("user_add_org = %v", ev)
+	}
+	ctl(t, f, "POST", "/_sim/users", `{"userid":"wangwu","active":true}`)
+	if ev = rcv.wait(t, 2)[1]; ev["EventType"] != "user_active_org" {
+		t.Fatalf("activation event = %v", ev)
+	}
+	ctl(t, f, "POST", "/_sim/users", `{"userid":"wangwu","title":"经理"}`)
+	if ev = rcv.wait(t, 3)[2]; ev["EventType"] != "user_modify_org" || ev["diffInfo"] == nil {
+		t.Fatalf("user_modify_org = %v", ev)
+	}
+	rcv.fails.Store(2)
+	ctl(t, f, "DELETE", "/_sim/users/wangwu", "")
+	if ev = rcv.wait(t, 4)[3]; ev["EventType"] != "user_leave_org" {
+		t.Fatalf("user_leave_org = %v", ev)
+	}
+	if d := f.sim.Deliveries()[3]; d.Attempts != 3 || !d.OK {
+		t.Fatalf("retried delivery = %+v", d)
+	}
+	ctl(t, f, "POST", "/_sim/departments", `{"name":"新部门","parent_id":1}`)
+	ev = rcv.wait(t, 5)[4]
+	if ev["EventType"] != "org_dept_create" || ev["deptId"] == nil {
+		t.Fatalf("org_dept_create = %v", ev)
+	}
+	id := fmt.Sprint(ev["deptId"].([]any)[0])
+	ctl(t, f, "POST", "/_sim/departments", `{"dept_id":`+id+`,"name":"改名"}`)
+	ctl(t, f, "DELETE", "/_sim/departments/"+id, "")
+	evs := rcv.wait(t, 7)
+	if evs[5]["EventType"] != "org_dept_modify" || evs[6]["EventType"] != "org_dept_remove" {
+		t.Fatalf("department events = %v, %v", evs[5], evs[6])
+	}
+}
+
+func TestEventsLegacyShapeAndCorpReceiveKey(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.LegacyEvents = true; c.EventReceiveKey = corp })
+	rcv := newReceiver(t, corp)
+	if st := ctl(t, f, "POST", "/_sim/callback", `{"url":"`+rcv.srv.URL+`"}`); st != 204 {
+		t.Fatalf("registration: %d", st)
+	}
+	ctl(t, f, "DELETE", "/_sim/users/zhangsan", "")
+	ev := rcv.wait(t, 1)[0]
+	if ev["EventType"] != "user_leave_org" || ev["UserId"].([]any)[0] != "zhangsan" || ev["TimeStamp"] == nil || ev["userId"] != nil {
+		t.Fatalf("legacy user_leave_org = %v", ev)
+	}
+}
+
+func TestControlAPIRejectsBadInput(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/_sim/users", `{"userid":"x y"}`},
+		{"POST", "/_sim/users", `{"userid":"new1"}`},
+		{"POST", "/_sim/users", `{"userid":"new1","name":"x","dept_id_list":[999999]}`},
+		{"POST", "/_sim/departments", `{"name":""}`},
+		{"POST", "/_sim/faults", `[]`},
+		{"POST", "/_sim/jsapi/code", `{"userid":"ghost"}`},
+	} {
+		if st := ctl(t, f, tc.method, tc.path, tc.body); st < 400 || st >= 500 {
+			t.Errorf("%s %s %s: %d", tc.method, tc.path, tc.body, st)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
+	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
 	"github.com/qiao-gateway/qiao/internal/config"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 )
@@ -28,7 +30,7 @@ func openStore(t *testing.T) *sqlstore.Store {
 func TestApplyDeclaredIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
-	cfg, _, err := DemoConfig("127.0.0.1:18080", t.TempDir(), "pw-for-test")
+	cfg, _, err := DemoConfig("127.0.0.1:18080", t.TempDir(), "pw-for-test", &DemoSims{WeCom: wecomsim.NewSetup(10, 1, "127.0.0.1:18080"), WeComURL: "http://127.0.0.1:18081", DingTalk: dingtalksim.NewSetup(10, 1, "127.0.0.1:18080"), DingTalkURL: "http://127.0.0.1:18082"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +52,9 @@ func TestApplyDeclaredIsIdempotent(t *testing.T) {
 	src2, _ := st.GetSource(ctx, "demo", "local")
 	if !src1.CreatedAt.Equal(src2.CreatedAt) {
 		t.Fatal("second apply re-created the source")
+	}
+	if w, err := st.GetSource(ctx, "demo", "wecom"); err != nil || w.Secrets["contact_secret"] == "" || w.Config["api_base_url"] != "http://127.0.0.1:18081" {
+		t.Fatalf("demo wecom source = %+v, %v", w, err)
 	}
 	if l, err := st.GetUserLink(ctx, "demo", "local", "zhangsan"); err != nil || l.UserID != u1.ID {
 		t.Fatalf("local link = %+v, %v", l, err)

@@ -5,7 +5,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
+	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
+	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
 	"github.com/qiao-gateway/qiao/internal/config"
 	"github.com/qiao-gateway/qiao/internal/password"
 )
@@ -24,10 +27,19 @@ func randomSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// DemoConfig returns the configuration of the demo (DESIGN.md "The demo"): enterprise "demo" with
-// its own directory (source "local", user zhangsan) and the clients sase-client, demo-app and
-// demo-service. Secrets are fresh each run unless pw is given.
-func DemoConfig(addr, dataDir, pw string) (*config.Config, *DemoCredentials, error) {
+// DemoSims are the simulators the demo's WeCom and DingTalk sources point at.
+type DemoSims struct {
+	WeCom       *wecomsim.Setup
+	WeComURL    string
+	DingTalk    *dingtalksim.Setup
+	DingTalkURL string
+}
+
+// DemoConfig returns the configuration of the demo: enterprise "demo" with its own directory
+// (source "local", user zhangsan), sources "wecom" and "dingtalk" on the simulators (when sims is
+// not nil) and the clients sase-client, demo-app and demo-service. Secrets are fresh each run
+// unless pw is given.
+func DemoConfig(addr, dataDir, pw string, sims *DemoSims) (*config.Config, *DemoCredentials, error) {
 	cfg := config.Default()
 	cfg.Listen = addr
 	cfg.DataDir = dataDir
@@ -43,11 +55,9 @@ func DemoConfig(addr, dataDir, pw string) (*config.Config, *DemoCredentials, err
 	}
 	ext := "http://" + addr
 	cfg.Enterprises = []config.Enterprise{{
-		ID:   "demo",
-		Name: "Demo Corp 演示企业",
-		Sources: []config.Source{
-			{ID: "local", Kind: "local", Name: "本地账号", Description: "Log on with a demo password"},
-		},
+		ID:      "demo",
+		Name:    "Demo Corp 演示企业",
+		Sources: demoSources(addr, sims),
 		Users: []config.User{
 			{Username: "zhangsan", Name: "张三", Email: "zhangsan@demo.example", Mobile: "13800000001", PasswordHash: hash},
 		},
@@ -66,4 +76,24 @@ func DemoConfig(addr, dataDir, pw string) (*config.Config, *DemoCredentials, err
 		return nil, nil, fmt.Errorf("demo config: %w", err)
 	}
 	return cfg, creds, nil
+}
+
+func demoSources(addr string, sims *DemoSims) []config.Source {
+	out := []config.Source{{ID: "local", Kind: "local", Name: "本地账号", Description: "Log on with a demo password"}}
+	if sims == nil {
+		return out
+	}
+	w, d := sims.WeCom, sims.DingTalk
+	out = append(out,
+		config.Source{ID: "wecom", Kind: "wecom", Name: "企业微信", Description: "企业微信扫码登录 (simulator)",
+			Config: map[string]string{"corp_id": w.CorpID, "agent_id": strconv.Itoa(w.AgentID), "api_base_url": sims.WeComURL,
+				"login_base_url": sims.WeComURL, "callback_domain": addr},
+			Secrets: map[string]string{"secret": w.Secret, "contact_secret": w.ContactSecret, "callback_token": w.CallbackToken,
+				"encoding_aes_key": w.CallbackAESKey}},
+		config.Source{ID: "dingtalk", Kind: "dingtalk", Name: "钉钉", Description: "钉钉扫码登录 (simulator)",
+			Config: map[string]string{"corp_id": d.CorpID, "app_key": d.AppKey, "agent_id": strconv.Itoa(d.AgentID),
+				"api_base_url": sims.DingTalkURL, "oapi_base_url": sims.DingTalkURL, "login_base_url": sims.DingTalkURL, "callback_domain": addr},
+			Secrets: map[string]string{"app_secret": d.AppSecret, "callback_token": d.CallbackToken, "aes_key": d.CallbackAESKey}},
+	)
+	return out
 }

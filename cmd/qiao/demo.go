@@ -1,23 +1,31 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
+	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
 	"github.com/qiao-gateway/qiao/gateway"
 )
 
 func demoCmd(g *globalFlags) *cobra.Command {
-	var pw string
+	var pw, wecomAddr, dingAddr string
+	var users int
+	var seed uint64
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the gateway with the demo enterprise on loopback",
-		Long: "Run the whole demo in one process: the gateway with enterprise \"demo\", its identity sources\n" +
-			"and clients. It uses a fresh data directory unless --data is given, and prints every URL and\n" +
-			"credential it uses.",
+		Short: "Run the gateway with the demo enterprise and the WeCom and DingTalk simulators on loopback",
+		Long: "Run the whole demo in one process: the WeCom simulator, the DingTalk simulator and the gateway with\n" +
+			"enterprise \"demo\", its identity sources and clients. It uses a fresh data directory unless --data is\n" +
+			"given, and prints every URL and credential it uses.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr := g.addr
@@ -33,34 +41,81 @@ func demoCmd(g *globalFlags) *cobra.Command {
 				defer os.RemoveAll(d)
 				dataDir = d
 			}
-			cfg, creds, err := gateway.DemoConfig(addr, dataDir, pw)
+			ws := wecomsim.NewSetup(users, seed, addr)
+			ds := dingtalksim.NewSetup(users, seed, addr)
+			wsim, dsim := wecomsim.New(ws.Config), dingtalksim.New(ds.Config)
+			defer wsim.Close()
+			defer dsim.Close()
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			wURL, err := serveBackground(ctx, wecomAddr, wsim)
+			if err != nil {
+				return fmt.Errorf("WeCom simulator: %w (choose another address with --wecom-addr)", err)
+			}
+			dURL, err := serveBackground(ctx, dingAddr, dsim)
+			if err != nil {
+				return fmt.Errorf("DingTalk simulator: %w (choose another address with --dingtalk-addr)", err)
+			}
+			sims := &gateway.DemoSims{WeCom: ws, WeComURL: wURL, DingTalk: ds, DingTalkURL: dURL}
+			cfg, creds, err := gateway.DemoConfig(addr, dataDir, pw, sims)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			return run(cmd.Context(), cfg, func(*gateway.Gateway) { printDemo(out, cfg.ExternalURL, dataDir, creds) })
+			return run(ctx, cfg, func(*gateway.Gateway) { printDemo(out, cfg.ExternalURL, dataDir, creds, sims) })
 		},
 	}
 	cmd.Flags().StringVar(&pw, "password", "", "password of the demo user zhangsan (default: random, printed)")
+	cmd.Flags().StringVar(&wecomAddr, "wecom-addr", "127.0.0.1:8081", "listen address of the WeCom simulator")
+	cmd.Flags().StringVar(&dingAddr, "dingtalk-addr", "127.0.0.1:8082", "listen address of the DingTalk simulator")
+	cmd.Flags().IntVar(&users, "users", 200, "users in each simulated org (zhangsan included)")
+	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the simulated orgs and their credentials")
 	return cmd
 }
 
-func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials) {
+// serveBackground serves h on addr until ctx ends and returns its base URL.
+func serveBackground(ctx context.Context, addr string, h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials, s *gateway.DemoSims) {
+	cb := ext + "/e/demo/sources/wecom/callback"
 	fmt.Fprintf(w, `qiao demo is ready.
 
   gateway            %[1]s/
   health             %[1]s/healthz   %[1]s/readyz   %[1]s/metrics
+  signing keys       %[1]s/e/demo/keys
   data directory     %[2]s
 
   enterprise         demo
-  identity sources   local (the enterprise's own directory)
+  identity sources   local (the enterprise's own directory), wecom and dingtalk (registered with the
+                     simulators' credentials; their sync and logon through the gateway are not built yet)
   demo user          %[3]s / %[4]s   (张三)
-  OIDC clients       sase-client (native, PKCE, loopback redirect)
-                     demo-app    secret %[5]s
+  OIDC clients       sase-client  (native, PKCE, loopback redirect)
+                     demo-app     secret %[5]s
                      demo-service secret %[6]s
 
-Press Ctrl-C to stop.
-`, ext, dataDir, c.Username, c.Password, c.DemoAppSecret, c.DemoServiceSecret)
+  WeCom simulator    %[7]s/_sim/   corp %[8]s, agent %[9]d
+    scan in as 张三:  %[7]s/wwlogin/sso/login?login_type=CorpApp&appid=%[8]s&agentid=%[9]d&state=demo&redirect_uri=%[10]s
+  DingTalk simulator %[11]s/_sim/   corp %[12]s, app key %[13]s
+    log in as 张三:   %[11]s/oauth2/auth?response_type=code&scope=openid&prompt=consent&state=demo&client_id=%[13]s&redirect_uri=%[14]s
+
+Run "qiao sim wecom" or "qiao sim dingtalk" to see a simulator's secrets. Press Ctrl-C to stop.
+`, ext, dataDir, c.Username, c.Password, c.DemoAppSecret, c.DemoServiceSecret,
+		s.WeComURL, s.WeCom.CorpID, s.WeCom.AgentID, urlQuery(cb),
+		s.DingTalkURL, s.DingTalk.CorpID, s.DingTalk.AppKey, urlQuery(ext+"/e/demo/sources/dingtalk/callback"))
 }
 
 func redact(dsn string) string { return gateway.RedactDSN(dsn) }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,4 +252,66 @@ func TestHashPassword(t *testing.T) {
 	if err := root.Execute(); err == nil {
 		t.Fatal("empty stdin accepted")
 	}
+}
+
+func TestDemoStartsGatewayAndSimulators(t *testing.T) {
+	addr, waddr, daddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errb syncBuffer
+	go func() {
+		done <- runMain(ctx, []string{"demo", "--addr", addr, "--wecom-addr", waddr, "--dingtalk-addr", daddr, "--users", "30"}, &out, &errb)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(out.String(), "qiao demo is ready") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("demo not ready: %s %s", out.String(), errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, u := range []string{"http://" + addr + "/readyz", "http://" + addr + "/e/demo/keys", "http://" + waddr + "/_sim/", "http://" + daddr + "/_sim/"} {
+		resp, err := http.Get(u)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", u, resp, err)
+		}
+		resp.Body.Close()
+	}
+	// The printed WeCom scan URL works for zhangsan and redirects to the gateway's callback.
+	var scan string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "/wwlogin/sso/login?") {
+			scan = strings.TrimSpace(line[strings.Index(line, "http"):])
+		}
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(scan + "&sim_user=zhangsan")
+	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "http://"+addr+"/e/demo/sources/wecom/callback?") {
+		t.Fatalf("scan URL %q: %v %v", scan, resp, err)
+	}
+	if !strings.Contains(out.String(), "zhangsan / ") {
+		t.Fatal("demo does not print zhangsan's credentials")
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("demo exited %d: %s", code, errb.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a polling reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

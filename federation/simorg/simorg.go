@@ -88,6 +88,12 @@ type Org struct {
 	members  map[int][]string // direct members, sorted
 	nextDept int
 	seq      int64
+	version  int64 // bumped by every mutation, under the write lock
+
+	cacheMu  sync.Mutex // guards the sorted-index cache, rebuilt lazily under RLock
+	cacheVer int64
+	sorted   []string
+	rowStart []int // rowStart[i] = memberships of sorted[:i]
 }
 
 // New returns an org with only the root department.
@@ -154,23 +160,62 @@ func (o *Org) DeptIDs() []int {
 	return ids
 }
 
-// UserIDs returns every userid, sorted (caller holds RLock).
+// UserIDs returns every userid, sorted (caller holds RLock). The slice is shared: do not modify it.
 func (o *Org) UserIDs() []string {
+	o.index()
+	return o.sorted
+}
+
+// index rebuilds the sorted userids and membership offsets when the org changed.
+func (o *Org) index() {
+	o.cacheMu.Lock()
+	defer o.cacheMu.Unlock()
+	if o.sorted != nil && o.cacheVer == o.version {
+		return
+	}
 	ids := make([]string, 0, len(o.users))
 	for id := range o.users {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	return ids
+	starts := make([]int, len(ids)+1)
+	for i, id := range ids {
+		starts[i+1] = starts[i] + len(o.users[id].Depts)
+	}
+	o.sorted, o.rowStart, o.cacheVer = ids, starts, o.version
+}
+
+// Row is one (user, department) membership.
+type Row struct {
+	UserID string
+	Dept   int
+}
+
+// Rows returns memberships [start, start+limit) in userid order, each user's departments in
+// their order, and the total (caller holds RLock).
+func (o *Org) Rows(start, limit int) ([]Row, int) {
+	o.index()
+	total := o.rowStart[len(o.sorted)]
+	if start >= total || limit <= 0 {
+		return nil, total
+	}
+	i := sort.SearchInts(o.rowStart, start+1) - 1 // the user holding row start
+	var out []Row
+	for ; i < len(o.sorted) && len(out) < limit; i++ {
+		u := o.users[o.sorted[i]]
+		for k, d := range u.Depts {
+			if o.rowStart[i]+k >= start && len(out) < limit {
+				out = append(out, Row{u.UserID, d})
+			}
+		}
+	}
+	return out, total
 }
 
 // RowsCount is the number of (user, department) memberships (caller holds RLock).
 func (o *Org) RowsCount() int {
-	n := 0
-	for _, u := range o.users {
-		n += len(u.Depts)
-	}
-	return n
+	o.index()
+	return o.rowStart[len(o.sorted)]
 }
 
 // Counts returns the number of departments and users.
@@ -227,6 +272,7 @@ func (o *Org) AddDept(d Dept) (*Dept, error) {
 }
 
 func (o *Org) addDept(d Dept) (*Dept, error) {
+	o.version++
 	if o.depts[d.ParentID] == nil {
 		return nil, ErrParentNotFound
 	}
@@ -254,6 +300,7 @@ func (o *Org) addDept(d Dept) (*Dept, error) {
 func (o *Org) UpdateDept(id int, name, nameEn *string, parent *int, order *uint32) (*Dept, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.version++
 	d := o.depts[id]
 	if d == nil {
 		return nil, ErrDeptNotFound
@@ -287,6 +334,7 @@ func (o *Org) UpdateDept(id int, name, nameEn *string, parent *int, order *uint3
 func (o *Org) DeleteDept(id int) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.version++
 	d := o.depts[id]
 	switch {
 	case id == RootID:
@@ -313,6 +361,7 @@ func (o *Org) PutUser(u *User, create bool) (*User, error) {
 }
 
 func (o *Org) putUser(u *User, create bool) (*User, error) {
+	o.version++
 	existing := o.User(u.UserID)
 	if create && existing != nil {
 		return nil, ErrUserExists
@@ -353,6 +402,7 @@ func (o *Org) unlink(u *User) {
 func (o *Org) DeleteUser(id string) (*User, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.version++
 	u := o.User(id)
 	if u == nil {
 		return nil, ErrUserNotFound
@@ -367,6 +417,7 @@ func (o *Org) DeleteUser(id string) (*User, error) {
 func (o *Org) RenameUser(old, nw string) (*User, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.version++
 	u := o.User(old)
 	if u == nil {
 		return nil, ErrUserNotFound

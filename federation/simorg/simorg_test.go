@@ -129,3 +129,39 @@ func BenchmarkGenerate100k(b *testing.B) {
 		}
 	}
 }
+
+func TestRowsAndIndexInvalidation(t *testing.T) {
+	o := Generate("x", 500, 3)
+	o.RLock()
+	total := o.RowsCount()
+	var all []Row
+	for start := 0; start < total; start += 37 {
+		page, n := o.Rows(start, 37)
+		if n != total {
+			t.Fatalf("total changed: %d", n)
+		}
+		all = append(all, page...)
+	}
+	o.RUnlock()
+	if len(all) != total {
+		t.Fatalf("paged %d rows, want %d", len(all), total)
+	}
+	seen := map[Row]bool{}
+	for _, r := range all {
+		if seen[r] {
+			t.Fatalf("row %v twice", r)
+		}
+		seen[r] = true
+	}
+	if _, err := o.PutUser(&User{UserID: "aaa-first", Depts: []int{2, 3}, Status: 1}, true); err != nil {
+		t.Fatal(err)
+	}
+	o.RLock()
+	defer o.RUnlock()
+	if o.RowsCount() != total+2 || o.UserIDs()[0] != "aaa-first" {
+		t.Fatal("index not rebuilt after a mutation")
+	}
+	if first, _ := o.Rows(0, 2); first[1] != (Row{"aaa-first", 3}) {
+		t.Fatalf("rows = %v", first)
+	}
+}

@@ -280,26 +280,21 @@ func (s *Sim) userListID(w http.ResponseWriter, r *http.Request, c *cred) {
 		UserID     string `json:"userid"`
 		Department int    `json:"department"`
 	}
-	// Rows in a stable order: users sorted, each user's departments in their order.
-	var rows []row
-	pos := 0
-	for _, uid := range o.UserIDs() {
-		u := o.User(uid)
-		for _, d := range u.Depts {
-			if pos >= start && len(rows) < limit {
-				rows = append(rows, row{uid, d})
-			}
-			pos++
-		}
-		if len(rows) >= limit {
-			break
-		}
+	page, total := o.Rows(start, limit)
+	rows := make([]row, 0, len(page))
+	for _, r := range page {
+		rows = append(rows, row{r.UserID, r.Dept})
 	}
 	next := ""
-	if start+len(rows) < o.RowsCount() {
-		next = base64.RawURLEncoding.EncodeToString([]byte("c:" + strconv.Itoa(start+len(rows))))
+	if start+len(rows) < total {
+		next = encodeCursor(start + len(rows))
 	}
 	ok(w, "ok", map[string]any{"next_cursor": next, "dept_user": nonNil(rows)})
+}
+
+// encodeCursor makes the opaque list_id cursor for a row offset.
+func encodeCursor(offset int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("c:" + strconv.Itoa(offset)))
 }
 
 // ---- writes

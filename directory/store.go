@@ -46,6 +46,8 @@ type Store interface {
 	ListUserLinks(ctx context.Context, enterpriseID, sourceID string) ([]*UserLink, error)
 	LinksOfUser(ctx context.Context, enterpriseID, userID string) ([]*UserLink, error)
 	DeleteUserLink(ctx context.Context, enterpriseID, sourceID, upstreamID string) error
+	// SourceUsers returns every link of a source with its user, in one query.
+	SourceUsers(ctx context.Context, enterpriseID, sourceID string) ([]LinkedUser, error)
 
 	PutGroup(ctx context.Context, g *Group) error
 	GetGroup(ctx context.Context, enterpriseID, id string) (*Group, error)
@@ -102,4 +104,10 @@ type AuditQuery struct {
 	UserID       string // optional
 	BeforeID     int64  // paging: events with a smaller ID
 	Limit        int
+}
+
+// LinkedUser is a user with their link to one source.
+type LinkedUser struct {
+	Link *UserLink
+	User *User
 }

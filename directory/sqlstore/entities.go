@@ -510,6 +510,38 @@ func (s *Store) DeleteUserLink(ctx context.Context, ent, src, upstreamID string)
 	return expectOne(res, err, "delete user link "+upstreamID)
 }
 
+// SourceUsers implements directory.Store.
+func (s *Store) SourceUsers(ctx context.Context, ent, src string) ([]directory.LinkedUser, error) {
+	cols := "l." + strings.ReplaceAll(linkCols, ", ", ", l.") + ", u." + strings.ReplaceAll(userCols, ", ", ", u.")
+	rows, err := s.q.QueryContext(ctx, `SELECT `+cols+` FROM user_links l JOIN users u ON u.id = l.user_id
+		WHERE l.enterprise_id = $1 AND l.source_id = $2 ORDER BY l.upstream_id`, ent, src)
+	if err != nil {
+		return nil, mapErr(err, "source users")
+	}
+	defer rows.Close()
+	var out []directory.LinkedUser
+	for rows.Next() {
+		var l directory.UserLink
+		var u directory.User
+		var depts, up, status, attrs string
+		var lu, c, uu int64
+		if err := rows.Scan(&l.EnterpriseID, &l.SourceID, &l.UpstreamID, &l.UnionID, &l.UserID, &depts, &up, &lu,
+			&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &uu); err != nil {
+			return nil, mapErr(err, "source users")
+		}
+		if err := unjson(depts, &l.Departments, "link departments"); err != nil {
+			return nil, err
+		}
+		if err := unjson(attrs, &u.Attributes, "user attributes"); err != nil {
+			return nil, err
+		}
+		l.Upstream, l.UpdatedAt = textRaw(up), fromMS(lu)
+		u.Status, u.CreatedAt, u.UpdatedAt = directory.UserStatus(status), fromMS(c), fromMS(uu)
+		out = append(out, directory.LinkedUser{Link: &l, User: &u})
+	}
+	return out, mapErr(rows.Err(), "source users")
+}
+
 // ---- groups
 
 // PutGroup implements directory.Store; the member list is replaced.

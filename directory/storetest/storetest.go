@@ -238,6 +238,10 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		if ls, _ := s.LinksOfUser(ctx, "acme", u.ID); len(ls) != 1 {
 			t.Fatalf("LinksOfUser = %d", len(ls))
 		}
+		lus, err := s.SourceUsers(ctx, "acme", "wecom")
+		if err != nil || len(lus) != 1 || lus[0].User.Name != "张三丰" || lus[0].Link.UpstreamID != "ZhangSan" || lus[0].User.Attributes["title"] != "工程师" {
+			t.Fatalf("SourceUsers = %+v, %v", lus, err)
+		}
 		// One user has at most one link per source.
 		if err := s.PutUserLink(ctx, &directory.UserLink{EnterpriseID: "acme", SourceID: "wecom", UpstreamID: "other", UserID: u.ID}); !errors.Is(err, directory.ErrConflict) {
 			t.Fatalf("second link of one user to one source: %v", err)

@@ -1,0 +1,252 @@
+// Package dingtalk is qiao's DingTalk (钉钉) connector: the API client for the oapi and new-API
+// hosts (token cache, rate limits, retries, egress proxies), the directory reader and, as their
+// issues land, login and events.
+package dingtalk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/federation/upstream"
+)
+
+// Default hosts of the standard edition; a dedicated (专属) edition has its own.
+const (
+	DefaultOAPIBase  = "https://oapi.dingtalk.com"
+	DefaultAPIBase   = "https://api.dingtalk.com"
+	DefaultLoginBase = "https://login.dingtalk.com"
+)
+
+// Settings are a DingTalk source's connection settings.
+type Settings struct {
+	CorpID    string
+	AppKey    string
+	AppSecret string
+	AgentID   string
+	OAPIBase  string
+	APIBase   string
+	LoginBase string
+	Proxies   []string
+	// RatePerSecond limits calls per API (default: the published 20/s per app per API, less a
+	// margin).
+	RatePerSecond float64
+	Timeout       time.Duration
+}
+
+// SettingsFrom reads a source's config and secrets maps.
+func SettingsFrom(cfg, secrets map[string]string) (Settings, error) {
+	s := Settings{CorpID: cfg["corp_id"], AppKey: cfg["app_key"], AgentID: cfg["agent_id"], AppSecret: secrets["app_secret"],
+		OAPIBase: strings.TrimRight(cfg["oapi_base_url"], "/"), APIBase: strings.TrimRight(cfg["api_base_url"], "/"),
+		LoginBase: strings.TrimRight(cfg["login_base_url"], "/")}
+	if s.OAPIBase == "" {
+		s.OAPIBase = DefaultOAPIBase
+	}
+	if s.APIBase == "" {
+		s.APIBase = DefaultAPIBase
+	}
+	if s.LoginBase == "" {
+		s.LoginBase = DefaultLoginBase
+	}
+	if p := secrets["proxies"]; p != "" {
+		s.Proxies = strings.Split(p, ",")
+	}
+	switch {
+	case s.AppKey == "":
+		return s, errors.New("config.app_key is required (DingTalk developer console → 应用凭证 → AppKey/Client ID)")
+	case s.AppSecret == "":
+		return s, errors.New("secrets.app_secret is required (AppSecret/Client Secret)")
+	}
+	return s, nil
+}
+
+var tokens = upstream.NewTokenCache(5 * time.Minute)
+
+// Client calls the DingTalk APIs for one source.
+type Client struct {
+	s       Settings
+	http    *http.Client
+	limiter *upstream.Limiter
+	backoff upstream.Backoff
+	calls   atomic.Int64
+}
+
+// NewClient returns a client.
+func NewClient(s Settings) (*Client, error) {
+	if s.Timeout == 0 {
+		s.Timeout = 10 * time.Second
+	}
+	if s.RatePerSecond == 0 {
+		s.RatePerSecond = 18
+	}
+	hc, err := upstream.NewHTTPClient(s.Timeout, s.Proxies)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{s: s, http: hc, limiter: upstream.NewLimiter(s.RatePerSecond, 18),
+		backoff: upstream.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}, nil
+}
+
+// Calls is the number of API calls made.
+func (c *Client) Calls() int64 { return c.calls.Load() }
+
+// SetBackoff replaces the retry schedule (tests).
+func (c *Client) SetBackoff(b upstream.Backoff) { c.backoff = b }
+
+type oapiResp struct {
+	ErrCode int             `json:"errcode"`
+	ErrMsg  string          `json:"errmsg"`
+	Result  json.RawMessage `json:"result"`
+	Status  int             `json:"status"` // the IP-ban body: {"status":1111,...}
+}
+
+func (c *Client) do(ctx context.Context, api, method, fullURL string, body []byte) (int, []byte, error) {
+	for attempt := 1; ; attempt++ {
+		if err := c.limiter.Wait(ctx, api); err != nil {
+			return 0, nil, err
+		}
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, fullURL, rd)
+		if err != nil {
+			return 0, nil, err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		c.calls.Add(1)
+		resp, err := c.http.Do(req)
+		var data []byte
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+			data, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+			resp.Body.Close()
+		}
+		if err == nil && status < 500 {
+			return status, data, nil
+		}
+		if ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		if attempt >= c.backoff.Attempts {
+			if err == nil {
+				err = fmt.Errorf("HTTP %d", status)
+			}
+			return 0, nil, &federation.Error{Platform: "DingTalk", API: api, Message: fmt.Sprintf("unreachable after %d attempts", attempt), Err: err}
+		}
+		if err := upstream.Sleep(ctx, c.backoff.Delay(attempt)); err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+func (c *Client) token(ctx context.Context) (string, error) {
+	return tokens.Get(ctx, c.s.AppKey+"\x00"+c.s.AppSecret, func(ctx context.Context) (upstream.Token, error) {
+		q := url.Values{"appkey": {c.s.AppKey}, "appsecret": {c.s.AppSecret}}
+		_, data, err := c.do(ctx, "gettoken", http.MethodGet, c.s.OAPIBase+"/gettoken?"+q.Encode(), nil)
+		if err != nil {
+			return upstream.Token{}, err
+		}
+		var out struct {
+			oapiResp
+			AccessToken string `json:"access_token"`
+			ExpiresIn   int    `json:"expires_in"`
+		}
+		if err := json.Unmarshal(data, &out); err != nil {
+			return upstream.Token{}, &federation.Error{Platform: "DingTalk", API: "gettoken", Message: "malformed answer", Err: err}
+		}
+		if out.ErrCode != 0 || out.AccessToken == "" {
+			return upstream.Token{}, c.fail("gettoken", out.oapiResp)
+		}
+		return upstream.Token{Value: out.AccessToken, Expires: time.Now().Add(time.Duration(out.ExpiresIn) * time.Second)}, nil
+	})
+}
+
+func (c *Client) fail(api string, r oapiResp) error {
+	msg := r.ErrMsg
+	switch r.ErrCode {
+	case 60020:
+		msg = "DingTalk refused the call: " + r.ErrMsg + " — add this gateway's egress IP to the app's server IP allowlist (服务器出口IP), or route calls through a configured egress proxy"
+	case 60011:
+		msg = "the app lacks the permission for this API (60011): grant the contact read permission (通讯录个人信息读权限 / 成员信息读权限) in the developer console"
+	case 50002, 50004:
+		msg = fmt.Sprintf("outside the app's contact scope (%d): widen the app's 通讯录权限范围", r.ErrCode)
+	case 40089, 40001:
+		msg = fmt.Sprintf("the AppKey or AppSecret was refused (%d): check them in the developer console", r.ErrCode)
+	case 90018, 90002, 90001:
+		msg = fmt.Sprintf("DingTalk rate limit (%d) persisted through retries: try again later", r.ErrCode)
+	case 33012, 60111, 60121, 60003:
+		return &federation.Error{Platform: "DingTalk", API: api, Code: r.ErrCode, Message: msg, Err: federation.ErrNotFound}
+	}
+	if r.Status == 1111 {
+		return &federation.Error{Platform: "DingTalk", API: api, Message: "DingTalk banned this IP for 5 minutes after more than 10,000 calls in 20 s; wait, then run the task again"}
+	}
+	return &federation.Error{Platform: "DingTalk", API: api, Code: r.ErrCode, Message: msg}
+}
+
+// OAPI calls POST /topapi/<api> with a JSON body and decodes result into out.
+func (c *Client) OAPI(ctx context.Context, api string, body any, out any) error {
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	refreshed := false
+	for attempt := 1; ; attempt++ {
+		tok, err := c.token(ctx)
+		if err != nil {
+			return err
+		}
+		_, data, err := c.do(ctx, api, http.MethodPost, c.s.OAPIBase+"/topapi/"+api+"?access_token="+url.QueryEscape(tok), payload)
+		if err != nil {
+			return err
+		}
+		var r oapiResp
+		if err := json.Unmarshal(data, &r); err != nil {
+			return &federation.Error{Platform: "DingTalk", API: api, Message: "malformed JSON answer", Err: err}
+		}
+		switch {
+		case r.Status == 1111:
+			return c.fail(api, r)
+		case r.ErrCode == 0:
+			if out == nil {
+				return nil
+			}
+			if err := json.Unmarshal(r.Result, out); err != nil {
+				return &federation.Error{Platform: "DingTalk", API: api, Message: "unexpected result: " + err.Error(), Err: err}
+			}
+			return nil
+		case r.ErrCode == 40014 || r.ErrCode == 42001 || r.ErrCode == 41001 || (r.ErrCode == 40001 && !refreshed):
+			tokens.Invalidate(c.s.AppKey+"\x00"+c.s.AppSecret, tok)
+			if refreshed {
+				return c.fail(api, r)
+			}
+			refreshed = true
+		case r.ErrCode == 90018 || r.ErrCode == 90002 || r.ErrCode == 90001 || r.ErrCode == -1:
+			if attempt >= c.backoff.Attempts {
+				return c.fail(api, r)
+			}
+			// The platform's advice for 90018 is to wait a second.
+			d := c.backoff.Delay(attempt)
+			if r.ErrCode == 90018 && d < 200*time.Millisecond {
+				d = 200 * time.Millisecond
+			}
+			if err := upstream.Sleep(ctx, d); err != nil {
+				return err
+			}
+		default:
+			return c.fail(api, r)
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package dingtalk
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/qiao-gateway/qiao/federation"
+)
+
+// Reader reads a DingTalk directory: departments by listsub recursion from the scope roots, users
+// by v2/user/list pages of 100 per department. DingTalk has no whole-tree call, so a full read
+// costs at least two calls per department.
+type Reader struct {
+	c *Client
+}
+
+// Reader returns a directory reader.
+func (c *Client) Reader() *Reader { return &Reader{c: c} }
+
+var _ federation.DirectoryReader = (*Reader)(nil)
+
+// Info implements federation.DirectoryReader.
+func (r *Reader) Info() federation.ReadInfo {
+	return federation.ReadInfo{Mode: "v2/department/listsub+v2/user/list", Calls: int(r.c.Calls())}
+}
+
+type dDept struct {
+	DeptID   int64  `json:"dept_id"`
+	Name     string `json:"name"`
+	ParentID int64  `json:"parent_id"`
+	Order    int64  `json:"order"`
+}
+
+// Departments implements federation.DirectoryReader.
+func (r *Reader) Departments(ctx context.Context, roots []string) ([]federation.Dept, error) {
+	if len(roots) == 0 {
+		roots = []string{"1"}
+	}
+	var out []federation.Dept
+	seen := map[string]bool{}
+	for _, root := range roots {
+		id, err := strconv.ParseInt(root, 10, 64)
+		if err != nil {
+			return nil, &federation.Error{Platform: "DingTalk", API: "v2/department/get", Message: "scope department " + strconv.Quote(root) + " is not a DingTalk department ID"}
+		}
+		var top json.RawMessage
+		if err := r.c.OAPI(ctx, "v2/department/get", map[string]any{"dept_id": id}, &top); err != nil {
+			return nil, err
+		}
+		var d dDept
+		if err := json.Unmarshal(top, &d); err != nil {
+			return nil, &federation.Error{Platform: "DingTalk", API: "v2/department/get", Message: "malformed department: " + err.Error()}
+		}
+		queue := []federation.Dept{{ID: root, Name: d.Name, Order: d.Order, Raw: top}}
+		for len(queue) > 0 {
+			cur := queue[0]
+			queue = queue[1:]
+			if seen[cur.ID] {
+				continue
+			}
+			seen[cur.ID] = true
+			out = append(out, cur)
+			var subs []json.RawMessage
+			pid, _ := strconv.ParseInt(cur.ID, 10, 64)
+			if err := r.c.OAPI(ctx, "v2/department/listsub", map[string]any{"dept_id": pid}, &subs); err != nil {
+				return nil, err
+			}
+			for _, raw := range subs {
+				var s dDept
+				if err := json.Unmarshal(raw, &s); err != nil {
+					return nil, &federation.Error{Platform: "DingTalk", API: "v2/department/listsub", Message: "malformed department: " + err.Error()}
+				}
+				queue = append(queue, federation.Dept{ID: strconv.FormatInt(s.DeptID, 10), ParentID: cur.ID, Name: s.Name, Order: s.Order, Raw: raw})
+			}
+		}
+	}
+	return out, nil
+}
+
+type dUser struct {
+	UserID     string  `json:"userid"`
+	UnionID    string  `json:"unionid"`
+	Name       string  `json:"name"`
+	Mobile     string  `json:"mobile"`
+	Email      string  `json:"email"`
+	OrgEmail   string  `json:"org_email"`
+	Title      string  `json:"title"`
+	JobNumber  string  `json:"job_number"`
+	Telephone  string  `json:"telephone"`
+	WorkPlace  string  `json:"work_place"`
+	Remark     string  `json:"remark"`
+	DeptIDList []int64 `json:"dept_id_list"`
+	Extension  string  `json:"extension"`
+	Active     bool    `json:"active"`
+	HiredDate  int64   `json:"hired_date"`
+}
+
+func toUser(u dUser, raw json.RawMessage) federation.User {
+	attrs := map[string]string{"userid": u.UserID, "unionid": u.UnionID, "name": u.Name, "mobile": u.Mobile, "email": u.Email,
+		"org_email": u.OrgEmail, "position": u.Title, "title": u.Title, "job_number": u.JobNumber, "telephone": u.Telephone,
+		"work_place": u.WorkPlace, "remark": u.Remark}
+	if u.Extension != "" {
+		var ext map[string]any
+		if json.Unmarshal([]byte(u.Extension), &ext) == nil {
+			for k, v := range ext {
+				if s, ok := v.(string); ok {
+					attrs["ext."+k] = s
+				}
+			}
+		}
+	}
+	depts := make([]string, len(u.DeptIDList))
+	for i, d := range u.DeptIDList {
+		depts[i] = strconv.FormatInt(d, 10)
+	}
+	st := federation.StatusActive
+	if !u.Active {
+		st = federation.StatusInactive
+	}
+	return federation.User{UserID: u.UserID, UnionID: u.UnionID, Status: st, Depts: depts, Attrs: attrs, Raw: raw}
+}
+
+// Users implements federation.DirectoryReader.
+func (r *Reader) Users(ctx context.Context, depts []federation.Dept, fn func(federation.User) error) error {
+	inScope := make(map[string]bool, len(depts))
+	for _, d := range depts {
+		inScope[d.ID] = true
+	}
+	seen := map[string]bool{}
+	for _, d := range depts {
+		id, _ := strconv.ParseInt(d.ID, 10, 64)
+		cursor := int64(0)
+		for {
+			var page struct {
+				HasMore    bool              `json:"has_more"`
+				NextCursor int64             `json:"next_cursor"`
+				List       []json.RawMessage `json:"list"`
+			}
+			if err := r.c.OAPI(ctx, "v2/user/list", map[string]any{"dept_id": id, "cursor": cursor, "size": 100}, &page); err != nil {
+				return err
+			}
+			for _, raw := range page.List {
+				var u dUser
+				if err := json.Unmarshal(raw, &u); err != nil {
+					return &federation.Error{Platform: "DingTalk", API: "v2/user/list", Message: "malformed user: " + err.Error()}
+				}
+				if seen[u.UserID] {
+					continue
+				}
+				seen[u.UserID] = true
+				fu := toUser(u, raw)
+				kept := fu.Depts[:0:0]
+				for _, dd := range fu.Depts {
+					if inScope[dd] {
+						kept = append(kept, dd)
+					}
+				}
+				fu.Depts = kept
+				if err := fn(fu); err != nil {
+					return err
+				}
+			}
+			if !page.HasMore {
+				break
+			}
+			cursor = page.NextCursor
+		}
+	}
+	return nil
+}
+
+// User reads one user (events re-read the users they name).
+func (r *Reader) User(ctx context.Context, userid string) (federation.User, error) {
+	var raw json.RawMessage
+	if err := r.c.OAPI(ctx, "v2/user/get", map[string]any{"userid": userid}, &raw); err != nil {
+		return federation.User{}, err
+	}
+	var u dUser
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return federation.User{}, &federation.Error{Platform: "DingTalk", API: "v2/user/get", Message: "malformed user: " + err.Error()}
+	}
+	return toUser(u, raw), nil
+}

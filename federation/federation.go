@@ -1,0 +1,89 @@
+// Package federation defines what a platform connector can do for the rest of qiao — read a
+// directory, log a person on, decode events — in the platform-neutral terms the sync engine and
+// the broker consume. Each platform (federation/wecom, federation/dingtalk) implements them.
+// federation knows nothing of qiao's storage.
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// Dept is an upstream department.
+type Dept struct {
+	ID       string
+	ParentID string // "" for the root of what was read
+	Name     string
+	Order    int64
+	Raw      json.RawMessage
+}
+
+// UserStatus is an upstream user's state in platform-neutral terms.
+type UserStatus string
+
+// Upstream states.
+const (
+	StatusActive   UserStatus = "active"
+	StatusDisabled UserStatus = "disabled"
+	StatusInactive UserStatus = "inactive" // not activated
+	StatusExited   UserStatus = "exited"
+)
+
+// User is an upstream user.
+type User struct {
+	UserID  string
+	UnionID string
+	Status  UserStatus
+	Depts   []string
+	// Attrs are the upstream fields, flattened to strings for field mapping: "userid", "name",
+	// "email", "mobile", "position", ... and "ext.<name>" for extended attributes.
+	Attrs map[string]string
+	Raw   json.RawMessage
+}
+
+// ReadInfo says how a directory was read.
+type ReadInfo struct {
+	Mode  string // e.g. "department/list+user/list"
+	Calls int    // API calls made
+}
+
+// DirectoryReader reads a source's directory. Departments returns the departments in the
+// subtrees rooted at roots (the whole org when roots is empty), parents before children. Users
+// calls fn for each user of those departments, each user once.
+type DirectoryReader interface {
+	Departments(ctx context.Context, roots []string) ([]Dept, error)
+	Users(ctx context.Context, depts []Dept, fn func(User) error) error
+	Info() ReadInfo
+}
+
+// Error is an upstream failure an admin can act on: Message says what to do.
+type Error struct {
+	Platform string
+	API      string
+	Code     int    // errcode, or the HTTP status for DingTalk's new API
+	SubCode  string // DingTalk's new-API code
+	Message  string
+	Err      error
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
+	}
+	if e.Code != 0 {
+		return e.Platform + " " + e.API + ": errcode " + itoa(e.Code) + ": " + msg
+	}
+	return e.Platform + " " + e.API + ": " + msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+// ErrNotFound marks an upstream "no such user/department" answer.
+var ErrNotFound = errors.New("not found upstream")

@@ -1,0 +1,188 @@
+// Package upstream is the HTTP plumbing every platform connector shares: a token cache per
+// credential that refreshes before expiry with one fetch in flight, client-side rate limits at the
+// platforms' published figures, bounded retries with jittered backoff, and a list of egress
+// proxies tried in order (for trusted-IP setups).
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+)
+
+// Token is an access token and its expiry.
+type Token struct {
+	Value   string
+	Expires time.Time
+}
+
+// TokenCache caches one token per key (corp + secret) and refreshes it a margin before expiry;
+// concurrent callers share one fetch.
+type TokenCache struct {
+	mu     sync.Mutex
+	tokens map[string]Token
+	group  singleflight.Group
+	margin time.Duration
+	now    func() time.Time
+}
+
+// NewTokenCache returns a cache that refreshes margin before expiry.
+func NewTokenCache(margin time.Duration) *TokenCache {
+	return &TokenCache{tokens: map[string]Token{}, margin: margin, now: time.Now}
+}
+
+// Get returns the cached token for key, or fetches one.
+func (c *TokenCache) Get(ctx context.Context, key string, fetch func(context.Context) (Token, error)) (string, error) {
+	c.mu.Lock()
+	t, ok := c.tokens[key]
+	c.mu.Unlock()
+	if ok && c.now().Add(c.margin).Before(t.Expires) {
+		return t.Value, nil
+	}
+	v, err, _ := c.group.Do(key, func() (any, error) {
+		// Another caller may have refreshed while we waited.
+		c.mu.Lock()
+		t, ok := c.tokens[key]
+		c.mu.Unlock()
+		if ok && c.now().Add(c.margin).Before(t.Expires) {
+			return t.Value, nil
+		}
+		nt, err := fetch(context.WithoutCancel(ctx))
+		if err != nil {
+			return "", err
+		}
+		c.mu.Lock()
+		c.tokens[key] = nt
+		c.mu.Unlock()
+		return nt.Value, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// Invalidate drops key's token (after the platform said it is invalid or expired), unless the
+// cache already holds a newer one than stale.
+func (c *TokenCache) Invalidate(key, stale string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.tokens[key]; ok && t.Value == stale {
+		delete(c.tokens, key)
+	}
+}
+
+// Limiter holds one token-bucket limiter per API name.
+type Limiter struct {
+	mu    sync.Mutex
+	per   map[string]*rate.Limiter
+	limit rate.Limit
+	burst int
+}
+
+// NewLimiter allows limit calls per second per API, with burst. limit <= 0 means unlimited.
+func NewLimiter(limit float64, burst int) *Limiter {
+	return &Limiter{per: map[string]*rate.Limiter{}, limit: rate.Limit(limit), burst: burst}
+}
+
+// Wait blocks until api may be called.
+func (l *Limiter) Wait(ctx context.Context, api string) error {
+	if l == nil || l.limit <= 0 {
+		return nil
+	}
+	l.mu.Lock()
+	lim := l.per[api]
+	if lim == nil {
+		lim = rate.NewLimiter(l.limit, l.burst)
+		l.per[api] = lim
+	}
+	l.mu.Unlock()
+	return lim.Wait(ctx)
+}
+
+// Backoff is a bounded retry schedule with full jitter.
+type Backoff struct {
+	Base     time.Duration
+	Max      time.Duration
+	Attempts int // total attempts, the first included
+}
+
+// Delay returns the wait before retry number n (1-based).
+func (b Backoff) Delay(n int) time.Duration {
+	d := b.Base << (n - 1)
+	if d > b.Max || d <= 0 {
+		d = b.Max
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1)
+}
+
+// Sleep waits d or until ctx ends.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// NewHTTPClient returns a client for a connector: direct, or through the given HTTPS/HTTP proxies
+// ("https://user:pass@host:port"), tried in order when one cannot be reached.
+func NewHTTPClient(timeout time.Duration, proxies []string) (*http.Client, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = 32
+	base.ResponseHeaderTimeout = timeout
+	if len(proxies) == 0 {
+		return &http.Client{Timeout: timeout, Transport: base}, nil
+	}
+	var rts []http.RoundTripper
+	for i, p := range proxies {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("proxy %d is not an http(s)://[user:pass@]host:port URL", i+1)
+		}
+		t := base.Clone()
+		t.Proxy = http.ProxyURL(u)
+		rts = append(rts, t)
+	}
+	return &http.Client{Timeout: timeout, Transport: &failover{rts: rts}}, nil
+}
+
+// failover tries each proxy in order while the failure is reaching the proxy itself.
+type failover struct{ rts []http.RoundTripper }
+
+func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
+	var last error
+	for _, rt := range f.rts {
+		if req.Body != nil && req.GetBody != nil && last != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			req = req.Clone(req.Context())
+			req.Body = body
+		}
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			return resp, nil
+		}
+		last = err
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			return nil, err // the proxy answered; not a reason to try another
+		}
+	}
+	return nil, fmt.Errorf("every egress proxy failed: %w", last)
+}

@@ -1,0 +1,256 @@
+// Package wecom is qiao's WeCom (企业微信) connector: the API client (token cache, rate limits,
+// retries, egress proxies), the directory reader and, as their issues land, login and events.
+package wecom
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/federation/upstream"
+)
+
+// Default hosts of the platform.
+const (
+	DefaultAPIBase   = "https://qyapi.weixin.qq.com"
+	DefaultLoginBase = "https://login.work.weixin.qq.com"
+)
+
+// Settings are a WeCom source's connection settings (from its config and secrets).
+type Settings struct {
+	CorpID        string
+	AgentID       string
+	Secret        string // the app's secret
+	ContactSecret string // 通讯录同步 secret (optional): reads the whole corp
+	APIBase       string
+	LoginBase     string
+	Proxies       []string
+	// RatePerSecond limits calls per API (default: the published 10,000/min per corp per API).
+	RatePerSecond float64
+	Timeout       time.Duration
+}
+
+// SettingsFrom reads a source's config and secrets maps.
+func SettingsFrom(cfg, secrets map[string]string) (Settings, error) {
+	s := Settings{CorpID: cfg["corp_id"], AgentID: cfg["agent_id"], Secret: secrets["secret"], ContactSecret: secrets["contact_secret"],
+		APIBase: strings.TrimRight(cfg["api_base_url"], "/"), LoginBase: strings.TrimRight(cfg["login_base_url"], "/")}
+	if s.APIBase == "" {
+		s.APIBase = DefaultAPIBase
+	}
+	if s.LoginBase == "" {
+		s.LoginBase = DefaultLoginBase
+	}
+	if p := secrets["proxies"]; p != "" {
+		s.Proxies = strings.Split(p, ",")
+	}
+	switch {
+	case s.CorpID == "":
+		return s, errors.New("config.corp_id is required (WeCom admin console → 我的企业 → 企业ID)")
+	case s.Secret == "" && s.ContactSecret == "":
+		return s, errors.New("secrets.secret (the app's Secret) or secrets.contact_secret (通讯录同步 Secret) is required")
+	}
+	return s, nil
+}
+
+// tokens is shared by every client in the process: one token per (corp, secret).
+var tokens = upstream.NewTokenCache(5 * time.Minute)
+
+// Client calls the WeCom API for one source.
+type Client struct {
+	s       Settings
+	http    *http.Client
+	limiter *upstream.Limiter
+	backoff upstream.Backoff
+	calls   atomic.Int64
+}
+
+// NewClient returns a client.
+func NewClient(s Settings) (*Client, error) {
+	if s.Timeout == 0 {
+		s.Timeout = 10 * time.Second
+	}
+	if s.RatePerSecond == 0 {
+		s.RatePerSecond = 10000.0 / 60
+	}
+	hc, err := upstream.NewHTTPClient(s.Timeout, s.Proxies)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{s: s, http: hc, limiter: upstream.NewLimiter(s.RatePerSecond, 50),
+		backoff: upstream.Backoff{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}, nil
+}
+
+// Calls is the number of API calls made (token fetches included).
+func (c *Client) Calls() int64 { return c.calls.Load() }
+
+// SetBackoff replaces the retry schedule (tests).
+func (c *Client) SetBackoff(b upstream.Backoff) { c.backoff = b }
+
+type apiError struct {
+	ErrCode int    `json:"errcode"`
+	ErrMsg  string `json:"errmsg"`
+}
+
+func (c *Client) token(ctx context.Context, secret string) (string, error) {
+	return tokens.Get(ctx, c.s.CorpID+"\x00"+secret, func(ctx context.Context) (upstream.Token, error) {
+		var out struct {
+			apiError
+			AccessToken string `json:"access_token"`
+			ExpiresIn   int    `json:"expires_in"`
+		}
+		q := url.Values{"corpid": {c.s.CorpID}, "corpsecret": {secret}}
+		if err := c.raw(ctx, "gettoken", http.MethodGet, "/cgi-bin/gettoken?"+q.Encode(), nil, &out); err != nil {
+			return upstream.Token{}, err
+		}
+		if out.ErrCode != 0 {
+			return upstream.Token{}, c.fail("gettoken", out.apiError)
+		}
+		return upstream.Token{Value: out.AccessToken, Expires: time.Now().Add(time.Duration(out.ExpiresIn) * time.Second)}, nil
+	})
+}
+
+// raw performs one HTTP exchange, retrying transport failures and 5xx with backoff.
+func (c *Client) raw(ctx context.Context, api, method, path string, body []byte, out any) error {
+	for attempt := 1; ; attempt++ {
+		if err := c.limiter.Wait(ctx, api); err != nil {
+			return err
+		}
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, c.s.APIBase+path, rd)
+		if err != nil {
+			return err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		c.calls.Add(1)
+		resp, err := c.http.Do(req)
+		var status int
+		var data []byte
+		if err == nil {
+			status = resp.StatusCode
+			data, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+			resp.Body.Close()
+		}
+		if err == nil && status < 500 {
+			if status != http.StatusOK {
+				return &federation.Error{Platform: "WeCom", API: api, Message: fmt.Sprintf("HTTP %d from %s", status, c.s.APIBase)}
+			}
+			if err := json.Unmarshal(data, out); err != nil {
+				return &federation.Error{Platform: "WeCom", API: api, Message: "malformed JSON answer", Err: err}
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt >= c.backoff.Attempts {
+			if err == nil {
+				err = fmt.Errorf("HTTP %d", status)
+			}
+			return &federation.Error{Platform: "WeCom", API: api, Message: fmt.Sprintf("%s unreachable after %d attempts", c.s.APIBase, attempt), Err: err}
+		}
+		if err := upstream.Sleep(ctx, c.backoff.Delay(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+var fromIP = regexp.MustCompile(`from ip: ([0-9a-fA-F.:]+)`)
+
+// fail turns an errcode into an error an admin can act on.
+func (c *Client) fail(api string, e apiError) error {
+	msg := e.ErrMsg
+	if i := strings.Index(msg, ", hint:"); i >= 0 {
+		msg = msg[:i]
+	}
+	switch e.ErrCode {
+	case 60020:
+		ip := "this gateway's address"
+		if m := fromIP.FindStringSubmatch(e.ErrMsg); m != nil {
+			ip = m[1]
+		}
+		msg = "WeCom refused the call from IP " + ip + ": add it to the app's trusted IPs (企业可信IP), or route calls through a configured egress proxy"
+	case 60011:
+		msg = "no privilege (60011): the departments or members are outside the app's visibility scope (可见范围); widen the scope or configure the contact-sync secret"
+	case 48002:
+		msg = "API not permitted for this secret (48002): user/list_id and contact writes need the contact-sync (通讯录同步) secret; since 2022-08-15 newly added contact-sync IPs cannot call the full read APIs"
+	case 40013:
+		msg = "invalid CorpID (40013): check config.corp_id"
+	case 40001, 40091:
+		msg = fmt.Sprintf("the secret was refused (%d): check the app's Secret in the WeCom admin console", e.ErrCode)
+	case 45009:
+		msg = "WeCom rate limit (45009) persisted through retries: try again in a minute"
+	case 60111, 60003:
+		return &federation.Error{Platform: "WeCom", API: api, Code: e.ErrCode, Message: msg, Err: federation.ErrNotFound}
+	}
+	return &federation.Error{Platform: "WeCom", API: api, Code: e.ErrCode, Message: msg}
+}
+
+// Call performs an API call with the given secret: token handling, one refresh on an invalid or
+// expired token, and backoff on rate limits and "system busy".
+func (c *Client) Call(ctx context.Context, api, method string, query url.Values, body any, secret string, out any) error {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return err
+		}
+	}
+	refreshed := false
+	for attempt := 1; ; attempt++ {
+		tok, err := c.token(ctx, secret)
+		if err != nil {
+			return err
+		}
+		q := url.Values{}
+		for k, v := range query {
+			q[k] = v
+		}
+		q.Set("access_token", tok)
+		var raw json.RawMessage
+		if err := c.raw(ctx, api, method, "/cgi-bin/"+api+"?"+q.Encode(), payload, &raw); err != nil {
+			return err
+		}
+		var e apiError
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return &federation.Error{Platform: "WeCom", API: api, Message: "malformed JSON answer", Err: err}
+		}
+		switch e.ErrCode {
+		case 0:
+			if err := json.Unmarshal(raw, out); err != nil {
+				return &federation.Error{Platform: "WeCom", API: api, Message: "unexpected answer: " + err.Error(), Err: err}
+			}
+			return nil
+		case 40014, 42001, 41001:
+			tokens.Invalidate(c.s.CorpID+"\x00"+secret, tok)
+			if refreshed {
+				return c.fail(api, e)
+			}
+			refreshed = true
+			continue
+		case 45009, 45033, -1:
+			if attempt >= c.backoff.Attempts {
+				return c.fail(api, e)
+			}
+			if err := upstream.Sleep(ctx, c.backoff.Delay(attempt)); err != nil {
+				return err
+			}
+			continue
+		}
+		return c.fail(api, e)
+	}
+}

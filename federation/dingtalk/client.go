@@ -92,7 +92,7 @@ func NewClient(s Settings) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{s: s, http: hc, limiter: upstream.NewLimiter(s.RatePerSecond, 18),
+	return &Client{s: s, http: hc, limiter: upstream.NewLimiter(max(s.RatePerSecond, 0), 18),
 		backoff: upstream.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}, nil
 }
 

@@ -86,7 +86,7 @@ func NewClient(s Settings) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{s: s, http: hc, limiter: upstream.NewLimiter(s.RatePerSecond, 50),
+	return &Client{s: s, http: hc, limiter: upstream.NewLimiter(max(s.RatePerSecond, 0), 50),
 		backoff: upstream.Backoff{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}, nil
 }
 

@@ -1,0 +1,203 @@
+// Package dirsync is the directory synchronization engine (DESIGN.md "Sync"): it reads a source's
+// upstream snapshot through a federation.DirectoryReader, maps fields, computes a plan against the
+// local copy of that source, refuses plans that delete too much, and applies the rest in one
+// transaction with a record of every change.
+package dirsync
+
+import (
+	"encoding/json"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/federation"
+)
+
+// Actions of a plan.
+const (
+	ActCreate    = "create"
+	ActUpdate    = "update"
+	ActMove      = "move"
+	ActDelete    = "delete"
+	ActUnchanged = "unchanged"
+	ActSkip      = "skip"
+	ActError     = "error"
+)
+
+// DeptChange is a planned department change.
+type DeptChange struct {
+	Action   string
+	Upstream *federation.Dept
+	Before   *directory.Department
+	After    *directory.Department
+}
+
+// UserChange is a planned user change.
+type UserChange struct {
+	Action     string
+	UpstreamID string
+	Upstream   *federation.User
+	Before     *directory.User
+	After      *directory.User
+	LinkBefore *directory.UserLink
+	LinkAfter  *directory.UserLink
+	// Departs is set when the change takes the user out of "active" (departure, disabling,
+	// removal): their sessions and tokens are revoked after the apply.
+	Departs bool
+	// DropLink removes the link instead of writing it (the upstream user is gone).
+	DropLink bool
+	Error    string
+}
+
+// Plan is what a task will do.
+type Plan struct {
+	Depts       []DeptChange
+	Users       []UserChange
+	Unchanged   map[string]int // objects with nothing to do, by type
+	DeptDeletes int
+	UserDeletes int // removals and departures
+}
+
+// Counts returns the plan's counts by action (records of both object types).
+func (p *Plan) Counts() map[string]int {
+	c := map[string]int{}
+	for _, d := range p.Depts {
+		c[d.Action]++
+	}
+	for _, u := range p.Users {
+		c[u.Action]++
+	}
+	for _, n := range p.Unchanged {
+		c[ActUnchanged] += n
+	}
+	return c
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *Plan) Empty() bool { return len(p.Depts) == 0 && len(p.Users) == 0 }
+
+// mapped is an upstream user in local terms.
+type mapped struct {
+	Username string
+	Name     string
+	Email    string
+	Mobile   string
+	Status   directory.UserStatus
+	Attrs    map[string]string
+}
+
+var localFields = []string{"username", "name", "email", "mobile"}
+
+// builtin maps upstream attributes to local fields, per kind of source.
+var builtin = map[directory.SourceKind]map[string]string{
+	directory.KindWeCom:    {"username": "userid", "name": "name", "email": "email", "mobile": "mobile"},
+	directory.KindDingTalk: {"username": "userid", "name": "name", "email": "email", "mobile": "mobile"},
+}
+
+func statusOf(s federation.UserStatus) directory.UserStatus {
+	switch s {
+	case federation.StatusActive:
+		return directory.UserActive
+	case federation.StatusDisabled:
+		return directory.UserDisabled
+	case federation.StatusExited:
+		return directory.UserDeparted
+	}
+	return directory.UserInactive
+}
+
+// mapUser applies the built-in table, then the source's field mappings.
+func mapUser(src *directory.IdentitySource, u *federation.User) mapped {
+	table := maps.Clone(builtin[src.Kind])
+	if table == nil {
+		table = map[string]string{"username": "userid", "name": "name", "email": "email", "mobile": "mobile"}
+	}
+	attrs := map[string]string{}
+	for _, m := range src.Sync.FieldMappings {
+		if name, ok := strings.CutPrefix(m.Local, "ext."); ok {
+			attrs[name] = u.Attrs[m.Upstream]
+			continue
+		}
+		table[m.Local] = m.Upstream
+	}
+	// Extended fields named without a mapping take the upstream attribute of the same name
+	// (ext.<name> first, then <name>).
+	for _, f := range src.Sync.ExtendedFields {
+		if _, done := attrs[f]; done {
+			continue
+		}
+		if v, ok := u.Attrs["ext."+f]; ok {
+			attrs[f] = v
+		} else if v, ok := u.Attrs[f]; ok {
+			attrs[f] = v
+		}
+	}
+	for k, v := range attrs {
+		if v == "" {
+			delete(attrs, k)
+		}
+	}
+	m := mapped{Username: u.Attrs[table["username"]], Name: u.Attrs[table["name"]], Email: u.Attrs[table["email"]],
+		Mobile: u.Attrs[table["mobile"]], Status: statusOf(u.Status), Attrs: attrs}
+	if m.Username == "" {
+		m.Username = u.UserID
+	}
+	if m.Name == "" {
+		m.Name = m.Username
+	}
+	return m
+}
+
+// Upstream userid rules (upstream-apis.md §1.1: WeCom userids are 1-64 of [0-9A-Za-z_-@.],
+// starting alphanumeric; DingTalk's are looser but within the same alphabet).
+var (
+	wecomUserID = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_\-@.]{0,63}$`)
+	anyUserID   = regexp.MustCompile(`^[0-9A-Za-z_\-@.$]{1,64}$`)
+)
+
+func validUserID(kind directory.SourceKind, id string) bool {
+	if kind == directory.KindWeCom {
+		return wecomUserID.MatchString(id)
+	}
+	return anyUserID.MatchString(id)
+}
+
+// userJSON is the record form of a local user (never the password hash).
+func userJSON(u *directory.User) json.RawMessage {
+	if u == nil {
+		return nil
+	}
+	b, _ := json.Marshal(map[string]any{"id": u.ID, "username": u.Username, "name": u.Name, "email": u.Email,
+		"mobile": u.Mobile, "status": u.Status, "attributes": u.Attributes})
+	return b
+}
+
+func linkJSON(u *directory.User, l *directory.UserLink) json.RawMessage {
+	if u == nil {
+		return nil
+	}
+	m := map[string]any{"id": u.ID, "username": u.Username, "name": u.Name, "email": u.Email, "mobile": u.Mobile,
+		"status": u.Status, "attributes": u.Attributes}
+	if l != nil {
+		m["upstream_id"], m["departments"] = l.UpstreamID, l.Departments
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func deptJSON(d *directory.Department) json.RawMessage {
+	if d == nil {
+		return nil
+	}
+	b, _ := json.Marshal(map[string]any{"id": d.UpstreamID, "parent_id": d.ParentID, "name": d.Name, "order": d.Order})
+	return b
+}
+
+func sameStrings(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}

@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -24,7 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/federation/connectors"
 	"github.com/qiao-gateway/qiao/internal/config"
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
@@ -62,6 +66,7 @@ type Gateway struct {
 	Box      *secretbox.Box
 	Registry *prometheus.Registry
 	Mux      *http.ServeMux
+	Sync     *dirsync.Engine
 	pages    *template.Template
 	handler  http.Handler
 }
@@ -100,6 +105,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	if err := ApplyDeclared(ctx, g.Store, cfg); err != nil {
 		return nil, &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
 	}
+	g.Sync = &dirsync.Engine{Store: g.Store, State: g.State, Log: log, Retention: cfg.SyncRecordRetention.D(),
+		Open: func(ctx context.Context, src *directory.IdentitySource) (federation.DirectoryReader, error) {
+			return connectors.Reader(string(src.Kind), src.Config, src.Secrets)
+		},
+		Revoke: g.RevokeUser}
 	if g.pages, err = templates.Parse(); err != nil {
 		return nil, fmt.Errorf("parse templates: %w", err)
 	}
@@ -217,6 +227,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(g.Log.Handler(), slog.LevelWarn),
 	}
 	go g.watchKeys(ctx)
+	if g.Config.SyncScheduler == nil || *g.Config.SyncScheduler {
+		go g.Sync.Schedule(ctx, time.Minute)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -249,6 +262,18 @@ func (g *Gateway) watchKeys(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// RevokeUser ends what lets a user who can no longer log on keep access: their refresh tokens now
+// (and their SSO sessions once the login broker keeps them), with an audit event.
+func (g *Gateway) RevokeUser(ctx context.Context, enterpriseID, userID string) error {
+	n, err := g.Store.RevokeUserRefreshTokens(ctx, enterpriseID, userID, time.Now())
+	if err != nil {
+		return fmt.Errorf("revoke refresh tokens: %w", err)
+	}
+	detail, _ := json.Marshal(map[string]int{"refresh_tokens": n})
+	return g.Store.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke", Actor: "sync",
+		UserID: userID, Outcome: "ok", Reason: "user departed, disabled or removed upstream", Detail: detail})
 }
 
 // Close releases the backends.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
 	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
 	"github.com/qiao-gateway/qiao/gateway"
@@ -62,7 +64,18 @@ func demoCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			return run(ctx, cfg, func(*gateway.Gateway) { printDemo(out, cfg.ExternalURL, dataDir, creds, sims) })
+			return run(ctx, cfg, func(gw *gateway.Gateway) {
+				// The demo's upstream sources are synchronized before the demo says it is ready.
+				for _, src := range []string{"wecom", "dingtalk"} {
+					res, err := gw.Sync.Run(ctx, "demo", src, dirsync.Options{Trigger: directory.TriggerManual})
+					if err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "demo: first sync of %s failed: %v\n", src, err)
+						continue
+					}
+					fmt.Fprintf(out, "synced %-8s %v\n", src, res.Task.Counts)
+				}
+				printDemo(out, cfg.ExternalURL, dataDir, creds, sims)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&pw, "password", "", "password of the demo user zhangsan (default: random, printed)")
@@ -100,8 +113,9 @@ func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials, s *
   data directory     %[2]s
 
   enterprise         demo
-  identity sources   local (the enterprise's own directory), wecom and dingtalk (registered with the
-                     simulators' credentials; their sync and logon through the gateway are not built yet)
+  identity sources   local (the enterprise's own directory), wecom and dingtalk (the simulators'
+                     orgs, synchronized; logon through the gateway is not built yet)
+                     resync:  qiao sync --enterprise demo --source wecom   (with the demo's --data)
   demo user          %[3]s / %[4]s   (张三)
   OIDC clients       sase-client  (native, PKCE, loopback redirect)
                      demo-app     secret %[5]s

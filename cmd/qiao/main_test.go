@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
 	"github.com/qiao-gateway/qiao/internal/password"
 )
 
@@ -292,6 +295,9 @@ func TestDemoStartsGatewayAndSimulators(t *testing.T) {
 	if !strings.Contains(out.String(), "zhangsan / ") {
 		t.Fatal("demo does not print zhangsan's credentials")
 	}
+	if !strings.Contains(out.String(), "synced wecom") || !strings.Contains(out.String(), "synced dingtalk") || strings.Contains(errb.String(), "sync of") {
+		t.Fatalf("demo did not sync both sources before ready:\n%s\n%s", out.String(), errb.String())
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("demo exited %d: %s", code, errb.String())
@@ -314,4 +320,50 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestSyncCommand(t *testing.T) {
+	ws := wecomsim.NewSetup(80, 5, "127.0.0.1:8080")
+	sim := wecomsim.New(ws.Config)
+	defer sim.Close()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`enterprises:
+  - id: acme
+    sources:
+      - id: wecom
+        kind: wecom
+        name: 企业微信
+        config: {corp_id: %s, agent_id: "1000002", api_base_url: %s}
+        secrets: {secret: %s, contact_secret: %s}
+`, ws.CorpID, srv.URL, ws.Secret, ws.ContactSecret))
+	args := []string{"sync", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme", "--source", "wecom"}
+	var out, errb bytes.Buffer
+	if code := runMain(context.Background(), append(args, "--dry-run"), &out, &errb); code != 0 {
+		t.Fatalf("dry run exit %d: %s %s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "dry run: nothing was applied") || !strings.Contains(out.String(), "create") || !strings.Contains(out.String(), "planned changes") {
+		t.Fatalf("dry run output:\n%s", out.String())
+	}
+	out.Reset()
+	if code := runMain(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("sync exit %d: %s %s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "status      succeeded") || !strings.Contains(errb.String(), "read-users") {
+		t.Fatalf("sync output:\n%s\nprogress:\n%s", out.String(), errb.String())
+	}
+	// Remove 31 people upstream: deletion protection cancels the task, exit status 1.
+	o := sim.Org()
+	o.RLock()
+	ids := append([]string(nil), o.UserIDs()...)
+	o.RUnlock()
+	for _, id := range ids[:31] {
+		o.DeleteUser(id)
+	}
+	out.Reset()
+	errb.Reset()
+	if code := runMain(context.Background(), args, &out, &errb); code != 1 || !strings.Contains(out.String(), "cancelled") || !strings.Contains(errb.String(), "deletion protection") {
+		t.Fatalf("threshold: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
 }

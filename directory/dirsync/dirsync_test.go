@@ -681,3 +681,55 @@ func childApply() {
 	fmt.Println("child: run returned", err)
 	os.Exit(4)
 }
+
+func TestSchedule(t *testing.T) {
+	e := newEnv(t, 30)
+	e.putSource("dingtalk", func(s *directory.IdentitySource) { s.Enabled = false })
+	e.putSource("wecom", func(s *directory.IdentitySource) { s.Sync.CycleHours = 6; s.Sync.VerifyAt = "03:30" })
+	loc := time.FixedZone("CST", 8*3600)
+	now := time.Date(2026, 11, 23, 1, 0, 0, 0, loc)
+	e.eng.Now = func() time.Time { return now }
+	tasks := func() []*directory.SyncTask {
+		ts, _ := e.store.ListSyncTasks(e.ctx, "acme", "", 100)
+		return ts
+	}
+	e.eng.Due(e.ctx, now) // 01:00: never synced → a scheduled task
+	if ts := tasks(); len(ts) != 1 || ts[0].SourceID != "wecom" || ts[0].Trigger != directory.TriggerSchedule {
+		t.Fatalf("01:00 tasks = %+v (a closed source must not run)", ts)
+	}
+	now = now.Add(2 * time.Hour) // 03:00: inside the cycle, before the verification time
+	e.eng.Due(e.ctx, now)
+	if n := len(tasks()); n != 1 {
+		t.Fatalf("03:00: %d tasks, want still 1", n)
+	}
+	now = now.Add(31 * time.Minute) // 03:31: the daily verification
+	e.eng.Due(e.ctx, now)
+	if ts := tasks(); len(ts) != 2 || ts[0].Trigger != directory.TriggerVerify {
+		t.Fatalf("03:31 tasks = %+v", ts)
+	}
+	now = now.Add(time.Hour) // 04:31: verification done today, cycle not over (last task 03:31)
+	e.eng.Due(e.ctx, now)
+	if n := len(tasks()); n != 2 {
+		t.Fatalf("04:31: %d tasks, want 2", n)
+	}
+	now = now.Add(5 * time.Hour) // 09:31: 6 h after the last task
+	e.eng.Due(e.ctx, now)
+	if ts := tasks(); len(ts) != 3 || ts[0].Trigger != directory.TriggerSchedule {
+		t.Fatalf("09:31 tasks = %+v", ts)
+	}
+	e.putSource("wecom", func(s *directory.IdentitySource) {
+		s.Sync.Auto = false
+		s.Sync.CycleHours = 6
+		s.Sync.VerifyAt = "03:30"
+	})
+	now = now.Add(7 * time.Hour) // 16:31: automatic synchronization is off
+	e.eng.Due(e.ctx, now)
+	if n := len(tasks()); n != 3 {
+		t.Fatalf("auto off: %d tasks, want 3", n)
+	}
+	now = now.Add(11 * time.Hour) // next day 03:31: the verification still runs
+	e.eng.Due(e.ctx, now)
+	if ts := tasks(); len(ts) != 4 || ts[0].Trigger != directory.TriggerVerify {
+		t.Fatalf("next day's verification: %+v", ts[0])
+	}
+}

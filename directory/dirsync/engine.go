@@ -29,6 +29,7 @@ type Engine struct {
 	Log       *slog.Logger
 	Retention time.Duration // sync records older than this are deleted after each task
 	LockTTL   time.Duration
+	Now       func() time.Time // the clock of task times (default time.Now)
 	// beforeApply is a test hook run inside the apply transaction after half the writes.
 	midApply func() error
 }
@@ -58,6 +59,13 @@ type Result struct {
 
 // ErrBusy means another task of the source is running (on this replica or another).
 var ErrBusy = errors.New("a sync task of this source is already running")
+
+func (e *Engine) now() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
 
 func (e *Engine) log() *slog.Logger {
 	if e.Log == nil {
@@ -102,7 +110,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 			_ = lease.Release(context.WithoutCancel(ctx))
 		}()
 	}
-	task := &directory.SyncTask{EnterpriseID: ent, SourceID: srcID, Trigger: opt.Trigger, Status: directory.TaskRunning, DryRun: opt.DryRun}
+	task := &directory.SyncTask{EnterpriseID: ent, SourceID: srcID, Trigger: opt.Trigger, Status: directory.TaskRunning, DryRun: opt.DryRun, StartedAt: e.now()}
 	if !opt.DryRun {
 		if err := e.Store.CreateSyncTask(ctx, task); err != nil {
 			return nil, fmt.Errorf("sync: record the task: %w", err)
@@ -113,7 +121,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 		res.Task = task
 	}
 	finish := func(status directory.TaskStatus, reason string, counts map[string]int) (*Result, error) {
-		task.Status, task.Reason, task.Counts = status, reason, counts
+		task.Status, task.Reason, task.Counts, task.FinishedAt = status, reason, counts, e.now()
 		task.ReadMode = res.Info.Mode
 		if opt.DryRun {
 			return res, nil

@@ -44,6 +44,10 @@ type Config struct {
 	Log              Log      `yaml:"log"`
 	// TrustedProxies are CIDRs whose X-Forwarded-For is believed when logging client IPs.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// SyncRecordRetention is how long sync tasks and their records are kept.
+	SyncRecordRetention Duration `yaml:"sync_record_retention"`
+	// SyncScheduler runs due sync tasks (automatic synchronization and daily verification).
+	SyncScheduler *bool `yaml:"sync_scheduler"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Enterprises are declared here and applied to the store at start (idempotently).
@@ -172,12 +176,13 @@ func (e *Error) Error() string {
 // Default returns the embedded defaults: everything under ./data, SQLite, in-memory state.
 func Default() *Config {
 	return &Config{
-		Listen:           "127.0.0.1:8080",
-		DataDir:          "data",
-		State:            "memory",
-		KeyRotationGrace: Duration(48 * time.Hour),
-		ShutdownTimeout:  Duration(15 * time.Second),
-		Log:              Log{Level: "info", Format: "json"},
+		Listen:              "127.0.0.1:8080",
+		DataDir:             "data",
+		State:               "memory",
+		KeyRotationGrace:    Duration(48 * time.Hour),
+		ShutdownTimeout:     Duration(15 * time.Second),
+		SyncRecordRetention: Duration(90 * 24 * time.Hour),
+		Log:                 Log{Level: "info", Format: "json"},
 	}
 }
 
@@ -345,6 +350,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyRotationGrace.D() < time.Hour {
 		return &Error{"key_rotation_grace", "must be at least 1h (tokens signed by the old key must stay verifiable)"}
+	}
+	if c.SyncRecordRetention.D() < time.Hour {
+		return &Error{"sync_record_retention", "must be at least 1h (e.g. 2160h for 90 days)"}
 	}
 	if c.ShutdownTimeout.D() <= 0 {
 		return &Error{"shutdown_timeout", "must be positive"}

@@ -1,6 +1,7 @@
 package dirsync
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -157,7 +158,9 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 		return fail(err)
 	}
 	progress(Progress{Phase: "read-users", Depts: len(depts)})
-	up := map[string]*federation.User{}
+	// Users are mapped to local terms as they stream in: the upstream attribute maps are dropped
+	// at once, so a 100k-user read holds only what the plan needs.
+	up := map[string]*upUser{}
 	var order []string
 	if src.Sync.UserInfo {
 		n := 0
@@ -165,8 +168,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 			if _, dup := up[u.UserID]; dup {
 				return nil
 			}
-			uu := u
-			up[u.UserID] = &uu
+			up[u.UserID] = &upUser{UserID: u.UserID, UnionID: u.UnionID, Depts: u.Depts, Raw: u.Raw, m: mapUser(src, &u)}
 			order = append(order, u.UserID)
 			n++
 			if n%1000 == 0 {
@@ -280,7 +282,16 @@ func checkTree(depts []federation.Dept) error {
 }
 
 // plan compares the upstream snapshot with the local copy of the source.
-func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts []federation.Dept, up map[string]*federation.User, order []string) (*Plan, error) {
+// upUser is an upstream user reduced to what the plan needs.
+type upUser struct {
+	UserID  string
+	UnionID string
+	Depts   []string
+	Raw     json.RawMessage
+	m       mapped
+}
+
+func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts []federation.Dept, up map[string]*upUser, order []string) (*Plan, error) {
 	ent := src.EnterpriseID
 	p := &Plan{Unchanged: map[string]int{}}
 
@@ -368,11 +379,11 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 		u := up[id]
 		seenUp[id] = true
 		if !validUserID(src.Kind, u.UserID) {
-			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u,
+			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw,
 				Error: fmt.Sprintf("userid %q breaks the platform's userid rules; skipped", u.UserID)})
 			continue
 		}
-		m := mapUser(src, u)
+		m := u.m
 		link := &directory.UserLink{EnterpriseID: ent, SourceID: src.ID, UpstreamID: u.UserID, UnionID: u.UnionID,
 			Departments: u.Depts, Upstream: u.Raw}
 		if cur, ok := byUp[u.UserID]; ok {
@@ -386,9 +397,9 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 				p.Unchanged["user"]++
 				continue
 			case !userChanged && deptsChanged:
-				p.Users = append(p.Users, UserChange{Action: ActMove, UpstreamID: u.UserID, Upstream: u, Before: cur.User, After: cur.User, LinkBefore: cur.Link, LinkAfter: link})
+				p.Users = append(p.Users, UserChange{Action: ActMove, UpstreamID: u.UserID, Upstream: u.Raw, Before: cur.User, After: cur.User, LinkBefore: cur.Link, LinkAfter: link})
 			default:
-				ch := UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u, Before: cur.User, After: after, LinkBefore: cur.Link, LinkAfter: link}
+				ch := UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, Before: cur.User, After: after, LinkBefore: cur.Link, LinkAfter: link}
 				if cur.User.Status == directory.UserActive && after.Status != directory.UserActive {
 					ch.Departs = true
 					if after.Status == directory.UserDeparted {
@@ -423,14 +434,14 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 			for i, c := range candidates {
 				ids[i] = c.Username
 			}
-			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u,
+			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw,
 				Error: fmt.Sprintf("ambiguous match by %s: local users %s all match; fix the duplicates or match by another field", src.Sync.MatchBy, strings.Join(ids, ", "))})
 			continue
 		}
 		if len(candidates) == 1 {
 			cu := candidates[0]
 			if other, dup := claimed[cu.ID]; dup {
-				p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u,
+				p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw,
 					Error: fmt.Sprintf("local user %s is matched by both %s and %s upstream; skipped", cu.Username, other, u.UserID)})
 				continue
 			}
@@ -438,7 +449,7 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 			after := apply(cu, m)
 			after.Username = cu.Username // a matched user keeps their username
 			link.UserID = cu.ID
-			p.Users = append(p.Users, UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u, Before: cu, After: after, LinkAfter: link})
+			p.Users = append(p.Users, UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, Before: cu, After: after, LinkAfter: link})
 			continue
 		}
 		nu := &directory.User{EnterpriseID: ent, Username: m.Username, Name: m.Name, Email: m.Email, Mobile: m.Mobile, Status: m.Status, Attributes: m.Attrs}
@@ -446,7 +457,7 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 			nu.Username = m.Username + "@" + src.ID
 		}
 		usernames[nu.Username] = true
-		p.Users = append(p.Users, UserChange{Action: ActCreate, UpstreamID: u.UserID, Upstream: u, After: nu, LinkAfter: link})
+		p.Users = append(p.Users, UserChange{Action: ActCreate, UpstreamID: u.UserID, Upstream: u.Raw, After: nu, LinkAfter: link})
 	}
 	for _, lu := range linked {
 		if seenUp[lu.Link.UpstreamID] {
@@ -536,9 +547,7 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 		}
 		for _, uc := range p.Users {
 			rec := &directory.SyncRecord{TaskID: task.ID, ObjectType: "user", UpstreamID: uc.UpstreamID, Action: uc.Action, Error: uc.Error}
-			if uc.Upstream != nil {
-				rec.Upstream = uc.Upstream.Raw
-			}
+			rec.Upstream = uc.Upstream
 			switch uc.Action {
 			case ActCreate:
 				if err := tx.CreateUser(ctx, uc.After); err != nil {

@@ -38,7 +38,7 @@ type DeptChange struct {
 type UserChange struct {
 	Action     string
 	UpstreamID string
-	Upstream   *federation.User
+	Upstream   json.RawMessage // the upstream record as read
 	Before     *directory.User
 	After      *directory.User
 	LinkBefore *directory.UserLink

@@ -1,0 +1,207 @@
+// Command syncbench measures a full directory sync from a simulator: wall time, the sync
+// process's peak RSS, API calls, and what a no-change re-sync writes. The simulator runs in a
+// child process so the figures are the sync's own.
+//
+//	go run ./bench/syncbench -platform wecom -users 100000 -storage sqlite
+//	go run ./bench/syncbench -platform dingtalk -users 100000 -storage postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/dirsync"
+	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/federation/connectors"
+	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
+	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
+	"github.com/qiao-gateway/qiao/internal/secretbox"
+	"github.com/qiao-gateway/qiao/internal/state"
+)
+
+func main() {
+	platform := flag.String("platform", "wecom", "wecom or dingtalk")
+	users := flag.Int("users", 100000, "users in the simulated org")
+	storage := flag.String("storage", "sqlite", "sqlite, or a postgres:// DSN of a server (a fresh database is created)")
+	limits := flag.Bool("limits", false, "published rate limits on (simulator and client)")
+	simOnly := flag.String("sim", "", "internal: run only the simulator on this address")
+	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile when the apply starts")
+	flag.Parse()
+	if *simOnly != "" {
+		runSim(*platform, *users, *limits, *simOnly)
+		return
+	}
+	if err := run(*platform, *users, *storage, *limits); err != nil {
+		fmt.Fprintln(os.Stderr, "syncbench:", err)
+		os.Exit(1)
+	}
+}
+
+func runSim(platform string, users int, limits bool, addr string) {
+	var h http.Handler
+	var info any
+	switch platform {
+	case "wecom":
+		s := wecomsim.NewSetup(users, 42, "127.0.0.1:8080")
+		s.Config.RateLimits = limits
+		h, info = wecomsim.New(s.Config), map[string]string{"corp_id": s.CorpID, "secret": s.Secret, "contact_secret": s.ContactSecret}
+	default:
+		s := dingtalksim.NewSetup(users, 42, "127.0.0.1:8080")
+		s.Config.RateLimits = limits
+		h, info = dingtalksim.New(s.Config), map[string]string{"corp_id": s.CorpID, "app_key": s.AppKey, "app_secret": s.AppSecret}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		panic(err)
+	}
+	b, _ := json.Marshal(info)
+	fmt.Println(string(b))
+	_ = http.Serve(ln, h)
+}
+
+var memProfile string
+
+func progress(p dirsync.Progress) {
+	if memProfile == "" || p.Phase != "apply" || p.Applied != 0 {
+		return
+	}
+	f, err := os.Create(memProfile)
+	if err != nil {
+		return
+	}
+	runtime.GC()
+	_ = pprof.WriteHeapProfile(f)
+	f.Close()
+	memProfile = ""
+}
+
+func freeAddr() string {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// peakRSS is VmHWM from /proc/self/status, in MiB.
+func peakRSS() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func run(platform string, users int, storage string, limits bool) error {
+	addr := freeAddr()
+	cmd := exec.Command(os.Args[0], "-sim", addr, "-platform", platform, "-users", fmt.Sprint(users), fmt.Sprintf("-limits=%v", limits))
+	cmd.Stderr = os.Stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("simulator: %w", err)
+	}
+	var creds map[string]string
+	if err := json.Unmarshal([]byte(line), &creds); err != nil {
+		return err
+	}
+	base := "http://" + addr
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "syncbench-")
+	defer os.RemoveAll(dir)
+	dsn := "sqlite://" + filepath.Join(dir, "q.db")
+	if strings.HasPrefix(storage, "postgres") {
+		db, err := sql.Open("pgx", storage)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("qiao_bench_%d", time.Now().UnixNano())
+		if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+			return err
+		}
+		defer func() { db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); db.Close() }()
+		i := strings.LastIndex(storage, "/")
+		rest := ""
+		if q := strings.Index(storage[i:], "?"); q >= 0 {
+			rest = storage[i+q:]
+		}
+		dsn = storage[:i] + "/" + name + rest
+	}
+	box, _ := secretbox.New(bytes.Repeat([]byte{9}, 32))
+	st, err := sqlstore.Open(ctx, dsn, box)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_ = st.PutEnterprise(ctx, &directory.Enterprise{ID: "bench"})
+	src := &directory.IdentitySource{EnterpriseID: "bench", ID: platform, Kind: directory.SourceKind(platform), Name: "bench-" + platform,
+		Enabled: true, Sync: directory.DefaultSyncSettings()}
+	src.Sync.DeleteUsers = 1 << 30
+	rl := "off"
+	if limits {
+		rl = ""
+	}
+	if platform == "wecom" {
+		src.Config = map[string]string{"corp_id": creds["corp_id"], "agent_id": "1000002", "api_base_url": base, "rate_limit": rl}
+		src.Secrets = map[string]string{"secret": creds["secret"], "contact_secret": creds["contact_secret"]}
+	} else {
+		src.Config = map[string]string{"corp_id": creds["corp_id"], "app_key": creds["app_key"], "oapi_base_url": base, "api_base_url": base, "rate_limit": rl}
+		src.Secrets = map[string]string{"app_secret": creds["app_secret"]}
+	}
+	if err := st.PutSource(ctx, src); err != nil {
+		return err
+	}
+	eng := &dirsync.Engine{Store: st, State: state.NewMemory(), Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Open: func(ctx context.Context, s *directory.IdentitySource) (federation.DirectoryReader, error) {
+			return connectors.Reader(string(s.Kind), s.Config, s.Secrets)
+		}}
+	start := time.Now()
+	res, err := eng.Run(ctx, "bench", platform, dirsync.Options{Progress: progress})
+	if err != nil {
+		return err
+	}
+	wall := time.Since(start)
+	d, _ := st.ListDepartments(ctx, "bench", platform)
+	fmt.Printf("platform %s, storage %s, users %d, rate limits %v\n", platform, strings.SplitN(dsn, ":", 2)[0], users, limits)
+	fmt.Printf("full sync:      %s, %v, wall %.1fs, peak RSS %.0f MiB, API calls %d (departments %d; target ≤ departments + users/100 + 10 = %d)\n",
+		res.Task.Status, res.Task.Counts, wall.Seconds(), peakRSS(), res.Info.Calls, len(d), len(d)+users/100+10)
+	start = time.Now()
+	again, err := eng.Run(ctx, "bench", platform, dirsync.Options{})
+	if err != nil {
+		return err
+	}
+	recs, _ := st.ListSyncRecords(ctx, directory.RecordQuery{TaskID: again.Task.ID})
+	fmt.Printf("no-change sync: %s, %v, wall %.1fs, directory rows written %d, records %d\n",
+		again.Task.Status, again.Task.Counts, time.Since(start).Seconds(), len(again.Plan.Depts)+len(again.Plan.Users), len(recs))
+	return nil
+}

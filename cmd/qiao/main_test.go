@@ -353,6 +353,22 @@ func TestSyncCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "status      succeeded") || !strings.Contains(errb.String(), "read-users") {
 		t.Fatalf("sync output:\n%s\nprogress:\n%s", out.String(), errb.String())
 	}
+	// The task and its records are readable.
+	out.Reset()
+	if code := runMain(context.Background(), []string{"sync", "tasks", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme"}, &out, &errb); code != 0 {
+		t.Fatalf("sync tasks: %d %s", code, errb.String())
+	}
+	fields := strings.Fields(strings.Split(out.String(), "\n")[1])
+	if len(fields) < 4 || fields[3] != "succeeded" {
+		t.Fatalf("sync tasks:\n%s", out.String())
+	}
+	out.Reset()
+	if code := runMain(context.Background(), []string{"sync", "records", "--config", cfg, "--data", filepath.Join(dir, "data"), "--task", fields[0], "--upstream-id", "zhangsan"}, &out, &errb); code != 0 {
+		t.Fatalf("sync records: %d %s", code, errb.String())
+	}
+	if !strings.HasPrefix(out.String(), "create user zhangsan") || !strings.Contains(out.String(), `"name":"张三"`) || !strings.Contains(out.String(), "after") {
+		t.Fatalf("sync records:\n%s", out.String())
+	}
 	// Remove 31 people upstream: deletion protection cancels the task, exit status 1.
 	o := sim.Org()
 	o.RLock()

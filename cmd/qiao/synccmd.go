@@ -56,6 +56,7 @@ func syncCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "print the plan and change nothing")
 	_ = cmd.MarkFlagRequired("enterprise")
 	_ = cmd.MarkFlagRequired("source")
+	cmd.AddCommand(syncTasksCmd(g), syncRecordsCmd(g))
 	return cmd
 }
 
@@ -134,4 +135,108 @@ func printSummary(w io.Writer, res *dirsync.Result, dry bool) {
 			shown++
 		}
 	}
+}
+
+// openGateway opens the gateway's backends for a read-only command.
+func openGateway(cmd *cobra.Command, g *globalFlags) (*gateway.Gateway, error) {
+	cfg, err := g.load()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Log.Level = "warn"
+	gw, err := gateway.New(cmd.Context(), cfg, gateway.NewLogger(cfg))
+	if err != nil {
+		return nil, &exitError{1, err}
+	}
+	return gw, nil
+}
+
+func syncTasksCmd(g *globalFlags) *cobra.Command {
+	var ent, src string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "tasks --enterprise ID [--source ID]",
+		Short: "List recent sync tasks, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			gw, err := openGateway(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer gw.Close()
+			tasks, err := gw.Store.ListSyncTasks(cmd.Context(), ent, src, limit)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%-36s  %-9s  %-12s  %-10s  %-20s  %8s  %s\n", "TASK", "SOURCE", "TRIGGER", "STATUS", "STARTED", "SECONDS", "COUNTS / REASON")
+			for _, t := range tasks {
+				secs := "-"
+				if !t.FinishedAt.IsZero() {
+					secs = fmt.Sprintf("%.1f", t.FinishedAt.Sub(t.StartedAt).Seconds())
+				}
+				detail := fmt.Sprint(t.Counts)
+				if t.Reason != "" {
+					detail += "  " + t.Reason
+				}
+				fmt.Fprintf(w, "%-36s  %-9s  %-12s  %-10s  %-20s  %8s  %s\n", t.ID, t.SourceID, t.Trigger, t.Status,
+					t.StartedAt.Local().Format("2006-01-02 15:04:05"), secs, detail)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&ent, "enterprise", "", "enterprise ID")
+	cmd.Flags().StringVar(&src, "source", "", "only this source")
+	cmd.Flags().IntVar(&limit, "limit", 20, "how many tasks")
+	_ = cmd.MarkFlagRequired("enterprise")
+	return cmd
+}
+
+func syncRecordsCmd(g *globalFlags) *cobra.Command {
+	var q directory.RecordQuery
+	cmd := &cobra.Command{
+		Use:   "records --task ID [--action create|update|move|delete|error] [--object user|department] [--upstream-id ID]",
+		Short: "Show what a sync task did to each object: upstream data, local data before and after",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			gw, err := openGateway(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer gw.Close()
+			w := cmd.OutOrStdout()
+			for {
+				recs, err := gw.Store.ListSyncRecords(cmd.Context(), q)
+				if err != nil {
+					return err
+				}
+				for _, r := range recs {
+					fmt.Fprintf(w, "%s %s %s", r.Action, r.ObjectType, r.UpstreamID)
+					if r.Error != "" {
+						fmt.Fprintf(w, "  error: %s", r.Error)
+					}
+					fmt.Fprintln(w)
+					for _, part := range []struct {
+						name string
+						v    []byte
+					}{{"upstream", r.Upstream}, {"before", r.LocalBefore}, {"after", r.LocalAfter}} {
+						if len(part.v) > 0 {
+							fmt.Fprintf(w, "  %-8s %s\n", part.name, part.v)
+						}
+					}
+				}
+				if len(recs) < 1000 || q.Limit != 1000 {
+					return nil
+				}
+				q.AfterID = recs[len(recs)-1].ID
+			}
+		},
+	}
+	cmd.Flags().StringVar(&q.TaskID, "task", "", "task ID (see: qiao sync tasks)")
+	cmd.Flags().StringVar(&q.Action, "action", "", "only this action")
+	cmd.Flags().StringVar(&q.ObjectType, "object", "", "user or department")
+	cmd.Flags().StringVar(&q.UpstreamID, "upstream-id", "", "only this upstream object")
+	q.Limit = 1000
+	_ = cmd.MarkFlagRequired("task")
+	return cmd
 }

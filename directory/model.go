@@ -351,3 +351,26 @@ type AuditEvent struct {
 	RequestID    string
 	Detail       json.RawMessage
 }
+
+// SourceEvent is an upstream event in the durable inbox.
+type SourceEvent struct {
+	ID           int64
+	EnterpriseID string
+	SourceID     string
+	DedupeKey    string // a repeated delivery has the same key
+	EventType    string
+	Payload      json.RawMessage // the decrypted event, normalised by the connector
+	ReceivedAt   time.Time
+	Status       string // pending, applied, failed
+	Attempts     int
+	AppliedAt    time.Time
+	TaskID       string
+	Error        string
+}
+
+// Event inbox states.
+const (
+	EventPending = "pending"
+	EventApplied = "applied"
+	EventFailed  = "failed"
+)

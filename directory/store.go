@@ -83,6 +83,17 @@ type Store interface {
 	ListSyncRecords(ctx context.Context, q RecordQuery) ([]*SyncRecord, error)
 	DeleteSyncTasksBefore(ctx context.Context, before time.Time) (int, error)
 
+	// AddSourceEvent stores an event unless one with its dedupe key exists; it reports whether it
+	// stored it.
+	AddSourceEvent(ctx context.Context, e *SourceEvent) (bool, error)
+	// ClaimSourceEvents claims up to limit pending events whose claim expired, oldest first, until
+	// claimUntil: of replicas claiming together, each event goes to one.
+	ClaimSourceEvents(ctx context.Context, now, claimUntil time.Time, limit int) ([]*SourceEvent, error)
+	// FinishSourceEvent records an event's outcome (status applied or failed; pending to retry).
+	FinishSourceEvent(ctx context.Context, e *SourceEvent) error
+	// ListSourceEvents returns a source's events, newest first.
+	ListSourceEvents(ctx context.Context, enterpriseID, sourceID string, limit int) ([]*SourceEvent, error)
+
 	AddAuditEvent(ctx context.Context, e *AuditEvent) error
 	ListAuditEvents(ctx context.Context, q AuditQuery) ([]*AuditEvent, error)
 }

@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
+	"time"
 )
 
 // Dept is an upstream department.
@@ -87,3 +89,45 @@ func itoa(n int) string {
 
 // ErrNotFound marks an upstream "no such user/department" answer.
 var ErrNotFound = errors.New("not found upstream")
+
+// Event is a contact event from a platform, normalised. Events are hints: the sync engine re-reads
+// the users and departments they name.
+type Event struct {
+	Type      string   `json:"type"` // the platform's: create_user, user_leave_org, ...
+	UserIDs   []string `json:"user_ids,omitempty"`
+	NewUserID string   `json:"new_user_id,omitempty"` // WeCom: a userid change
+	DeptIDs   []string `json:"dept_ids,omitempty"`
+	Key       string   `json:"key"` // dedupe key: a repeated delivery has the same one
+}
+
+// Callback is a verified, decrypted callback request.
+type Callback struct {
+	Timestamp time.Time
+	Nonce     string
+	Signature string
+	Events    []Event // none for URL verification
+	// Reply is what to answer once the events are stored durably.
+	ReplyType string
+	Reply     []byte
+}
+
+// CallbackDecoder verifies and decrypts a platform's event callbacks.
+type CallbackDecoder interface {
+	Decode(method string, query url.Values, body []byte) (*Callback, error)
+}
+
+// Callback errors: the request is not from the platform (or not for this source) or malformed.
+var (
+	ErrForged    = errors.New("callback signature or receive ID does not verify")
+	ErrMalformed = errors.New("callback request is malformed")
+)
+
+// UserReader reads one user; ErrNotFound when the platform no longer has them.
+type UserReader interface {
+	User(ctx context.Context, userid string) (User, error)
+}
+
+// DeptReader reads one department; ErrNotFound when it is gone.
+type DeptReader interface {
+	Department(ctx context.Context, id string) (Dept, error)
+}

@@ -68,12 +68,14 @@ type Gateway struct {
 	Mux      *http.ServeMux
 	Sync     *dirsync.Engine
 	pages    *template.Template
-	handler  http.Handler
+	// eventNotify wakes the inbox worker when an event is stored.
+	eventNotify chan struct{}
+	handler     http.Handler
 }
 
 // New opens every backend and builds the routes. On error nothing is left open.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
-	g := &Gateway{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), Mux: http.NewServeMux()}
+	g := &Gateway{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), Mux: http.NewServeMux(), eventNotify: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -168,6 +170,8 @@ func (g *Gateway) routes() {
 		}
 	})
 	m.HandleFunc("GET /e/{enterprise}/keys", g.jwks)
+	m.HandleFunc("GET /e/{enterprise}/sources/{source}/events", g.sourceEvents)
+	m.HandleFunc("POST /e/{enterprise}/sources/{source}/events", g.sourceEvents)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})
@@ -230,6 +234,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	if g.Config.SyncScheduler == nil || *g.Config.SyncScheduler {
 		go g.Sync.Schedule(ctx, time.Minute)
 	}
+	// The inbox worker resumes whatever was stored before a restart, then applies new events as
+	// they arrive.
+	go g.Sync.ProcessEvents(ctx, g.eventNotify, time.Second)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

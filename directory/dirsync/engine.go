@@ -1,8 +1,8 @@
 package dirsync
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -182,7 +182,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 		}
 	}
 	progress(Progress{Phase: "plan", Depts: len(depts), Users: len(up)})
-	plan, err := e.plan(ctx, src, depts, up, order)
+	plan, err := e.plan(ctx, src, depts, up, order, nil)
 	if err != nil {
 		return fail(fmt.Errorf("plan: %w", err))
 	}
@@ -291,10 +291,15 @@ type upUser struct {
 	m       mapped
 }
 
-func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts []federation.Dept, up map[string]*upUser, order []string) (*Plan, error) {
+// plan compares the upstream snapshot with the local copy of the source. With only set (an event),
+// it compares just those upstream users: departments are not diffed and only the named users can
+// be removed.
+func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts []federation.Dept, up map[string]*upUser, order []string, only map[string]bool) (*Plan, error) {
 	ent := src.EnterpriseID
 	p := &Plan{Unchanged: map[string]int{}}
-
+	if only != nil {
+		return p, e.planUsers(ctx, src, p, up, order, only)
+	}
 	localDepts, err := e.Store.ListDepartments(ctx, ent, src.ID)
 	if err != nil {
 		return nil, err
@@ -329,10 +334,32 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 	if !src.Sync.UserInfo {
 		return p, nil // structure only
 	}
+	return p, e.planUsers(ctx, src, p, up, order, nil)
+}
 
-	linked, err := e.Store.SourceUsers(ctx, ent, src.ID)
-	if err != nil {
-		return nil, err
+func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p *Plan, up map[string]*upUser, order []string, only map[string]bool) error {
+	ent := src.EnterpriseID
+	var linked []directory.LinkedUser
+	var err error
+	if only == nil {
+		if linked, err = e.Store.SourceUsers(ctx, ent, src.ID); err != nil {
+			return err
+		}
+	} else {
+		for id := range only {
+			l, err := e.Store.GetUserLink(ctx, ent, src.ID, id)
+			if errors.Is(err, directory.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			u, err := e.Store.GetUser(ctx, ent, l.UserID)
+			if err != nil {
+				return err
+			}
+			linked = append(linked, directory.LinkedUser{Link: l, User: u})
+		}
 	}
 	byUp := make(map[string]directory.LinkedUser, len(linked))
 	linkedUser := make(map[string]bool, len(linked))
@@ -411,22 +438,35 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 			continue
 		}
 		// A new upstream user: link to an existing local user by the configured identifier.
-		if err := loadOthers(); err != nil {
-			return nil, err
-		}
 		var candidates []*directory.User
-		switch src.Sync.MatchBy {
-		case "email":
-			if m.Email != "" {
-				candidates = byField["email:"+m.Email]
+		if only != nil {
+			// An event names few users: look them up instead of loading the enterprise.
+			if candidates, err = e.matchCandidates(ctx, src, m, linkedUser); err != nil {
+				return err
 			}
-		case "mobile":
-			if m.Mobile != "" {
-				candidates = byField["mobile:"+m.Mobile]
+			byUsername = map[string]*directory.User{}
+			if len(candidates) == 0 {
+				if cu, err := e.Store.GetUserByUsername(ctx, ent, m.Username); err == nil {
+					byUsername[cu.Username] = cu // taken: the new user gets a suffixed username
+				}
 			}
-		default:
-			if cu := byUsername[m.Username]; cu != nil {
-				candidates = []*directory.User{cu}
+		} else {
+			if err := loadOthers(); err != nil {
+				return err
+			}
+			switch src.Sync.MatchBy {
+			case "email":
+				if m.Email != "" {
+					candidates = byField["email:"+m.Email]
+				}
+			case "mobile":
+				if m.Mobile != "" {
+					candidates = byField["mobile:"+m.Mobile]
+				}
+			default:
+				if cu := byUsername[m.Username]; cu != nil {
+					candidates = []*directory.User{cu}
+				}
 			}
 		}
 		if len(candidates) > 1 {
@@ -469,7 +509,49 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 			LinkBefore: lu.Link, DropLink: true, Departs: lu.User.Status == directory.UserActive})
 		p.UserDeletes++
 	}
-	return p, nil
+	return nil
+}
+
+// matchCandidates finds the local users an upstream user may link to, excluding users already
+// linked to this source.
+func (e *Engine) matchCandidates(ctx context.Context, src *directory.IdentitySource, m mapped, linked map[string]bool) ([]*directory.User, error) {
+	ent := src.EnterpriseID
+	var found []*directory.User
+	switch src.Sync.MatchBy {
+	case "email", "mobile":
+		v := m.Email
+		if src.Sync.MatchBy == "mobile" {
+			v = m.Mobile
+		}
+		us, err := e.Store.FindUsers(ctx, ent, src.Sync.MatchBy, v)
+		if err != nil {
+			return nil, err
+		}
+		found = us
+	default:
+		u, err := e.Store.GetUserByUsername(ctx, ent, m.Username)
+		if err != nil && !errors.Is(err, directory.ErrNotFound) {
+			return nil, err
+		}
+		if u != nil {
+			found = []*directory.User{u}
+		}
+	}
+	var out []*directory.User
+	for _, u := range found {
+		links, err := e.Store.LinksOfUser(ctx, ent, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		mine := linked[u.ID]
+		for _, l := range links {
+			mine = mine || l.SourceID == src.ID
+		}
+		if !mine {
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 // apply returns a copy of cur with the mapped upstream fields.

@@ -520,6 +520,71 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		}
 	})
 
+	t.Run("EventInbox", func(t *testing.T) {
+		s := newStore(t)
+		for i, key := range []string{"k1", "k2", "k1", "k3"} {
+			added, err := s.AddSourceEvent(ctx, &directory.SourceEvent{EnterpriseID: "acme", SourceID: "wecom", DedupeKey: key,
+				EventType: "delete_user", Payload: json.RawMessage(`{"UserID":"u` + key + `"}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if added != (i != 2) {
+				t.Fatalf("event %d (%s): added = %v", i, key, added)
+			}
+		}
+		now := time.Now()
+		// Two replicas claim at once: every event goes to exactly one.
+		var mu sync.Mutex
+		got := map[int64]int{}
+		var wg sync.WaitGroup
+		for r := 0; r < 2; r++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				evs, err := s.ClaimSourceEvents(ctx, now, now.Add(time.Minute), 10)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, e := range evs {
+					got[e.ID]++
+				}
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if len(got) != 3 {
+			t.Fatalf("claimed %d distinct events, want 3", len(got))
+		}
+		for id, n := range got {
+			if n != 1 {
+				t.Fatalf("event %d claimed %d times", id, n)
+			}
+		}
+		if again, _ := s.ClaimSourceEvents(ctx, now, now.Add(time.Minute), 10); len(again) != 0 {
+			t.Fatalf("claimed events claimed again before their claim expired: %d", len(again))
+		}
+		// An expired claim (a replica died) is claimed again.
+		later := now.Add(2 * time.Minute)
+		evs, _ := s.ClaimSourceEvents(ctx, later, later.Add(time.Minute), 10)
+		if len(evs) != 3 || evs[0].Attempts != 2 || evs[0].DedupeKey != "k1" {
+			t.Fatalf("reclaim = %d events, attempts %d", len(evs), evs[0].Attempts)
+		}
+		evs[0].Status, evs[0].TaskID = directory.EventApplied, "task-1"
+		if err := s.FinishSourceEvent(ctx, evs[0]); err != nil {
+			t.Fatal(err)
+		}
+		list, _ := s.ListSourceEvents(ctx, "acme", "wecom", 10)
+		if len(list) != 3 || list[2].Status != directory.EventApplied || list[2].TaskID != "task-1" || string(list[2].Payload) != `{"UserID":"uk1"}` {
+			t.Fatalf("events = %+v", list)
+		}
+		much := later.Add(time.Hour)
+		if left, _ := s.ClaimSourceEvents(ctx, much, much.Add(time.Minute), 10); len(left) != 2 {
+			t.Fatalf("an applied event is claimable: %d", len(left))
+		}
+	})
+
 	t.Run("TransactionRollsBack", func(t *testing.T) {
 		s := newStore(t)
 		seed(t, s, "acme")

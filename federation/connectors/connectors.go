@@ -63,3 +63,14 @@ func Reader(kind string, cfg, secrets map[string]string) (federation.DirectoryRe
 	}
 	return nil, fmt.Errorf("no connector for kind %q", kind)
 }
+
+// Decoder opens the callback decoder of a source.
+func Decoder(kind string, cfg, secrets map[string]string) (federation.CallbackDecoder, error) {
+	switch kind {
+	case "wecom":
+		return wecom.NewDecoder(cfg, secrets)
+	case "dingtalk":
+		return dingtalk.NewDecoder(cfg, secrets)
+	}
+	return nil, fmt.Errorf("no event callbacks for kind %q", kind)
+}

@@ -182,3 +182,24 @@ func (r *Reader) User(ctx context.Context, userid string) (federation.User, erro
 	}
 	return toUser(u, raw), nil
 }
+
+// Department reads one department.
+func (r *Reader) Department(ctx context.Context, id string) (federation.Dept, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return federation.Dept{}, &federation.Error{Platform: "DingTalk", API: "v2/department/get", Message: "not a department ID: " + id}
+	}
+	var raw json.RawMessage
+	if err := r.c.OAPI(ctx, "v2/department/get", map[string]any{"dept_id": n}, &raw); err != nil {
+		return federation.Dept{}, err
+	}
+	var d dDept
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return federation.Dept{}, &federation.Error{Platform: "DingTalk", API: "v2/department/get", Message: "malformed department: " + err.Error()}
+	}
+	parent := ""
+	if d.ParentID != 0 {
+		parent = strconv.FormatInt(d.ParentID, 10)
+	}
+	return federation.Dept{ID: id, ParentID: parent, Name: d.Name, Order: d.Order, Raw: raw}, nil
+}

@@ -278,3 +278,22 @@ func (r *Reader) User(ctx context.Context, userid string) (federation.User, erro
 	}
 	return toUser(u, raw), nil
 }
+
+// Department reads one department.
+func (r *Reader) Department(ctx context.Context, id string) (federation.Dept, error) {
+	var resp struct {
+		Department json.RawMessage `json:"department"`
+	}
+	if err := r.c.Call(ctx, "department/get", http.MethodGet, url.Values{"id": {id}}, nil, r.secret, &resp); err != nil {
+		return federation.Dept{}, err
+	}
+	var d wDept
+	if err := json.Unmarshal(resp.Department, &d); err != nil {
+		return federation.Dept{}, &federation.Error{Platform: "WeCom", API: "department/get", Message: "malformed department: " + err.Error()}
+	}
+	parent := strconv.FormatInt(d.ParentID, 10)
+	if d.ParentID == 0 {
+		parent = ""
+	}
+	return federation.Dept{ID: strconv.FormatInt(d.ID, 10), ParentID: parent, Name: d.Name, Order: d.Order, Raw: resp.Department}, nil
+}

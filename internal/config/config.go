@@ -48,6 +48,9 @@ type Config struct {
 	SyncRecordRetention Duration `yaml:"sync_record_retention"`
 	// SyncScheduler runs due sync tasks (automatic synchronization and daily verification).
 	SyncScheduler *bool `yaml:"sync_scheduler"`
+	// EventMaxSkew is how far a callback's timestamp may be from now; older or newer ones are
+	// rejected, and replays are remembered for twice this long.
+	EventMaxSkew Duration `yaml:"event_max_skew"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Enterprises are declared here and applied to the store at start (idempotently).
@@ -182,6 +185,7 @@ func Default() *Config {
 		KeyRotationGrace:    Duration(48 * time.Hour),
 		ShutdownTimeout:     Duration(15 * time.Second),
 		SyncRecordRetention: Duration(90 * 24 * time.Hour),
+		EventMaxSkew:        Duration(5 * time.Minute),
 		Log:                 Log{Level: "info", Format: "json"},
 	}
 }
@@ -353,6 +357,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SyncRecordRetention.D() < time.Hour {
 		return &Error{"sync_record_retention", "must be at least 1h (e.g. 2160h for 90 days)"}
+	}
+	if c.EventMaxSkew.D() < 10*time.Second || c.EventMaxSkew.D() > time.Hour {
+		return &Error{"event_max_skew", "must be between 10s and 1h"}
 	}
 	if c.ShutdownTimeout.D() <= 0 {
 		return &Error{"shutdown_timeout", "must be positive"}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,6 +75,15 @@ func demoCmd(g *globalFlags) *cobra.Command {
 					}
 					fmt.Fprintf(out, "synced %-8s %v\n", src, res.Task.Counts)
 				}
+				// Wire both simulators' event pushes to the gateway once it serves (the platforms verify
+				// the URL when it is registered).
+				go func() {
+					for _, c := range []struct{ sim, src string }{{wURL, "wecom"}, {dURL, "dingtalk"}} {
+						if err := registerCallback(ctx, c.sim, cfg.ExternalURL+"/e/demo/sources/"+c.src+"/events"); err != nil {
+							fmt.Fprintf(cmd.ErrOrStderr(), "demo: wiring %s events: %v\n", c.src, err)
+						}
+					}
+				}()
 				printDemo(out, cfg.ExternalURL, dataDir, creds, sims)
 			})
 		},
@@ -84,6 +94,29 @@ func demoCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().IntVar(&users, "users", 200, "users in each simulated org (zhangsan included)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the simulated orgs and their credentials")
 	return cmd
+}
+
+// registerCallback registers a simulator's event callback, retrying while the gateway starts.
+func registerCallback(ctx context.Context, sim, callback string) error {
+	var last error
+	for i := 0; i < 50; i++ {
+		resp, err := http.Post(sim+"/_sim/callback", "application/json", strings.NewReader(`{"url":"`+callback+`"}`))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, b)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return last
 }
 
 // serveBackground serves h on addr until ctx ends and returns its base URL.
@@ -114,7 +147,10 @@ func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials, s *
 
   enterprise         demo
   identity sources   local (the enterprise's own directory), wecom and dingtalk (the simulators'
-                     orgs, synchronized; logon through the gateway is not built yet)
+                     orgs, synchronized; their events are pushed to the gateway, so a change in a
+                     simulator's control API reaches the directory at once; logon through the
+                     gateway is not built yet)
+                     sources: qiao sources --data DIR --enterprise demo
                      resync:  qiao sync --enterprise demo --source wecom   (with the demo's --data)
   demo user          %[3]s / %[4]s   (张三)
   OIDC clients       sase-client  (native, PKCE, loopback redirect)

@@ -86,7 +86,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.config, "config", os.Getenv("QIAO_CONFIG"), "config file (YAML); env QIAO_CONFIG")
 	root.PersistentFlags().StringVar(&g.data, "data", "", "data directory (SQLite database, master key, signing keys); env QIAO_DATA")
 	root.PersistentFlags().StringVar(&g.addr, "addr", "", "listen address HOST:PORT; env QIAO_ADDR")
-	root.AddCommand(serveCmd(g), demoCmd(g), versionCmd(), keysCmd(g), hashPasswordCmd(), simCmd(), syncCmd(g))
+	root.AddCommand(serveCmd(g), demoCmd(g), versionCmd(), keysCmd(g), hashPasswordCmd(), simCmd(), syncCmd(g), sourcesCmd(g))
 	return root
 }
 

@@ -298,6 +298,28 @@ func TestDemoStartsGatewayAndSimulators(t *testing.T) {
 	if !strings.Contains(out.String(), "synced wecom") || !strings.Contains(out.String(), "synced dingtalk") || strings.Contains(errb.String(), "sync of") {
 		t.Fatalf("demo did not sync both sources before ready:\n%s\n%s", out.String(), errb.String())
 	}
+	// Events are wired: zhangsan leaving DingTalk reaches the gateway's inbox.
+	req, _ := http.NewRequest("DELETE", "http://"+daddr+"/_sim/users/zhangsan", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("delete in the DingTalk simulator: %v %v", resp, err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + daddr + "/_sim/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds []map[string]any
+		json.NewDecoder(resp.Body).Decode(&ds)
+		resp.Body.Close()
+		if len(ds) > 0 && ds[len(ds)-1]["ok"] == true {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway never acknowledged the DingTalk event: %v %s", ds, errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("demo exited %d: %s", code, errb.String())
@@ -368,6 +390,13 @@ func TestSyncCommand(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "create user zhangsan") || !strings.Contains(out.String(), `"name":"张三"`) || !strings.Contains(out.String(), "after") {
 		t.Fatalf("sync records:\n%s", out.String())
+	}
+	out.Reset()
+	if code := runMain(context.Background(), []string{"sources", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme"}, &out, &errb); code != 0 {
+		t.Fatalf("sources: %d %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "/e/acme/sources/wecom/events") || strings.Contains(out.String(), ws.ContactSecret) || !strings.Contains(out.String(), "last task") {
+		t.Fatalf("sources (secrets must be masked):\n%s", out.String())
 	}
 	// Remove 31 people upstream: deletion protection cancels the task, exit status 1.
 	o := sim.Org()

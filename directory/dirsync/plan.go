@@ -88,7 +88,6 @@ type mapped struct {
 	Attrs    map[string]string
 }
 
-var localFields = []string{"username", "name", "email", "mobile"}
 
 // builtin maps upstream attributes to local fields, per kind of source.
 var builtin = map[directory.SourceKind]map[string]string{

@@ -88,7 +88,6 @@ type mapped struct {
 	Attrs    map[string]string
 }
 
-
 // builtin maps upstream attributes to local fields, per kind of source.
 var builtin = map[directory.SourceKind]map[string]string{
 	directory.KindWeCom:    {"username": "userid", "name": "name", "email": "email", "mobile": "mobile"},

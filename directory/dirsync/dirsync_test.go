@@ -733,3 +733,35 @@ func TestSchedule(t *testing.T) {
 		t.Fatalf("next day's verification: %+v", ts[0])
 	}
 }
+
+func TestEventForAUserGoneUpstreamIsARecordedNoOp(t *testing.T) {
+	e := newEnv(t, 30)
+	e.run("wecom")
+	payload, _ := json.Marshal(federation.Event{Type: "update_user", UserIDs: []string{"never-existed"}, Key: "k"})
+	se := &directory.SourceEvent{EnterpriseID: "acme", SourceID: "wecom", DedupeKey: "k", EventType: "update_user", Payload: payload}
+	if _, err := e.store.AddSourceEvent(e.ctx, se); err != nil {
+		t.Fatal(err)
+	}
+	before := userCount(t, e.store)
+	if n := e.eng.DrainEvents(e.ctx); n != 1 {
+		t.Fatalf("applied %d events", n)
+	}
+	evs, _ := e.store.ListSourceEvents(e.ctx, "acme", "wecom", 1)
+	task, _ := e.store.GetSyncTask(e.ctx, evs[0].TaskID)
+	if evs[0].Status != directory.EventApplied || task.Trigger != directory.TriggerEvent || task.Status != directory.TaskSucceeded || len(task.Counts) != 0 {
+		t.Fatalf("event %+v, task %+v", evs[0], task)
+	}
+	if userCount(t, e.store) != before {
+		t.Fatal("a no-op event changed the directory")
+	}
+	// A malformed payload fails the event (after its retries) without touching the directory.
+	bad := &directory.SourceEvent{EnterpriseID: "acme", SourceID: "wecom", DedupeKey: "bad", EventType: "x", Payload: json.RawMessage(`{"user_ids": 5}`)}
+	e.store.AddSourceEvent(e.ctx, bad)
+	for i := 0; i < MaxEventAttempts+1; i++ {
+		e.eng.DrainEvents(e.ctx)
+	}
+	evs, _ = e.store.ListSourceEvents(e.ctx, "acme", "wecom", 1)
+	if evs[0].Status != directory.EventFailed || evs[0].Error == "" {
+		t.Fatalf("malformed event = %+v", evs[0])
+	}
+}

@@ -179,9 +179,11 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		last = err
+		// Try the next proxy only when this one could not be reached ("proxyconnect" wraps the
+		// dial to the proxy); an answer from the proxy is not a reason to go elsewhere.
 		var op *net.OpError
-		if !errors.As(err, &op) || op.Op != "dial" {
-			return nil, err // the proxy answered; not a reason to try another
+		if !errors.As(err, &op) || (op.Op != "dial" && op.Op != "proxyconnect") {
+			return nil, err
 		}
 	}
 	return nil, fmt.Errorf("every egress proxy failed: %w", last)

@@ -1,0 +1,86 @@
+package dingtalk
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
+	"github.com/qiao-gateway/qiao/federation/simorg"
+	"github.com/qiao-gateway/qiao/federation/upstream"
+)
+
+func setup(t *testing.T, mod func(*dingtalksim.Config)) (*dingtalksim.Setup, *Client) {
+	t.Helper()
+	s := dingtalksim.NewSetup(150, 19, "127.0.0.1:8080")
+	if mod != nil {
+		mod(&s.Config)
+	}
+	sim := dingtalksim.New(s.Config)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	st, err := SettingsFrom(map[string]string{"corp_id": s.CorpID, "app_key": s.AppKey, "oapi_base_url": srv.URL, "api_base_url": srv.URL},
+		map[string]string{"app_secret": s.AppSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetBackoff(upstream.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 3})
+	return s, c
+}
+
+func TestReaderAndScope(t *testing.T) {
+	s, c := setup(t, nil)
+	r := c.Reader()
+	depts, err := r.Departments(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []federation.User
+	if err := r.Users(context.Background(), depts, func(u federation.User) error { users = append(users, u); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	o := s.Config.Org
+	o.RLock()
+	present := 0
+	for _, id := range o.UserIDs() {
+		if st := o.User(id).Status; st == simorg.StatusActive || st == simorg.StatusNotActivated {
+			present++
+		}
+	}
+	sub := len(o.Subtree(2))
+	o.RUnlock()
+	d, _ := o.Counts()
+	if len(depts) != d || len(users) != present {
+		t.Fatalf("read %d depts, %d users; want %d, %d", len(depts), len(users), d, present)
+	}
+	part, err := c.Reader().Departments(context.Background(), []string{"2"})
+	if err != nil || len(part) != sub || part[0].ParentID != "" {
+		t.Fatalf("subtree of 2: %d depts (want %d), root parent %q, %v", len(part), sub, part[0].ParentID, err)
+	}
+	if _, err := c.Reader().User(context.Background(), "nobody"); !errors.Is(err, federation.ErrNotFound) {
+		t.Fatalf("missing user: %v", err)
+	}
+}
+
+func TestActionableErrors(t *testing.T) {
+	_, c := setup(t, func(cfg *dingtalksim.Config) { cfg.Apps[0].NoContactRead = true })
+	_, err := c.Reader().Departments(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "permission") {
+		t.Fatalf("60011: %v", err)
+	}
+	_, c = setup(t, func(cfg *dingtalksim.Config) { cfg.Apps[0].TrustedIPs = []string{"10.0.0.9"} })
+	if _, err := c.Reader().Departments(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "allowlist") || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("60020: %v", err)
+	}
+	if _, err := SettingsFrom(map[string]string{}, map[string]string{}); err == nil || !strings.Contains(err.Error(), "app_key") {
+		t.Fatalf("missing app_key: %v", err)
+	}
+}

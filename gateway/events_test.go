@@ -163,6 +163,15 @@ func TestWeComEventsEndToEnd(t *testing.T) {
 		UserID: lu.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	// ... and an SSO session, which the departure must end.
+	sr := httptest.NewRequest("GET", "/", nil)
+	sess, _ := w.gw.Sessions.New(sr, "")
+	sess.Values["ent"], sess.Values["uid"] = "demo", lu.ID
+	rec := httptest.NewRecorder()
+	if err := w.gw.Sessions.Save(sr, rec, sess); err != nil {
+		t.Fatal(err)
+	}
+	cookie := rec.Result().Cookies()[0]
 	w.ctl(w.wURL, "DELETE", "/_sim/users/"+leaver, "")
 	w.eventually("departure applied", func() bool { u := w.user(leaver); return u != nil && u.Status == directory.UserDeparted })
 	w.eventually("refresh token revoked", func() bool {
@@ -170,8 +179,13 @@ func TestWeComEventsEndToEnd(t *testing.T) {
 		return !rt.RevokedAt.IsZero()
 	})
 	audit, _ := st.ListAuditEvents(w.ctx, directory.AuditQuery{EnterpriseID: "demo", Kind: "user.revoke", UserID: lu.ID})
-	if len(audit) != 1 {
-		t.Fatalf("revocation audit events = %d", len(audit))
+	if len(audit) != 1 || !strings.Contains(string(audit[0].Detail), `"sessions":1`) {
+		t.Fatalf("revocation audit events = %+v", audit)
+	}
+	sr = httptest.NewRequest("GET", "/", nil)
+	sr.AddCookie(cookie)
+	if again, _ := w.gw.Sessions.New(sr, ""); !again.IsNew {
+		t.Fatal("the departed user's SSO session still opens")
 	}
 	w.ctl(w.wURL, "POST", "/_sim/users", `{"userid":"zhangsan","name":"张三丰"}`)
 	w.eventually("update applied", func() bool { return w.user("zhangsan").Name == "张三丰" })

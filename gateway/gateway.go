@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
@@ -67,6 +68,7 @@ type Gateway struct {
 	Registry *prometheus.Registry
 	Mux      *http.ServeMux
 	Sync     *dirsync.Engine
+	Sessions *broker.SessionStore
 	pages    *template.Template
 	// eventNotify wakes the inbox worker when an event is stored.
 	eventNotify chan struct{}
@@ -107,6 +109,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	if err := ApplyDeclared(ctx, g.Store, cfg); err != nil {
 		return nil, &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
 	}
+	g.Sessions = &broker.SessionStore{State: g.State, CookieName: "qiao_sso", Idle: cfg.SessionIdle.D(), Absolute: cfg.SessionAbsolute.D(),
+		Secure: strings.HasPrefix(cfg.ExternalURL, "https://")}
 	g.Sync = &dirsync.Engine{Store: g.Store, State: g.State, Log: log, Retention: cfg.SyncRecordRetention.D(),
 		Open: func(ctx context.Context, src *directory.IdentitySource) (federation.DirectoryReader, error) {
 			return connectors.Reader(string(src.Kind), src.Config, src.Secrets)
@@ -271,14 +275,18 @@ func (g *Gateway) watchKeys(ctx context.Context) {
 	}
 }
 
-// RevokeUser ends what lets a user who can no longer log on keep access: their refresh tokens now
-// (and their SSO sessions once the login broker keeps them), with an audit event.
+// RevokeUser ends what lets a user who can no longer log on keep access — their SSO sessions and
+// refresh tokens — with an audit event.
 func (g *Gateway) RevokeUser(ctx context.Context, enterpriseID, userID string) error {
+	sess, err := g.Sessions.RevokeUser(ctx, enterpriseID, userID)
+	if err != nil {
+		return fmt.Errorf("revoke sessions: %w", err)
+	}
 	n, err := g.Store.RevokeUserRefreshTokens(ctx, enterpriseID, userID, time.Now())
 	if err != nil {
 		return fmt.Errorf("revoke refresh tokens: %w", err)
 	}
-	detail, _ := json.Marshal(map[string]int{"refresh_tokens": n})
+	detail, _ := json.Marshal(map[string]int{"sessions": sess, "refresh_tokens": n})
 	return g.Store.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke", Actor: "sync",
 		UserID: userID, Outcome: "ok", Reason: "user departed, disabled or removed upstream", Detail: detail})
 }

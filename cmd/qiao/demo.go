@@ -76,15 +76,15 @@ func demoCmd(g *globalFlags) *cobra.Command {
 					fmt.Fprintf(out, "synced %-8s %v\n", src, res.Task.Counts)
 				}
 				// Wire both simulators' event pushes to the gateway once it serves (the platforms verify
-				// the URL when it is registered).
+				// the URL when it is registered); the demo says it is ready only after that.
 				go func() {
 					for _, c := range []struct{ sim, src string }{{wURL, "wecom"}, {dURL, "dingtalk"}} {
 						if err := registerCallback(ctx, c.sim, cfg.ExternalURL+"/e/demo/sources/"+c.src+"/events"); err != nil {
 							fmt.Fprintf(cmd.ErrOrStderr(), "demo: wiring %s events: %v\n", c.src, err)
 						}
 					}
+					printDemo(out, cfg.ExternalURL, dataDir, creds, sims)
 				}()
-				printDemo(out, cfg.ExternalURL, dataDir, creds, sims)
 			})
 		},
 	}

@@ -51,6 +51,10 @@ type Config struct {
 	// EventMaxSkew is how far a callback's timestamp may be from now; older or newer ones are
 	// rejected, and replays are remembered for twice this long.
 	EventMaxSkew Duration `yaml:"event_max_skew"`
+	// SessionIdle ends an SSO session unused this long; SessionAbsolute ends it this long after
+	// login however it is used.
+	SessionIdle     Duration `yaml:"session_idle"`
+	SessionAbsolute Duration `yaml:"session_absolute"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Enterprises are declared here and applied to the store at start (idempotently).
@@ -186,6 +190,8 @@ func Default() *Config {
 		ShutdownTimeout:     Duration(15 * time.Second),
 		SyncRecordRetention: Duration(90 * 24 * time.Hour),
 		EventMaxSkew:        Duration(5 * time.Minute),
+		SessionIdle:         Duration(8 * time.Hour),
+		SessionAbsolute:     Duration(24 * time.Hour),
 		Log:                 Log{Level: "info", Format: "json"},
 	}
 }
@@ -360,6 +366,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EventMaxSkew.D() < 10*time.Second || c.EventMaxSkew.D() > time.Hour {
 		return &Error{"event_max_skew", "must be between 10s and 1h"}
+	}
+	if c.SessionIdle.D() < time.Minute || c.SessionAbsolute.D() < c.SessionIdle.D() {
+		return &Error{"session_idle", "must be at least 1m and no longer than session_absolute"}
 	}
 	if c.ShutdownTimeout.D() <= 0 {
 		return &Error{"shutdown_timeout", "must be positive"}

@@ -1,0 +1,149 @@
+package broker
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qiao-gateway/qiao/internal/state"
+)
+
+func stores(t *testing.T) map[string]state.Store {
+	out := map[string]state.Store{"memory": state.NewMemory()}
+	if dsn := os.Getenv("QIAO_TEST_REDIS"); dsn != "" {
+		r, err := state.Open(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["redis"] = r
+	}
+	for _, s := range out {
+		t.Cleanup(func() { s.Close() })
+	}
+	return out
+}
+
+// request runs one request through the store: read the session, let f change it, save it, and
+// return the Set-Cookie the browser would keep.
+func request(t *testing.T, s *SessionStore, cookie *http.Cookie, f func(values map[interface{}]interface{})) (*http.Cookie, map[interface{}]interface{}, bool) {
+	t.Helper()
+	r := httptest.NewRequest("GET", "/", nil)
+	if cookie != nil {
+		r.AddCookie(cookie)
+	}
+	sess, err := s.New(r, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	isNew := sess.IsNew
+	if f != nil {
+		f(sess.Values)
+	}
+	w := httptest.NewRecorder()
+	if err := s.Save(r, w, sess); err != nil {
+		t.Fatal(err)
+	}
+	cs := w.Result().Cookies()
+	if len(cs) != 1 {
+		t.Fatalf("%d cookies set", len(cs))
+	}
+	return cs[0], sess.Values, isNew
+}
+
+func TestSessionStore(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			var clock atomic.Int64
+			clock.Store(time.Now().UnixNano())
+			s := &SessionStore{State: st, CookieName: "qiao_sso", Idle: 30 * time.Minute, Absolute: 8 * time.Hour, Secure: true,
+				Now: func() time.Time { return time.Unix(0, clock.Load()) }}
+			c1, _, isNew := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyEnterprise], v[KeyUser] = "demo", "u-"+name })
+			if !isNew || !c1.HttpOnly || !c1.Secure || c1.SameSite != http.SameSiteLaxMode || len(c1.Value) != 43 {
+				t.Fatalf("cookie = %+v", c1)
+			}
+			_, vals, isNew := request(t, s, c1, nil)
+			if isNew || vals[KeyUser] != "u-"+name {
+				t.Fatalf("second request: new=%v values=%v", isNew, vals)
+			}
+			// Fixation: an ID the store never issued is not adopted.
+			planted := &http.Cookie{Name: "qiao_sso", Value: strings.Repeat("A", 43)}
+			c2, _, isNew := request(t, s, planted, func(v map[interface{}]interface{}) { v["x"] = "y" })
+			if !isNew || c2.Value == planted.Value {
+				t.Fatal("a planted session ID was adopted")
+			}
+			// Regenerate at login: the old ID stops working.
+			r := httptest.NewRequest("GET", "/", nil)
+			r.AddCookie(c1)
+			sess, _ := s.New(r, "")
+			if err := s.Regenerate(context.Background(), sess); err != nil {
+				t.Fatal(err)
+			}
+			w := httptest.NewRecorder()
+			s.Save(r, w, sess)
+			c3 := w.Result().Cookies()[0]
+			if c3.Value == c1.Value {
+				t.Fatal("Regenerate kept the ID")
+			}
+			if _, _, isNew := request(t, s, c1, nil); !isNew {
+				t.Fatal("the pre-login ID still opens the session")
+			}
+			// RevokeUser ends every session of the user, and only theirs.
+			other, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyEnterprise], v[KeyUser] = "demo", "someone-else" })
+			c4, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyEnterprise], v[KeyUser] = "demo", "u-"+name })
+			n, err := s.RevokeUser(context.Background(), "demo", "u-"+name)
+			if err != nil || n != 2 {
+				t.Fatalf("RevokeUser = %d, %v (want the regenerated session and the new one)", n, err)
+			}
+			for _, c := range []*http.Cookie{c3, c4} {
+				if _, _, isNew := request(t, s, c, nil); !isNew {
+					t.Fatal("a revoked session still opens")
+				}
+			}
+			if _, vals, isNew := request(t, s, other, nil); isNew || vals[KeyUser] != "someone-else" {
+				t.Fatal("RevokeUser ended another user's session")
+			}
+			// Absolute timeout, however active the session.
+			c5, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyUser] = "z" })
+			for i := 0; i < 17; i++ {
+				clock.Add(int64(29 * time.Minute))
+				if _, _, isNew := request(t, s, c5, nil); isNew && i < 15 {
+					t.Fatalf("session ended early at step %d", i)
+				}
+			}
+			if _, _, isNew := request(t, s, c5, nil); !isNew {
+				t.Fatal("a session outlived its absolute timeout")
+			}
+			// Logout deletes the session and the cookie.
+			c6, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyUser] = "z" })
+			r = httptest.NewRequest("GET", "/", nil)
+			r.AddCookie(c6)
+			sess, _ = s.New(r, "")
+			sess.Options.MaxAge = -1
+			w = httptest.NewRecorder()
+			s.Save(r, w, sess)
+			if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].MaxAge >= 0 {
+				t.Fatalf("logout cookie = %+v", cs)
+			}
+			if _, _, isNew := request(t, s, c6, nil); !isNew {
+				t.Fatal("a logged-out session still opens")
+			}
+		})
+	}
+}
+
+// TestIdleTimeout uses real time: the idle TTL lives in the state store.
+func TestIdleTimeout(t *testing.T) {
+	st := state.NewMemory()
+	defer st.Close()
+	s := &SessionStore{State: st, CookieName: "qiao_sso", Idle: 150 * time.Millisecond, Absolute: time.Hour}
+	c, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyUser] = "u" })
+	time.Sleep(300 * time.Millisecond)
+	if _, _, isNew := request(t, s, c, nil); !isNew {
+		t.Fatal("an idle session survived its idle timeout")
+	}
+}

@@ -131,3 +131,14 @@ type UserReader interface {
 type DeptReader interface {
 	Department(ctx context.Context, id string) (Dept, error)
 }
+
+// Identity is who an upstream login says a person is.
+type Identity struct {
+	UserID  string            // the platform userid in the source's corp
+	UnionID string            // DingTalk
+	Method  string            // how they logged in: wecom_qr, wecom_inapp, dingtalk, dingtalk_inapp
+	Attrs   map[string]string // fields the login disclosed (WeCom snsapi_privateinfo: mobile, email, ...)
+}
+
+// ErrNotMember means the person who logged in upstream is not a member of the source's corp.
+var ErrNotMember = errors.New("the person is not a member of this organisation")

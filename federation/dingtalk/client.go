@@ -152,6 +152,10 @@ func (c *Client) do(ctx context.Context, api, method, fullURL string, body []byt
 	}
 }
 
+func readAll(resp *http.Response) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
 func (c *Client) token(ctx context.Context) (string, error) {
 	return tokens.Get(ctx, c.s.AppKey+"\x00"+c.s.AppSecret, func(ctx context.Context) (upstream.Token, error) {
 		q := url.Values{"appkey": {c.s.AppKey}, "appsecret": {c.s.AppSecret}}

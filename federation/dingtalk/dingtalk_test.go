@@ -2,7 +2,9 @@ package dingtalk
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -82,5 +84,13 @@ func TestActionableErrors(t *testing.T) {
 	}
 	if _, err := SettingsFrom(map[string]string{}, map[string]string{}); err == nil || !strings.Contains(err.Error(), "app_key") {
 		t.Fatalf("missing app_key: %v", err)
+	}
+}
+
+func decode(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
 	}
 }

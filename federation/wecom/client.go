@@ -33,7 +33,9 @@ type Settings struct {
 	Secret        string // the app's secret
 	ContactSecret string // 通讯录同步 secret (optional): reads the whole corp
 	APIBase       string
-	LoginBase     string
+	LoginBase     string // wwlogin QR page
+	OpenBase      string // the old qrConnect page
+	OAuthBase     string // in-app OAuth
 	Proxies       []string
 	// RatePerSecond limits calls per API (default: the published 10,000/min per corp per API).
 	RatePerSecond float64
@@ -49,6 +51,14 @@ func SettingsFrom(cfg, secrets map[string]string) (Settings, error) {
 	}
 	if s.LoginBase == "" {
 		s.LoginBase = DefaultLoginBase
+	}
+	s.OpenBase = strings.TrimRight(cfg["open_base_url"], "/")
+	if s.OpenBase == "" {
+		s.OpenBase = "https://open.work.weixin.qq.com"
+	}
+	s.OAuthBase = strings.TrimRight(cfg["oauth_base_url"], "/")
+	if s.OAuthBase == "" {
+		s.OAuthBase = DefaultOAuthBase
 	}
 	if p := secrets["proxies"]; p != "" {
 		s.Proxies = strings.Split(p, ",")

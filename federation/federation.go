@@ -142,3 +142,14 @@ type Identity struct {
 
 // ErrNotMember means the person who logged in upstream is not a member of the source's corp.
 var ErrNotMember = errors.New("the person is not a member of this organisation")
+
+// Login is a platform's login: the URL that starts it and the exchange of the code it returns.
+type Login interface {
+	// AuthURL starts a login returning to redirectURI with state; inApp selects the platform's
+	// in-app flow (the person is inside the WeCom or DingTalk app).
+	AuthURL(redirectURI, state, lang string, inApp bool) (string, error)
+	// Exchange turns the code the platform returned into an identity.
+	Exchange(ctx context.Context, code string, inApp bool) (*Identity, error)
+	// CallbackDomain is the host[:port] the platform allows redirects to ("" when not set).
+	CallbackDomain() string
+}

@@ -87,7 +87,7 @@ func demoSources(addr string, sims *DemoSims) []config.Source {
 	out = append(out,
 		config.Source{ID: "wecom", Kind: "wecom", Name: "企业微信", Description: "企业微信扫码登录 (simulator)",
 			Config: map[string]string{"corp_id": w.CorpID, "agent_id": strconv.Itoa(w.AgentID), "api_base_url": sims.WeComURL,
-				"login_base_url": sims.WeComURL, "callback_domain": addr},
+				"login_base_url": sims.WeComURL, "open_base_url": sims.WeComURL, "oauth_base_url": sims.WeComURL, "callback_domain": addr},
 			Secrets: map[string]string{"secret": w.Secret, "contact_secret": w.ContactSecret, "callback_token": w.CallbackToken,
 				"encoding_aes_key": w.CallbackAESKey}},
 		config.Source{ID: "dingtalk", Kind: "dingtalk", Name: "钉钉", Description: "钉钉扫码登录 (simulator)",

@@ -69,6 +69,7 @@ type Gateway struct {
 	Mux      *http.ServeMux
 	Sync     *dirsync.Engine
 	Sessions *broker.SessionStore
+	Broker   *broker.Broker
 	pages    *template.Template
 	// eventNotify wakes the inbox worker when an event is stored.
 	eventNotify chan struct{}
@@ -119,13 +120,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	if g.pages, err = templates.Parse(); err != nil {
 		return nil, fmt.Errorf("parse templates: %w", err)
 	}
-	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	g.routes()
 	var trusted []*net.IPNet
 	for _, c := range cfg.TrustedProxies {
 		_, n, _ := net.ParseCIDR(c) // validated by config
 		trusted = append(trusted, n)
 	}
+	g.Broker = &broker.Broker{Store: g.Store, State: g.State, Sessions: g.Sessions, Pages: g.pages, ExternalURL: cfg.ExternalURL,
+		Log: log, ClientIP: httpx.ClientIP(trusted), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
+			return connectors.Login(string(src.Kind), src.Config, src.Secrets)
+		}}
+	g.reportCallbackDomains(ctx)
+	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g.routes()
 	g.handler = httpx.WithRequestID(httpx.Observe(log, httpx.NewMetrics(g.Registry), httpx.ClientIP(trusted),
 		httpx.SecurityHeaders(strings.HasPrefix(cfg.ExternalURL, "https://"), g.Mux)))
 	return g, nil
@@ -176,6 +182,7 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /e/{enterprise}/keys", g.jwks)
 	m.HandleFunc("GET /e/{enterprise}/sources/{source}/events", g.sourceEvents)
 	m.HandleFunc("POST /e/{enterprise}/sources/{source}/events", g.sourceEvents)
+	g.Broker.Routes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})
@@ -270,6 +277,25 @@ func (g *Gateway) watchKeys(ctx context.Context) {
 				g.Log.Error("reload signing keys; keeping the current ones", "err", err)
 			} else if changed {
 				g.Log.Info("signing keys reloaded after a rotation")
+			}
+		}
+	}
+}
+
+// reportCallbackDomains warns at start about sources whose callback domain cannot match the
+// external URL: the platform would refuse every login through them.
+func (g *Gateway) reportCallbackDomains(ctx context.Context) {
+	ents, err := g.Store.ListEnterprises(ctx)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		srcs, _ := g.Store.ListSources(ctx, e.ID)
+		for _, s := range srcs {
+			if s.Enabled {
+				if err := g.Broker.CheckCallbackDomain(s); err != nil {
+					g.Log.Warn("identity source cannot log anyone on", "enterprise", e.ID, "source", s.ID, "problem", err.Error())
+				}
 			}
 		}
 	}

@@ -3,6 +3,7 @@
 package connectors
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -73,4 +74,83 @@ func Decoder(kind string, cfg, secrets map[string]string) (federation.CallbackDe
 		return dingtalk.NewDecoder(cfg, secrets)
 	}
 	return nil, fmt.Errorf("no event callbacks for kind %q", kind)
+}
+
+type wecomLogin struct {
+	c      *wecom.Client
+	mode   string
+	detail bool
+	domain string
+}
+
+func (l *wecomLogin) AuthURL(redirectURI, state, lang string, inApp bool) (string, error) {
+	mode := l.mode
+	if inApp {
+		mode = wecom.LoginInApp
+		if l.detail {
+			mode = wecom.LoginInAppInfo
+		}
+	}
+	return l.c.AuthURL(mode, redirectURI, state, lang)
+}
+
+func (l *wecomLogin) Exchange(ctx context.Context, code string, inApp bool) (*federation.Identity, error) {
+	method := "wecom_qr"
+	if inApp {
+		method = "wecom_inapp"
+	}
+	return l.c.Exchange(ctx, code, method)
+}
+
+func (l *wecomLogin) CallbackDomain() string { return l.domain }
+
+type dingtalkLogin struct {
+	c      *dingtalk.Client
+	domain string
+}
+
+func (l *dingtalkLogin) AuthURL(redirectURI, state, _ string, _ bool) (string, error) {
+	return l.c.AuthURL(redirectURI, state), nil
+}
+
+func (l *dingtalkLogin) Exchange(ctx context.Context, code string, _ bool) (*federation.Identity, error) {
+	return l.c.Exchange(ctx, code)
+}
+
+func (l *dingtalkLogin) CallbackDomain() string { return l.domain }
+
+// Login opens the login of a source. WeCom's config.login_mode picks the QR page ("qr", the
+// default, or "qr_legacy"); config.inapp_detail=true asks in-app logins for the sensitive fields
+// (snsapi_privateinfo).
+func Login(kind string, cfg, secrets map[string]string) (federation.Login, error) {
+	switch kind {
+	case "wecom":
+		s, err := wecom.SettingsFrom(cfg, secrets)
+		if err != nil {
+			return nil, err
+		}
+		c, err := wecom.NewClient(s)
+		if err != nil {
+			return nil, err
+		}
+		mode := cfg["login_mode"]
+		if mode == "" {
+			mode = wecom.LoginQR
+		}
+		if mode != wecom.LoginQR && mode != wecom.LoginQRLegacy {
+			return nil, fmt.Errorf("config.login_mode %q must be qr or qr_legacy", mode)
+		}
+		return &wecomLogin{c: c, mode: mode, detail: cfg["inapp_detail"] == "true", domain: cfg["callback_domain"]}, nil
+	case "dingtalk":
+		s, err := dingtalk.SettingsFrom(cfg, secrets)
+		if err != nil {
+			return nil, err
+		}
+		c, err := dingtalk.NewClient(s)
+		if err != nil {
+			return nil, err
+		}
+		return &dingtalkLogin{c: c, domain: cfg["callback_domain"]}, nil
+	}
+	return nil, fmt.Errorf("no upstream login for kind %q", kind)
 }

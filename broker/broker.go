@@ -1,0 +1,582 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/internal/httpx"
+	"github.com/qiao-gateway/qiao/internal/password"
+	"github.com/qiao-gateway/qiao/internal/state"
+)
+
+// Limits of the password fallback.
+const (
+	MaxUserFailures = 5                // then the account is locked for LockoutWindow
+	MaxIPFailures   = 30               // per client IP per LockoutWindow
+	LockoutWindow   = 15 * time.Minute // fixed window of the counters
+	LoginTTL        = 10 * time.Minute // a started upstream login must come back within this
+)
+
+// LoginOpener opens a source's upstream login (federation/connectors.Login in production).
+type LoginOpener func(src *directory.IdentitySource) (federation.Login, error)
+
+// Broker serves the login pages and the upstream callbacks.
+type Broker struct {
+	Store       directory.Store
+	State       state.Store
+	Sessions    *SessionStore
+	Pages       *template.Template
+	ExternalURL string
+	OpenLogin   LoginOpener
+	Log         *slog.Logger
+	ClientIP    func(*http.Request) string
+	Now         func() time.Time
+	// dummyHash equalises the time of a password check for an unknown user.
+	dummyHash string
+}
+
+// Routes mounts the broker's endpoints.
+func (b *Broker) Routes(m *http.ServeMux) {
+	h, _ := password.Hash("qiao-dummy-password", password.Default)
+	b.dummyHash = h
+	m.HandleFunc("GET /login", b.enterpriseForm)
+	m.HandleFunc("POST /login", b.enterpriseSubmit)
+	m.HandleFunc("GET /login/e/{enterprise}", b.sources)
+	m.HandleFunc("GET /login/e/{enterprise}/s/{source}", b.start)
+	m.HandleFunc("POST /login/e/{enterprise}/s/{source}/password", b.passwordSubmit)
+	m.HandleFunc("GET /e/{enterprise}/sources/{source}/callback", b.callback)
+	m.HandleFunc("GET /login/done", b.done)
+	m.HandleFunc("POST /logout", b.logout)
+}
+
+func (b *Broker) now() time.Time {
+	if b.Now == nil {
+		return time.Now()
+	}
+	return b.Now()
+}
+
+// ---- page plumbing
+
+func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name string, data map[string]any) {
+	t := lang(r)
+	data["T"] = t
+	if _, ok := data["Title"]; !ok {
+		data["Title"] = t.SignIn
+	}
+	data["CSRF"] = b.csrf(w, r)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := b.Pages.ExecuteTemplate(w, name, data); err != nil {
+		b.Log.Error("render login page", "page", name, "err", err)
+	}
+}
+
+// fail ends a login on a page that says what happened and what an admin can do, with the request
+// ID as the reference that matches the log line.
+func (b *Broker) fail(w http.ResponseWriter, r *http.Request, status int, reason string, user, admin msg, ent string, attrs ...any) {
+	t := lang(r)
+	ref := httpx.RequestID(r.Context())
+	b.Log.Warn("login failed", append([]any{"reason", reason, "enterprise", ent, "request_id", ref, "ip", b.ip(r)}, attrs...)...)
+	again := "/login"
+	if ent != "" && directory.ValidID(ent) {
+		again = "/login/e/" + ent
+	}
+	b.render(w, r, status, "login_error.html", map[string]any{"Title": t.SignIn, "Heading": msg{"无法登录", "Could not sign in"}.in(t),
+		"Message": user.in(t), "Admin": admin.in(t), "Ref": ref, "Again": again})
+}
+
+func (b *Broker) ip(r *http.Request) string {
+	if b.ClientIP != nil {
+		return b.ClientIP(r)
+	}
+	return r.RemoteAddr
+}
+
+func randomToken(n int) string {
+	buf := make([]byte, n)
+	_, _ = rand.Read(buf)
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+func (b *Broker) secure() bool { return strings.HasPrefix(b.ExternalURL, "https://") }
+
+// csrf returns the browser's CSRF token (double-submit: a SameSite=Strict cookie and a form field).
+func (b *Broker) csrf(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie("qiao_csrf"); err == nil && len(c.Value) == 43 {
+		return c.Value
+	}
+	tok := randomToken(32)
+	http.SetCookie(w, &http.Cookie{Name: "qiao_csrf", Value: tok, Path: "/", HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteStrictMode})
+	return tok
+}
+
+func (b *Broker) csrfOK(r *http.Request) bool {
+	c, err := r.Cookie("qiao_csrf")
+	return err == nil && len(c.Value) == 43 && subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) == 1
+}
+
+// safeReturn accepts only a local path, so the broker never redirects off the gateway.
+func safeReturn(v string) string {
+	if v == "" || len(v) > 2048 || !strings.HasPrefix(v, "/") || strings.HasPrefix(v, "//") || strings.HasPrefix(v, "/\\") || strings.ContainsAny(v, "\r\n") {
+		return ""
+	}
+	return v
+}
+
+// ---- enterprise and source choice
+
+func (b *Broker) enterpriseForm(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ret := safeReturn(q.Get("return"))
+	ent := q.Get("enterprise")
+	if ent == "" && q.Get("change") == "" {
+		if c, err := r.Cookie("qiao_ent"); err == nil && directory.ValidID(c.Value) {
+			ent = c.Value
+		}
+	}
+	if ent != "" && directory.ValidID(ent) {
+		u := "/login/e/" + ent + "?" + url.Values{"return": {ret}, "idp_hint": {q.Get("idp_hint")}}.Encode()
+		http.Redirect(w, r, u, http.StatusSeeOther)
+		return
+	}
+	b.render(w, r, http.StatusOK, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ""})
+}
+
+func (b *Broker) enterpriseSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil || !b.csrfOK(r) {
+		b.fail(w, r, http.StatusForbidden, "csrf", msg{"页面已过期，请重试。", "The page expired; please try again."}, msg{}, "")
+		return
+	}
+	ent := strings.ToLower(strings.TrimSpace(r.PostFormValue("enterprise")))
+	ret := safeReturn(r.PostFormValue("return"))
+	t := lang(r)
+	if !directory.ValidID(ent) {
+		b.render(w, r, http.StatusBadRequest, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ent,
+			"Error": msg{"企业 ID 只能包含小写字母、数字、- 和 _。", "An enterprise ID has only lowercase letters, digits, - and _."}.in(t)})
+		return
+	}
+	if _, err := b.Store.GetEnterprise(r.Context(), ent); err != nil {
+		b.render(w, r, http.StatusNotFound, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ent,
+			"Error": msg{"没有这个企业 ID，请与管理员核对。", "There is no enterprise with this ID; check it with your administrator."}.in(t)})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: "qiao_ent", Value: ent, Path: "/login", MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/login/e/"+ent+"?"+url.Values{"return": {ret}}.Encode(), http.StatusSeeOther)
+}
+
+func (b *Broker) enabledSources(ctx context.Context, ent string) ([]*directory.IdentitySource, error) {
+	all, err := b.Store.ListSources(ctx, ent)
+	if err != nil {
+		return nil, err
+	}
+	var out []*directory.IdentitySource
+	for _, s := range all {
+		if s.Enabled {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (b *Broker) sources(w http.ResponseWriter, r *http.Request) {
+	ent := r.PathValue("enterprise")
+	q := r.URL.Query()
+	ret := safeReturn(q.Get("return"))
+	e, err := b.Store.GetEnterprise(r.Context(), ent)
+	if err != nil {
+		b.fail(w, r, http.StatusNotFound, "unknown enterprise", msg{"没有这个企业 ID。", "There is no enterprise with this ID."},
+			msg{"", ""}, "")
+		return
+	}
+	srcs, err := b.enabledSources(r.Context(), ent)
+	if err != nil || len(srcs) == 0 {
+		b.fail(w, r, http.StatusServiceUnavailable, "no enabled source", msg{"这个企业暂时没有可用的登录方式。", "This enterprise has no way to sign in right now."},
+			msg{"请至少启用一个身份源。", "Enable at least one identity source."}, ent)
+		return
+	}
+	hint := q.Get("idp_hint")
+	for _, s := range srcs {
+		if len(srcs) == 1 || s.ID == hint {
+			http.Redirect(w, r, "/login/e/"+ent+"/s/"+s.ID+"?"+url.Values{"return": {ret}}.Encode(), http.StatusSeeOther)
+			return
+		}
+	}
+	type choice struct{ Title, URL string }
+	var cs []choice
+	for _, s := range srcs {
+		title := s.Description
+		if title == "" {
+			title = s.Name
+		}
+		cs = append(cs, choice{title, "/login/e/" + ent + "/s/" + s.ID + "?" + url.Values{"return": {ret}}.Encode()})
+	}
+	b.render(w, r, http.StatusOK, "login_sources.html", map[string]any{"EnterpriseName": e.Name, "Sources": cs, "Return": ret})
+}
+
+// ---- starting a login
+
+// pending is an upstream login in flight, stored under its state.
+type pending struct {
+	Enterprise string `json:"e"`
+	Source     string `json:"s"`
+	Return     string `json:"r"`
+	Binding    string `json:"b"` // SHA-less comparison of the browser's qiao_login cookie
+	InApp      bool   `json:"a"`
+}
+
+func (b *Broker) source(w http.ResponseWriter, r *http.Request) (*directory.IdentitySource, bool) {
+	ent, srcID := r.PathValue("enterprise"), r.PathValue("source")
+	src, err := b.Store.GetSource(r.Context(), ent, srcID)
+	if errors.Is(err, directory.ErrNotFound) {
+		b.fail(w, r, http.StatusNotFound, "unknown source", msg{"没有这个登录方式。", "There is no such way to sign in."}, msg{}, ent, "source", srcID)
+		return nil, false
+	}
+	if err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "store", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		return nil, false
+	}
+	if !src.Enabled {
+		b.fail(w, r, http.StatusForbidden, "source closed", msg{"这个登录方式已关闭。", "This way to sign in is closed."},
+			msg{"身份源 " + src.ID + " 已关闭；需要时请在管理端开启。", "Identity source " + src.ID + " is closed; enable it if it should be used."}, ent)
+		return nil, false
+	}
+	return src, true
+}
+
+// callbackURL is the source's upstream login callback; its host must be the source's configured
+// callback domain, which must be the host the platform allows (WeCom: trusted domain).
+func (b *Broker) callbackURL(src *directory.IdentitySource) string {
+	return b.ExternalURL + "/e/" + src.EnterpriseID + "/sources/" + src.ID + "/callback"
+}
+
+// CheckCallbackDomain reports a source whose configured callback domain cannot match the external
+// URL: the platform would refuse every login. Checked at start and on the admin's view.
+func (b *Broker) CheckCallbackDomain(src *directory.IdentitySource) error {
+	if src.Kind == directory.KindLocal {
+		return nil
+	}
+	u, err := url.Parse(b.ExternalURL)
+	if err != nil {
+		return err
+	}
+	d := src.Config["callback_domain"]
+	if d == "" {
+		return fmt.Errorf("source %s/%s: config.callback_domain is not set; set it to %s and register that as the app's trusted domain", src.EnterpriseID, src.ID, u.Host)
+	}
+	if !strings.EqualFold(d, u.Host) {
+		return fmt.Errorf("source %s/%s: config.callback_domain %s does not match the external URL's host %s; the platform will refuse logins", src.EnterpriseID, src.ID, d, u.Host)
+	}
+	return nil
+}
+
+func inAppUA(r *http.Request, kind directory.SourceKind) bool {
+	ua := r.UserAgent()
+	switch kind {
+	case directory.KindWeCom:
+		return strings.Contains(ua, "wxwork")
+	}
+	return false
+}
+
+func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
+	src, ok := b.source(w, r)
+	if !ok {
+		return
+	}
+	ret := safeReturn(r.URL.Query().Get("return"))
+	if src.Kind == directory.KindLocal {
+		b.passwordForm(w, r, src, ret, "", "", http.StatusOK)
+		return
+	}
+	if err := b.CheckCallbackDomain(src); err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "callback domain", msg{"这个登录方式配置有误。", "This way to sign in is misconfigured."},
+			msg{err.Error(), err.Error()}, src.EnterpriseID)
+		return
+	}
+	login, err := b.OpenLogin(src)
+	if err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "connector", msg{"这个登录方式配置有误。", "This way to sign in is misconfigured."},
+			msg{err.Error(), err.Error()}, src.EnterpriseID)
+		return
+	}
+	binding := randomToken(32)
+	st := strings.ReplaceAll(randomToken(24), "-", "0")
+	st = strings.ReplaceAll(st, "_", "1") // in-app OAuth allows letters and digits only
+	inApp := inAppUA(r, src.Kind)
+	p, _ := json.Marshal(pending{Enterprise: src.EnterpriseID, Source: src.ID, Return: ret, Binding: binding, InApp: inApp})
+	if err := b.State.Put(r.Context(), "login:"+st, p, LoginTTL); err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "state", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, src.EnterpriseID, "err", err)
+		return
+	}
+	lg := "zh"
+	if lang(r).Lang == "en" {
+		lg = "en"
+	}
+	target, err := login.AuthURL(b.callbackURL(src), st, lg, inApp)
+	if err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "auth url", msg{"这个登录方式配置有误。", "This way to sign in is misconfigured."}, msg{err.Error(), err.Error()}, src.EnterpriseID)
+		return
+	}
+	// The state is bound to this browser: the callback must bring this cookie back.
+	http.SetCookie(w, &http.Cookie{Name: "qiao_login", Value: binding, Path: "/e/" + src.EnterpriseID + "/sources/", MaxAge: int(LoginTTL.Seconds()),
+		HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// ---- the upstream callback
+
+func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
+	ent, srcID := r.PathValue("enterprise"), r.PathValue("source")
+	q := r.URL.Query()
+	st := q.Get("state")
+	if st == "" || len(st) > 128 {
+		b.fail(w, r, http.StatusBadRequest, "missing state", msg{"登录请求无效，请重新登录。", "The sign-in request is not valid; please sign in again."}, msg{}, ent)
+		return
+	}
+	raw, err := b.State.Take(r.Context(), "login:"+st)
+	if errors.Is(err, state.ErrNotFound) {
+		b.fail(w, r, http.StatusBadRequest, "unknown, used or expired state", msg{"登录已过期或已使用，请重新登录。", "This sign-in expired or was already used; please sign in again."}, msg{}, ent)
+		return
+	}
+	if err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "state", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		return
+	}
+	var p pending
+	_ = json.Unmarshal(raw, &p)
+	c, cerr := r.Cookie("qiao_login")
+	if cerr != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(p.Binding)) != 1 || p.Enterprise != ent || p.Source != srcID {
+		b.fail(w, r, http.StatusBadRequest, "state not bound to this browser", msg{"这个登录不是在此浏览器中发起的，请重新登录。", "This sign-in was not started in this browser; please sign in again."}, msg{}, ent)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: "qiao_login", Path: "/e/" + ent + "/sources/", MaxAge: -1})
+	src, ok := b.source(w, r)
+	if !ok {
+		return
+	}
+	// The three hosts must match: the one configured for the source, the external URL's, and the
+	// one the request arrived on.
+	if err := b.CheckCallbackDomain(src); err != nil || !strings.EqualFold(r.Host, src.Config["callback_domain"]) {
+		b.fail(w, r, http.StatusBadRequest, "callback host", msg{"登录回调地址不正确。", "The sign-in came back to the wrong address."},
+			msg{"回调到达的主机 " + r.Host + " 与身份源配置的回调域名不一致。", "The callback arrived on host " + r.Host + ", not the source's callback domain."}, ent)
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		code = q.Get("authCode")
+	}
+	if code == "" {
+		b.fail(w, r, http.StatusUnauthorized, "declined upstream", msg{"登录已取消。", "The sign-in was cancelled."}, msg{}, ent, "error", q.Get("error"))
+		return
+	}
+	login, err := b.OpenLogin(src)
+	if err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "connector", msg{"这个登录方式配置有误。", "This way to sign in is misconfigured."}, msg{err.Error(), err.Error()}, ent)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	id, err := login.Exchange(ctx, code, p.InApp)
+	if errors.Is(err, federation.ErrNotMember) {
+		b.audit(r, src, "", "login.failure", "not a member of the organisation")
+		b.fail(w, r, http.StatusForbidden, "not a member", msg{"这个账号不属于本企业。", "This account is not a member of the organisation."},
+			msg{"登录的人不在该平台的本企业通讯录中。", "The person who signed in is not in the platform's directory of this organisation."}, ent)
+		return
+	}
+	if err != nil {
+		b.audit(r, src, "", "login.failure", "upstream: "+err.Error())
+		b.fail(w, r, http.StatusBadGateway, "upstream exchange", msg{"暂时无法完成登录，请重试。", "The sign-in could not be completed; please try again."},
+			msg{err.Error(), err.Error()}, ent, "err", err)
+		return
+	}
+	link, err := b.Store.GetUserLink(r.Context(), ent, src.ID, id.UserID)
+	if errors.Is(err, directory.ErrNotFound) {
+		b.audit(r, src, "", "login.failure", "not in the synced directory: "+id.UserID)
+		b.fail(w, r, http.StatusForbidden, "not in directory", msg{"你的账号不在本企业已同步的通讯录中，请联系管理员。", "Your account is not in this enterprise's synced directory; ask your administrator."},
+			msg{fmt.Sprintf("%s 用户 %s 不在企业 %s 的已同步通讯录中：检查同步范围或先运行同步。", src.Kind, id.UserID, ent),
+				fmt.Sprintf("%s user %s is not in the synced directory of enterprise %s: check the sync scope or run a sync.", src.Kind, id.UserID, ent)}, ent)
+		return
+	}
+	if err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "store", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		return
+	}
+	b.finish(w, r, src, link.UserID, id.Method, p.Return)
+}
+
+// finish opens the SSO session of an active user.
+func (b *Broker) finish(w http.ResponseWriter, r *http.Request, src *directory.IdentitySource, userID, method, ret string) {
+	ent := src.EnterpriseID
+	u, err := b.Store.GetUser(r.Context(), ent, userID)
+	if err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "store", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		return
+	}
+	if u.Status != directory.UserActive {
+		b.audit(r, src, u.ID, "login.failure", "user is "+string(u.Status))
+		b.fail(w, r, http.StatusForbidden, "user not active", msg{"你的账号已停用或已离职，无法登录。", "Your account is disabled or has left the organisation."},
+			msg{"用户 " + u.Username + " 的状态是 " + string(u.Status) + "。", "User " + u.Username + " is " + string(u.Status) + "."}, ent)
+		return
+	}
+	sess, _ := b.Sessions.New(r, "")
+	_ = b.Sessions.Regenerate(r.Context(), sess) // a new ID at every login: no fixation
+	for k := range sess.Values {
+		delete(sess.Values, k)
+	}
+	sess.Values[KeyEnterprise], sess.Values[KeyUser] = ent, u.ID
+	sess.Values["src"], sess.Values["amr"], sess.Values["auth_time"] = src.ID, method, b.now().Unix()
+	if err := b.Sessions.Save(r, w, sess); err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "session", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		return
+	}
+	b.audit(r, src, u.ID, "login.success", method)
+	if ret == "" {
+		ret = "/login/done"
+	}
+	http.Redirect(w, r, ret, http.StatusSeeOther)
+}
+
+func (b *Broker) audit(r *http.Request, src *directory.IdentitySource, userID, kind, reason string) {
+	outcome := "ok"
+	if kind == "login.failure" {
+		outcome = "denied"
+	}
+	ua := r.UserAgent()
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	if err := b.Store.AddAuditEvent(context.WithoutCancel(r.Context()), &directory.AuditEvent{EnterpriseID: src.EnterpriseID, Kind: kind, Actor: "broker",
+		UserID: userID, SourceID: src.ID, IP: b.ip(r), UserAgent: ua, Outcome: outcome, Reason: reason, RequestID: httpx.RequestID(r.Context())}); err != nil {
+		b.Log.Error("audit", "err", err)
+	}
+}
+
+// ---- password fallback
+
+func (b *Broker) passwordForm(w http.ResponseWriter, r *http.Request, src *directory.IdentitySource, ret, username, errText string, status int) {
+	title := src.Description
+	if title == "" {
+		title = src.Name
+	}
+	b.render(w, r, status, "login_password.html", map[string]any{"SourceTitle": title, "Return": ret, "Username": username, "Error": errText,
+		"Action": "/login/e/" + src.EnterpriseID + "/s/" + src.ID + "/password", "Back": "/login/e/" + src.EnterpriseID + "?" + url.Values{"return": {ret}}.Encode()})
+}
+
+func hashKey(parts ...string) string {
+	return hex.EncodeToString([]byte(strings.Join(parts, "\x00")))
+}
+
+func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil || !b.csrfOK(r) {
+		b.fail(w, r, http.StatusForbidden, "csrf", msg{"页面已过期，请重试。", "The page expired; please try again."}, msg{}, r.PathValue("enterprise"))
+		return
+	}
+	src, ok := b.source(w, r)
+	if !ok {
+		return
+	}
+	t := lang(r)
+	ret := safeReturn(r.PostFormValue("return"))
+	if src.Kind != directory.KindLocal {
+		b.fail(w, r, http.StatusNotFound, "password on an upstream source", msg{"这个登录方式不使用密码。", "This way to sign in does not use a password."}, msg{}, src.EnterpriseID)
+		return
+	}
+	username := strings.TrimSpace(r.PostFormValue("username"))
+	pw := r.PostFormValue("password")
+	ctx := r.Context()
+	ipKey := "pwip:" + hashKey(b.ip(r))
+	userKey := "pwuser:" + hashKey(src.EnterpriseID, strings.ToLower(username))
+	wrong := msg{"用户名或密码错误。", "Wrong username or password."}.in(t)
+	// Refuse before checking once a counter is over its limit: the check itself costs an argon2 run.
+	if n, _ := b.peek(ctx, ipKey); n >= MaxIPFailures {
+		b.audit(r, src, "", "login.failure", "password: too many failures from this IP")
+		b.passwordForm(w, r, src, ret, username, msg{"尝试次数过多，请 15 分钟后再试。", "Too many attempts; try again in 15 minutes."}.in(t), http.StatusTooManyRequests)
+		return
+	}
+	if n, _ := b.peek(ctx, userKey); n >= MaxUserFailures {
+		b.audit(r, src, "", "login.failure", "password: account locked after repeated failures")
+		b.passwordForm(w, r, src, ret, username, msg{"尝试次数过多，请 15 分钟后再试。", "Too many attempts; try again in 15 minutes."}.in(t), http.StatusTooManyRequests)
+		return
+	}
+	var u *directory.User
+	if username != "" && len(username) <= 128 {
+		if link, err := b.Store.GetUserLink(ctx, src.EnterpriseID, src.ID, username); err == nil {
+			u, _ = b.Store.GetUser(ctx, src.EnterpriseID, link.UserID)
+		}
+	}
+	hash := b.dummyHash
+	if u != nil && u.PasswordHash != "" {
+		hash = u.PasswordHash
+	}
+	good, err := password.Verify(pw, hash)
+	if err != nil || !good || u == nil || u.PasswordHash == "" {
+		_, _ = b.State.Incr(ctx, ipKey, LockoutWindow)
+		_, _ = b.State.Incr(ctx, userKey, LockoutWindow)
+		b.audit(r, src, "", "login.failure", "password: wrong username or password")
+		b.passwordForm(w, r, src, ret, username, wrong, http.StatusUnauthorized)
+		return
+	}
+	_ = b.State.Delete(ctx, userKey)
+	b.finish(w, r, src, u.ID, "pwd", ret)
+}
+
+// peek reads a counter without changing it.
+func (b *Broker) peek(ctx context.Context, key string) (int64, error) {
+	v, err := b.State.Get(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	_, err = fmt.Sscan(string(v), &n)
+	return n, err
+}
+
+// ---- after login
+
+func (b *Broker) done(w http.ResponseWriter, r *http.Request) {
+	sess, _ := b.Sessions.New(r, "")
+	ent, _ := sess.Values[KeyEnterprise].(string)
+	uid, _ := sess.Values[KeyUser].(string)
+	if sess.IsNew || uid == "" {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	u, err := b.Store.GetUser(r.Context(), ent, uid)
+	if err != nil {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	b.render(w, r, http.StatusOK, "login_done.html", map[string]any{"Title": lang(r).SignedIn, "Name": u.Name, "Username": u.Username, "Enterprise": ent})
+}
+
+func (b *Broker) logout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil || !b.csrfOK(r) {
+		b.fail(w, r, http.StatusForbidden, "csrf", msg{"页面已过期，请重试。", "The page expired; please try again."}, msg{}, "")
+		return
+	}
+	sess, _ := b.Sessions.New(r, "")
+	if !sess.IsNew {
+		sess.Options.MaxAge = -1
+		_ = b.Sessions.Save(r, w, sess)
+	}
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}

@@ -291,6 +291,8 @@ func inAppUA(r *http.Request, kind directory.SourceKind) bool {
 	switch kind {
 	case directory.KindWeCom:
 		return strings.Contains(ua, "wxwork")
+	case directory.KindDingTalk:
+		return strings.Contains(ua, "DingTalk")
 	}
 	return false
 }
@@ -319,7 +321,7 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	binding := randomToken(32)
 	st := strings.ReplaceAll(randomToken(24), "-", "0")
 	st = strings.ReplaceAll(st, "_", "1") // in-app OAuth allows letters and digits only
-	inApp := inAppUA(r, src.Kind)
+	inApp := inAppUA(r, src.Kind) && r.URL.Query().Get("browser") == ""
 	p, _ := json.Marshal(pending{Enterprise: src.EnterpriseID, Source: src.ID, Return: ret, Binding: binding, InApp: inApp})
 	if err := b.State.Put(r.Context(), "login:"+st, p, LoginTTL); err != nil {
 		b.fail(w, r, http.StatusServiceUnavailable, "state", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, src.EnterpriseID, "err", err)
@@ -329,14 +331,28 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	if lang(r).Lang == "en" {
 		lg = "en"
 	}
+	http.SetCookie(w, &http.Cookie{Name: "qiao_login", Value: binding, Path: "/e/" + src.EnterpriseID + "/sources/", MaxAge: int(LoginTTL.Seconds()),
+		HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteLaxMode})
+	if inApp && src.Kind == directory.KindDingTalk {
+		// H5 free login: the page asks the DingTalk container for a code (dd.requestAuthCode) and
+		// brings it to the callback with this login's state.
+		t := lang(r)
+		title := src.Description
+		if title == "" {
+			title = src.Name
+		}
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' https://g.alicdn.com; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+		b.render(w, r, http.StatusOK, "login_dingtalk_inapp.html", map[string]any{"SourceTitle": title, "CorpID": src.Config["corp_id"],
+			"ClientID": src.Config["app_key"], "Callback": b.callbackURL(src) + "?" + url.Values{"state": {st}, "inapp": {"1"}}.Encode(),
+			"Browser": "/login/e/" + src.EnterpriseID + "/s/" + src.ID + "?" + url.Values{"return": {ret}, "browser": {"1"}}.Encode(),
+			"Wait":    msg{"正在通过钉钉登录…", "Signing in with DingTalk…"}.in(t), "Fallback": msg{"改用浏览器登录", "Use the browser login instead"}.in(t)})
+		return
+	}
 	target, err := login.AuthURL(b.callbackURL(src), st, lg, inApp)
 	if err != nil {
 		b.fail(w, r, http.StatusServiceUnavailable, "auth url", msg{"这个登录方式配置有误。", "This way to sign in is misconfigured."}, msg{err.Error(), err.Error()}, src.EnterpriseID)
 		return
 	}
-	// The state is bound to this browser: the callback must bring this cookie back.
-	http.SetCookie(w, &http.Cookie{Name: "qiao_login", Value: binding, Path: "/e/" + src.EnterpriseID + "/sources/", MaxAge: int(LoginTTL.Seconds()),
-		HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, target, http.StatusFound)
 }
 

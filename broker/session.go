@@ -178,6 +178,9 @@ func (s *SessionStore) Regenerate(ctx context.Context, sess *sessions.Session) e
 	return nil
 }
 
+// MaxSessionsPerUser bounds a user's concurrent sessions; a login beyond it ends the oldest.
+const MaxSessionsPerUser = 50
+
 // index records a user's session so RevokeUser can end them all.
 func (s *SessionStore) index(ctx context.Context, ent, uid, id string) error {
 	key := userIndexKey(ent, uid)
@@ -201,6 +204,10 @@ func (s *SessionStore) index(ctx context.Context, ent, uid, id string) error {
 		}
 	}
 	live = append(live, id)
+	for len(live) > MaxSessionsPerUser {
+		_ = s.State.Delete(ctx, sessionKey(live[0]))
+		live = live[1:]
+	}
 	b, _ := json.Marshal(live)
 	ttl := s.Absolute
 	if ttl <= 0 {
@@ -210,7 +217,7 @@ func (s *SessionStore) index(ctx context.Context, ent, uid, id string) error {
 }
 
 func (s *SessionStore) lockIndex(ctx context.Context, key string) (state.Lease, error) {
-	for i := 0; i < 100; i++ {
+	for i := 0; i < 1000; i++ {
 		lease, err := s.State.Lock(ctx, "lock:"+key, 5*time.Second)
 		if err == nil {
 			return lease, nil

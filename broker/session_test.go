@@ -147,3 +147,20 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatal("an idle session survived its idle timeout")
 	}
 }
+
+func TestSessionsPerUserAreBounded(t *testing.T) {
+	st := state.NewMemory()
+	defer st.Close()
+	s := &SessionStore{State: st, CookieName: "qiao_sso", Idle: time.Hour, Absolute: 2 * time.Hour}
+	var cookies []*http.Cookie
+	for i := 0; i < MaxSessionsPerUser+3; i++ {
+		c, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyEnterprise], v[KeyUser] = "demo", "busy" })
+		cookies = append(cookies, c)
+	}
+	for i, c := range cookies {
+		_, _, isNew := request(t, s, c, nil)
+		if isNew != (i < 3) {
+			t.Fatalf("session %d: ended = %v", i, isNew)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -256,6 +257,25 @@ func TestWeComInAppAndDingTalkLogin(t *testing.T) {
 	}
 	if status, page, _ := newBrowser(t).get(w.base+"/login/e/demo/s/dingtalk", "@outsider"); status != 403 || !strings.Contains(page, "不属于本企业") {
 		t.Fatalf("DingTalk outsider: %d", status)
+	}
+	// Inside the DingTalk app: the H5 free-login page, then the code dd.requestAuthCode gives.
+	h5 := newBrowser(t)
+	h5.ua = "Mozilla/5.0 (iPhone) AliApp(DingTalk/7.0.10) com.laiwang.DingTalk"
+	status, page, _ = h5.get(w.base+"/login/e/demo/s/dingtalk", "")
+	m := regexp.MustCompile(`data-callback="([^"]+)"`).FindStringSubmatch(page)
+	if status != 200 || m == nil || !strings.Contains(page, `data-corp-id="`+w.ds.CorpID+`"`) {
+		t.Fatalf("H5 page: %d", status)
+	}
+	resp, err := http.Post(w.dURL+"/_sim/jsapi/code", "application/json", strings.NewReader(`{"userid":"zhangsan"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jc struct{ Code string }
+	json.NewDecoder(resp.Body).Decode(&jc)
+	resp.Body.Close()
+	callback := strings.ReplaceAll(m[1], "&amp;", "&") + "&code=" + jc.Code
+	if status, page, _ := h5.get(callback, ""); status != 200 || !strings.Contains(page, "张三") {
+		t.Fatalf("H5 free login: %d", status)
 	}
 	// Logging out ends the session.
 	_, page, _ = d.get(w.base+"/login/done", "")

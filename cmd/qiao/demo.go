@@ -141,6 +141,8 @@ func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials, s *
 	fmt.Fprintf(w, `qiao demo is ready.
 
   gateway            %[1]s/
+  sign in            %[1]s/login?enterprise=demo   (WeCom QR, DingTalk or password; choose 张三 on a
+                     simulator's QR page, or use the password below)
   health             %[1]s/healthz   %[1]s/readyz   %[1]s/metrics
   signing keys       %[1]s/e/demo/keys
   data directory     %[2]s
@@ -148,8 +150,7 @@ func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials, s *
   enterprise         demo
   identity sources   local (the enterprise's own directory), wecom and dingtalk (the simulators'
                      orgs, synchronized; their events are pushed to the gateway, so a change in a
-                     simulator's control API reaches the directory at once; logon through the
-                     gateway is not built yet)
+                     simulator's control API reaches the directory at once)
                      sources: qiao sources --data DIR --enterprise demo
                      resync:  qiao sync --enterprise demo --source wecom   (with the demo's --data)
   demo user          %[3]s / %[4]s   (张三)

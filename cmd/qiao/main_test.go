@@ -395,7 +395,8 @@ func TestSyncCommand(t *testing.T) {
 	if code := runMain(context.Background(), []string{"sources", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme"}, &out, &errb); code != 0 {
 		t.Fatalf("sources: %d %s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "/e/acme/sources/wecom/events") || strings.Contains(out.String(), ws.ContactSecret) || !strings.Contains(out.String(), "last task") {
+	if !strings.Contains(out.String(), "/e/acme/sources/wecom/events") || strings.Contains(out.String(), ws.ContactSecret) || !strings.Contains(out.String(), "last task") ||
+		!strings.Contains(out.String(), "PROBLEM            source acme/wecom: config.callback_domain is not set") {
 		t.Fatalf("sources (secrets must be masked):\n%s", out.String())
 	}
 	// Remove 31 people upstream: deletion protection cancels the task, exit status 1.

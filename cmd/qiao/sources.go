@@ -45,6 +45,11 @@ func sourcesCmd(g *globalFlags) *cobra.Command {
 				fmt.Fprintf(w, "%s (%s, %s) — %s\n", s.ID, s.Kind, state, s.Name)
 				if s.Kind != "local" {
 					fmt.Fprintf(w, "  login callback     %scallback\n", base+s.ID+"/")
+					if err := gw.Broker.CheckCallbackDomain(s); err != nil {
+						fmt.Fprintf(w, "  PROBLEM            %s\n", err)
+					} else {
+						fmt.Fprintf(w, "  callback domain    %s (register it as the app's trusted/redirect domain)\n", s.Config["callback_domain"])
+					}
 					fmt.Fprintf(w, "  event callback     %sevents\n", base+s.ID+"/")
 					keys := []string{}
 					for k := range s.Secrets {

@@ -113,7 +113,10 @@ func (l *dingtalkLogin) AuthURL(redirectURI, state, _ string, _ bool) (string, e
 	return l.c.AuthURL(redirectURI, state), nil
 }
 
-func (l *dingtalkLogin) Exchange(ctx context.Context, code string, _ bool) (*federation.Identity, error) {
+func (l *dingtalkLogin) Exchange(ctx context.Context, code string, inApp bool) (*federation.Identity, error) {
+	if inApp {
+		return l.c.ExchangeInApp(ctx, code)
+	}
 	return l.c.Exchange(ctx, code)
 }
 

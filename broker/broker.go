@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -237,7 +238,7 @@ type pending struct {
 	Enterprise string `json:"e"`
 	Source     string `json:"s"`
 	Return     string `json:"r"`
-	Binding    string `json:"b"` // SHA-less comparison of the browser's qiao_login cookie
+	Binding    string `json:"b"` // the value of the browser's binding cookie for this login
 	InApp      bool   `json:"a"`
 }
 
@@ -331,7 +332,8 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	if lang(r).Lang == "en" {
 		lg = "en"
 	}
-	http.SetCookie(w, &http.Cookie{Name: "qiao_login", Value: binding, Path: "/e/" + src.EnterpriseID + "/sources/", MaxAge: int(LoginTTL.Seconds()),
+	// One binding cookie per login, so logins started in two tabs do not overwrite each other.
+	http.SetCookie(w, &http.Cookie{Name: bindingCookie(st), Value: binding, Path: "/e/" + src.EnterpriseID + "/sources/", MaxAge: int(LoginTTL.Seconds()),
 		HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteLaxMode})
 	if inApp && src.Kind == directory.KindDingTalk {
 		// H5 free login: the page asks the DingTalk container for a code (dd.requestAuthCode) and
@@ -356,6 +358,12 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
+// bindingCookie names the cookie that binds one login's state to the browser that started it.
+func bindingCookie(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return "qiao_login_" + hex.EncodeToString(sum[:6])
+}
+
 // ---- the upstream callback
 
 func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
@@ -377,12 +385,12 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	var p pending
 	_ = json.Unmarshal(raw, &p)
-	c, cerr := r.Cookie("qiao_login")
+	c, cerr := r.Cookie(bindingCookie(st))
 	if cerr != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(p.Binding)) != 1 || p.Enterprise != ent || p.Source != srcID {
 		b.fail(w, r, http.StatusBadRequest, "state not bound to this browser", msg{"这个登录不是在此浏览器中发起的，请重新登录。", "This sign-in was not started in this browser; please sign in again."}, msg{}, ent)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: "qiao_login", Path: "/e/" + ent + "/sources/", MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: bindingCookie(st), Path: "/e/" + ent + "/sources/", MaxAge: -1})
 	src, ok := b.source(w, r)
 	if !ok {
 		return

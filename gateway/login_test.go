@@ -166,6 +166,21 @@ func TestWeComQRLoginAndRefusals(t *testing.T) {
 	if status, page, _ := other.get(callback, ""); status != 400 || !strings.Contains(page, "不是在此浏览器中发起") {
 		t.Fatalf("foreign browser: %d", status)
 	}
+	// Two logins started in two tabs of one browser both complete.
+	tab := func() string {
+		resp, _ := a.c.Get(w.base + "/login/e/demo/s/wecom")
+		au := resp.Header.Get("Location")
+		resp.Body.Close()
+		resp, _ = a.c.Get(au + "&sim_user=zhangsan")
+		resp.Body.Close()
+		return resp.Header.Get("Location")
+	}
+	first, second := tab(), tab()
+	for _, cbu := range []string{second, first} {
+		if status, page, _ := a.get(cbu, ""); status != 200 || !strings.Contains(page, "张三") {
+			t.Fatalf("a login in one of two tabs failed: %d", status)
+		}
+	}
 	// The callback arriving on another host than the configured callback domain.
 	resp, _ = a.c.Get(w.base + "/login/e/demo/s/wecom")
 	authURL = resp.Header.Get("Location")

@@ -4,16 +4,13 @@
 package dingtalk
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/qiao-gateway/qiao/federation"
@@ -74,10 +71,8 @@ var tokens = upstream.NewTokenCache(5 * time.Minute)
 // Client calls the DingTalk APIs for one source.
 type Client struct {
 	s       Settings
-	http    *http.Client
-	limiter *upstream.Limiter
-	backoff upstream.Backoff
-	calls   atomic.Int64
+	http    *upstream.Caller
+	backoff *upstream.Backoff
 }
 
 // NewClient returns a client.
@@ -92,15 +87,16 @@ func NewClient(s Settings) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{s: s, http: hc, limiter: upstream.NewLimiter(max(s.RatePerSecond, 0), 18),
-		backoff: upstream.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}, nil
+	caller := &upstream.Caller{Platform: "DingTalk", HTTP: hc, Limiter: upstream.NewLimiter(max(s.RatePerSecond, 0), 18),
+		Backoff: upstream.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}
+	return &Client{s: s, http: caller, backoff: &caller.Backoff}, nil
 }
 
 // Calls is the number of API calls made.
-func (c *Client) Calls() int64 { return c.calls.Load() }
+func (c *Client) Calls() int64 { return c.http.Calls() }
 
 // SetBackoff replaces the retry schedule (tests).
-func (c *Client) SetBackoff(b upstream.Backoff) { c.backoff = b }
+func (c *Client) SetBackoff(b upstream.Backoff) { *c.backoff = b }
 
 type oapiResp struct {
 	ErrCode int             `json:"errcode"`
@@ -110,50 +106,7 @@ type oapiResp struct {
 }
 
 func (c *Client) do(ctx context.Context, api, method, fullURL string, body []byte) (int, []byte, error) {
-	for attempt := 1; ; attempt++ {
-		if err := c.limiter.Wait(ctx, api); err != nil {
-			return 0, nil, err
-		}
-		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, fullURL, rd)
-		if err != nil {
-			return 0, nil, err
-		}
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		c.calls.Add(1)
-		resp, err := c.http.Do(req)
-		var data []byte
-		status := 0
-		if err == nil {
-			status = resp.StatusCode
-			data, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-			resp.Body.Close()
-		}
-		if err == nil && status < 500 {
-			return status, data, nil
-		}
-		if ctx.Err() != nil {
-			return 0, nil, ctx.Err()
-		}
-		if attempt >= c.backoff.Attempts {
-			if err == nil {
-				err = fmt.Errorf("HTTP %d", status)
-			}
-			return 0, nil, &federation.Error{Platform: "DingTalk", API: api, Message: fmt.Sprintf("unreachable after %d attempts", attempt), Err: err}
-		}
-		if err := upstream.Sleep(ctx, c.backoff.Delay(attempt)); err != nil {
-			return 0, nil, err
-		}
-	}
-}
-
-func readAll(resp *http.Response) ([]byte, error) {
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return c.http.Do(ctx, api, method, fullURL, body, nil)
 }
 
 func (c *Client) token(ctx context.Context) (string, error) {

@@ -31,27 +31,12 @@ func (c *Client) newAPI(ctx context.Context, api, method, path string, body any,
 			return err
 		}
 	}
-	req := func() (int, []byte, error) {
-		if userToken == "" {
-			return c.do(ctx, api, method, c.s.APIBase+path, payload)
-		}
+	var header http.Header
+	if userToken != "" {
 		// users/me authenticates with the user's token in a header.
-		r, err := http.NewRequestWithContext(ctx, method, c.s.APIBase+path, nil)
-		if err != nil {
-			return 0, nil, err
-		}
-		r.Header.Set("x-acs-dingtalk-access-token", userToken)
-		c.calls.Add(1)
-		resp, err := c.http.Do(r)
-		if err != nil {
-			return 0, nil, &federation.Error{Platform: "DingTalk", API: api, Message: "unreachable", Err: err}
-		}
-		defer resp.Body.Close()
-		var data []byte
-		data, err = readAll(resp)
-		return resp.StatusCode, data, err
+		header = http.Header{"X-Acs-Dingtalk-Access-Token": {userToken}}
 	}
-	status, data, err := req()
+	status, data, err := c.http.Do(ctx, api, method, c.s.APIBase+path, payload, header)
 	if err != nil {
 		return err
 	}

@@ -5,19 +5,24 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+
+	"github.com/qiao-gateway/qiao/federation"
 )
 
 // Token is an access token and its expiry.
@@ -138,26 +143,101 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// Transports are shared per proxy list: each holds a connection pool, and connectors are opened per
+// login and per event, so a transport per client would start every call on a cold connection.
+var (
+	transportsMu sync.Mutex
+	transports   = map[string]http.RoundTripper{}
+)
+
 // NewHTTPClient returns a client for a connector: direct, or through the given HTTPS/HTTP proxies
 // ("https://user:pass@host:port"), tried in order when one cannot be reached.
 func NewHTTPClient(timeout time.Duration, proxies []string) (*http.Client, error) {
+	key := strings.Join(proxies, "\x00")
+	transportsMu.Lock()
+	defer transportsMu.Unlock()
+	if rt, ok := transports[key]; ok {
+		return &http.Client{Timeout: timeout, Transport: rt}, nil
+	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = 32
-	base.ResponseHeaderTimeout = timeout
-	if len(proxies) == 0 {
-		return &http.Client{Timeout: timeout, Transport: base}, nil
-	}
-	var rts []http.RoundTripper
-	for i, p := range proxies {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("proxy %d is not an http(s)://[user:pass@]host:port URL", i+1)
+	var rt http.RoundTripper = base
+	if len(proxies) > 0 {
+		var rts []http.RoundTripper
+		for i, p := range proxies {
+			u, err := url.Parse(strings.TrimSpace(p))
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("proxy %d is not an http(s)://[user:pass@]host:port URL", i+1)
+			}
+			t := base.Clone()
+			t.Proxy = http.ProxyURL(u)
+			rts = append(rts, t)
 		}
-		t := base.Clone()
-		t.Proxy = http.ProxyURL(u)
-		rts = append(rts, t)
+		rt = &failover{rts: rts}
 	}
-	return &http.Client{Timeout: timeout, Transport: &failover{rts: rts}}, nil
+	transports[key] = rt
+	return &http.Client{Timeout: timeout, Transport: rt}, nil
+}
+
+// Caller performs a connector's HTTP exchanges: each waits for the API's rate limit, and transport
+// failures and 5xx answers are retried with backoff. Business errors (errcodes) are the
+// connector's to interpret.
+type Caller struct {
+	Platform string // for error messages: WeCom, DingTalk
+	HTTP     *http.Client
+	Limiter  *Limiter
+	Backoff  Backoff
+	calls    atomic.Int64
+}
+
+// Calls is the number of HTTP requests made.
+func (c *Caller) Calls() int64 { return c.calls.Load() }
+
+// Do sends one request (retrying as above) and returns the final status and body.
+func (c *Caller) Do(ctx context.Context, api, method, fullURL string, body []byte, header http.Header) (int, []byte, error) {
+	for attempt := 1; ; attempt++ {
+		if err := c.Limiter.Wait(ctx, api); err != nil {
+			return 0, nil, err
+		}
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, fullURL, rd)
+		if err != nil {
+			return 0, nil, err
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		c.calls.Add(1)
+		resp, err := c.HTTP.Do(req)
+		status := 0
+		var data []byte
+		if err == nil {
+			status = resp.StatusCode
+			data, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+			resp.Body.Close()
+		}
+		if err == nil && status < 500 {
+			return status, data, nil
+		}
+		if ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		if attempt >= c.Backoff.Attempts {
+			if err == nil {
+				err = fmt.Errorf("HTTP %d", status)
+			}
+			return 0, nil, &federation.Error{Platform: c.Platform, API: api, Message: fmt.Sprintf("unreachable after %d attempts", attempt), Err: err}
+		}
+		if err := Sleep(ctx, c.Backoff.Delay(attempt)); err != nil {
+			return 0, nil, err
+		}
+	}
 }
 
 // failover tries each proxy in order while the failure is reaching the proxy itself.

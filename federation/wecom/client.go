@@ -3,17 +3,14 @@
 package wecom
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/qiao-gateway/qiao/federation"
@@ -78,10 +75,8 @@ var tokens = upstream.NewTokenCache(5 * time.Minute)
 // Client calls the WeCom API for one source.
 type Client struct {
 	s       Settings
-	http    *http.Client
-	limiter *upstream.Limiter
-	backoff upstream.Backoff
-	calls   atomic.Int64
+	http    *upstream.Caller
+	backoff *upstream.Backoff
 }
 
 // NewClient returns a client.
@@ -96,15 +91,16 @@ func NewClient(s Settings) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{s: s, http: hc, limiter: upstream.NewLimiter(max(s.RatePerSecond, 0), 50),
-		backoff: upstream.Backoff{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}, nil
+	caller := &upstream.Caller{Platform: "WeCom", HTTP: hc, Limiter: upstream.NewLimiter(max(s.RatePerSecond, 0), 50),
+		Backoff: upstream.Backoff{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}
+	return &Client{s: s, http: caller, backoff: &caller.Backoff}, nil
 }
 
 // Calls is the number of API calls made (token fetches included).
-func (c *Client) Calls() int64 { return c.calls.Load() }
+func (c *Client) Calls() int64 { return c.http.Calls() }
 
 // SetBackoff replaces the retry schedule (tests).
-func (c *Client) SetBackoff(b upstream.Backoff) { c.backoff = b }
+func (c *Client) SetBackoff(b upstream.Backoff) { *c.backoff = b }
 
 type apiError struct {
 	ErrCode int    `json:"errcode"`
@@ -129,54 +125,19 @@ func (c *Client) token(ctx context.Context, secret string) (string, error) {
 	})
 }
 
-// raw performs one HTTP exchange, retrying transport failures and 5xx with backoff.
+// raw performs one HTTP exchange and decodes its JSON answer.
 func (c *Client) raw(ctx context.Context, api, method, path string, body []byte, out any) error {
-	for attempt := 1; ; attempt++ {
-		if err := c.limiter.Wait(ctx, api); err != nil {
-			return err
-		}
-		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, c.s.APIBase+path, rd)
-		if err != nil {
-			return err
-		}
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		c.calls.Add(1)
-		resp, err := c.http.Do(req)
-		var status int
-		var data []byte
-		if err == nil {
-			status = resp.StatusCode
-			data, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-			resp.Body.Close()
-		}
-		if err == nil && status < 500 {
-			if status != http.StatusOK {
-				return &federation.Error{Platform: "WeCom", API: api, Message: fmt.Sprintf("HTTP %d from %s", status, c.s.APIBase)}
-			}
-			if err := json.Unmarshal(data, out); err != nil {
-				return &federation.Error{Platform: "WeCom", API: api, Message: "malformed JSON answer", Err: err}
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if attempt >= c.backoff.Attempts {
-			if err == nil {
-				err = fmt.Errorf("HTTP %d", status)
-			}
-			return &federation.Error{Platform: "WeCom", API: api, Message: fmt.Sprintf("%s unreachable after %d attempts", c.s.APIBase, attempt), Err: err}
-		}
-		if err := upstream.Sleep(ctx, c.backoff.Delay(attempt)); err != nil {
-			return err
-		}
+	status, data, err := c.http.Do(ctx, api, method, c.s.APIBase+path, body, nil)
+	if err != nil {
+		return err
 	}
+	if status != http.StatusOK {
+		return &federation.Error{Platform: "WeCom", API: api, Message: fmt.Sprintf("HTTP %d from %s", status, c.s.APIBase)}
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return &federation.Error{Platform: "WeCom", API: api, Message: "malformed JSON answer", Err: err}
+	}
+	return nil
 }
 
 var fromIP = regexp.MustCompile(`from ip: ([0-9a-fA-F.:]+)`)

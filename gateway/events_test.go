@@ -425,7 +425,7 @@ func TestNothingLostWhenKilledBetweenAckAndApply(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			for _, d := range w.wsim.Deliveries() {
-				t.Logf("delivery: %s ok=%v err=%s", d.ChangeType, d.OK, d.Error)
+				t.Logf("delivery: %s ok=%v err=%s", d.Type, d.OK, d.Error)
 			}
 			t.Logf("child: %s", out.String())
 		}
@@ -433,7 +433,7 @@ func TestNothingLostWhenKilledBetweenAckAndApply(t *testing.T) {
 	w.eventually("events acknowledged", func() bool {
 		n := 0
 		for _, d := range w.wsim.Deliveries() {
-			if d.OK && d.ChangeType == "delete_user" {
+			if d.OK && d.Type == "delete_user" {
 				n++
 			}
 		}

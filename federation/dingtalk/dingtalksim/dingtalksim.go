@@ -90,7 +90,7 @@ type Sim struct {
 	codes     *simkit.Codes[userToken] // browser OAuth authCode
 	jsCodes   *simkit.Codes[string]    // H5 free-login code -> userid
 	scans     *simkit.Codes[scanTicket]
-	events    *pusher
+	events    *simkit.Pusher
 	limits    bool
 }
 
@@ -108,7 +108,7 @@ func New(cfg Config) *Sim {
 	s := &Sim{cfg: cfg, kit: simkit.NewKit(100000), mux: http.NewServeMux(), tokens: map[string]*cred{}, byApp: map[string]*cred{},
 		userToks: map[string]*userToken{}, refreshes: simkit.NewCodes[userToken](), codes: simkit.NewCodes[userToken](),
 		jsCodes: simkit.NewCodes[string](), scans: simkit.NewCodes[scanTicket](), limits: cfg.RateLimits}
-	s.events = newPusher(s)
+	s.events = simkit.NewPusher(EventAttempts, s.push)
 	s.routes()
 	return s
 }
@@ -141,7 +141,7 @@ func (s *Sim) ExpireTokens() {
 }
 
 // Close stops the event pusher.
-func (s *Sim) Close() { s.events.close() }
+func (s *Sim) Close() { s.events.Close() }
 
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 

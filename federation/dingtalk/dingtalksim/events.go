@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/qiao-gateway/qiao/federation/msgcrypt"
@@ -25,136 +24,44 @@ const (
 )
 
 // Delivery is the outcome of one event push.
-type Delivery struct {
-	At        time.Time `json:"at"`
-	EventType string    `json:"event_type"`
-	Attempts  int       `json:"attempts"`
-	OK        bool      `json:"ok"`
-	Error     string    `json:"error,omitempty"`
-	Plaintext string    `json:"plaintext"`
-}
+type Delivery = simkit.Delivery
 
-type pusher struct {
-	s       *Sim
-	mu      sync.Mutex
-	url     string
-	queue   chan []byte
-	log     []Delivery
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	backoff time.Duration
-}
-
-func newPusher(s *Sim) *pusher {
-	p := &pusher{s: s, queue: make(chan []byte, 10000), stop: make(chan struct{}), done: make(chan struct{}), backoff: time.Second}
-	go p.run()
-	return p
-}
-
-func (p *pusher) close() {
-	p.once.Do(func() {
-		close(p.stop)
-		<-p.done
-	})
-}
-
-func (p *pusher) crypter() (*msgcrypt.Crypter, error) {
-	return msgcrypt.New(p.s.cfg.CallbackToken, p.s.cfg.CallbackAESKey, p.s.cfg.EventReceiveKey)
+func (s *Sim) crypter() (*msgcrypt.Crypter, error) {
+	return msgcrypt.New(s.cfg.CallbackToken, s.cfg.CallbackAESKey, s.cfg.EventReceiveKey)
 }
 
 // SetCallback registers the HTTP push URL after the check_url event succeeds, as the developer
 // console does.
 func (s *Sim) SetCallback(ctx context.Context, callbackURL string) error {
-	p := s.events
 	if callbackURL == "" {
-		p.mu.Lock()
-		p.url = ""
-		p.mu.Unlock()
+		s.events.SetURL("")
 		return nil
 	}
 	if _, err := url.Parse(callbackURL); err != nil {
 		return fmt.Errorf("40057 bad callback url: %w", err)
 	}
-	if err := p.post(ctx, callbackURL, []byte(`{"EventType":"check_url"}`), CheckURLTimeout); err != nil {
+	if err := s.post(ctx, callbackURL, []byte(`{"EventType":"check_url"}`), CheckURLTimeout); err != nil {
 		return fmt.Errorf("check_url failed: %w", err)
 	}
-	p.mu.Lock()
-	p.url = callbackURL
-	p.mu.Unlock()
+	s.events.SetURL(callbackURL)
 	return nil
 }
 
 // Deliveries returns the log of event pushes.
-func (s *Sim) Deliveries() []Delivery {
-	s.events.mu.Lock()
-	defer s.events.mu.Unlock()
-	return append([]Delivery(nil), s.events.log...)
-}
+func (s *Sim) Deliveries() []Delivery { return s.events.Deliveries() }
 
-func (p *pusher) enqueue(payload []byte) {
-	p.mu.Lock()
-	on := p.url != ""
-	p.mu.Unlock()
-	if !on {
-		return
-	}
-	select {
-	case p.queue <- payload:
-	default:
-		p.record(Delivery{At: time.Now(), Error: "queue full", Plaintext: string(payload)})
-	}
-}
-
-func (p *pusher) record(d Delivery) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.log) > 10000 {
-		p.log = p.log[5000:]
-	}
-	p.log = append(p.log, d)
-}
-
-func (p *pusher) run() {
-	defer close(p.done)
-	for {
-		select {
-		case <-p.stop:
-			return
-		case payload := <-p.queue:
-			var head struct{ EventType string }
-			_ = json.Unmarshal(payload, &head)
-			d := Delivery{At: time.Now(), EventType: head.EventType, Plaintext: string(payload)}
-			for d.Attempts < EventAttempts {
-				d.Attempts++
-				p.mu.Lock()
-				target := p.url
-				p.mu.Unlock()
-				err := p.post(context.Background(), target, payload, EventTimeout)
-				if err == nil {
-					d.OK, d.Error = true, ""
-					break
-				}
-				d.Error = err.Error()
-				select {
-				case <-p.stop:
-					p.record(d)
-					return
-				case <-time.After(p.backoff):
-				}
-			}
-			p.record(d)
-		}
-	}
+// push sends a queued event with the event timeout.
+func (s *Sim) push(ctx context.Context, target string, payload []byte) error {
+	return s.post(ctx, target, payload, EventTimeout)
 }
 
 // post sends one encrypted event and checks the reply is the encrypted, signed "success".
-func (p *pusher) post(ctx context.Context, target string, payload []byte, timeout time.Duration) error {
-	c, err := p.crypter()
+func (s *Sim) post(ctx context.Context, target string, payload []byte, timeout time.Duration) error {
+	c, err := s.crypter()
 	if err != nil {
 		return err
 	}
-	ts := strconv.FormatInt(p.s.cfg.Now().UnixMilli(), 10)
+	ts := strconv.FormatInt(s.cfg.Now().UnixMilli(), 10)
 	nonce := simkit.Token(4)
 	enc, sig, err := c.Seal(payload, ts, nonce)
 	if err != nil {
@@ -228,5 +135,5 @@ func (s *Sim) fire(eventType string, userIDs []string, deptIDs []int, diff map[s
 		}
 	}
 	b, _ := json.Marshal(m)
-	s.events.enqueue(b)
+	s.events.Enqueue(eventType, b)
 }

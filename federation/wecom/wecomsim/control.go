@@ -22,58 +22,8 @@ func (s *Sim) controlRoutes() {
 	m.HandleFunc("GET /_sim/departments", s.ctlDepts)
 	m.HandleFunc("POST /_sim/departments", s.ctlPutDept)
 	m.HandleFunc("DELETE /_sim/departments/{id}", s.ctlDeleteDept)
-	m.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
-		var f simkit.Fault
-		if err := json.NewDecoder(r.Body).Decode(&f); err != nil || f.API == "" {
-			ctlErr(w, http.StatusBadRequest, "want {\"api\": \"user/get\" or \"*\", \"errcode\": N, \"count\": N, \"latency_ms\": N}")
-			return
-		}
-		s.kit.AddFault(f)
-		w.WriteHeader(http.StatusNoContent)
-	})
-	m.HandleFunc("DELETE /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
-		s.kit.ClearFaults()
-		w.WriteHeader(http.StatusNoContent)
-	})
-	m.HandleFunc("POST /_sim/tokens/expire", func(w http.ResponseWriter, r *http.Request) {
-		s.ExpireTokens()
-		w.WriteHeader(http.StatusNoContent)
-	})
-	m.HandleFunc("POST /_sim/ratelimits", func(w http.ResponseWriter, r *http.Request) {
-		var b struct {
-			Enabled bool `json:"enabled"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
-			ctlErr(w, http.StatusBadRequest, "want {\"enabled\": true|false}")
-			return
-		}
-		s.SetRateLimits(b.Enabled)
-		w.WriteHeader(http.StatusNoContent)
-	})
-	m.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, r *http.Request) {
-		simkit.WriteJSON(w, http.StatusOK, s.kit.Calls())
-	})
-	m.HandleFunc("DELETE /_sim/calls", func(w http.ResponseWriter, r *http.Request) {
-		s.kit.ClearCalls()
-		w.WriteHeader(http.StatusNoContent)
-	})
-	m.HandleFunc("POST /_sim/callback", func(w http.ResponseWriter, r *http.Request) {
-		var b struct {
-			URL string `json:"url"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
-			ctlErr(w, http.StatusBadRequest, "want {\"url\": \"https://.../events\"}")
-			return
-		}
-		if err := s.SetCallback(r.Context(), b.URL); err != nil {
-			ctlErr(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-	m.HandleFunc("GET /_sim/events", func(w http.ResponseWriter, r *http.Request) {
-		simkit.WriteJSON(w, http.StatusOK, s.Deliveries())
-	})
+	simkit.Control{Kit: s.kit, Pusher: s.events, ExpireTokens: s.ExpireTokens, SetRateLimits: s.SetRateLimits, SetCallback: s.SetCallback,
+		FaultHelp: "want {\"api\": \"user/get\" or \"*\", \"errcode\": N, \"count\": N, \"latency_ms\": N}"}.Routes(m)
 	m.HandleFunc("POST /_sim/scan", s.scan)
 }
 
@@ -87,9 +37,7 @@ func (c *captureWriter) Header() http.Header         { return c.header }
 func (c *captureWriter) Write(b []byte) (int, error) { return c.body.Write(b) }
 func (c *captureWriter) WriteHeader(int)             {}
 
-func ctlErr(w http.ResponseWriter, status int, msg string) {
-	simkit.WriteJSON(w, status, map[string]string{"error": "bad_request", "message": msg})
-}
+func ctlErr(w http.ResponseWriter, status int, msg string) { simkit.CtlErr(w, status, msg) }
 
 func (s *Sim) ctlInfo(w http.ResponseWriter, r *http.Request) {
 	depts, users := s.cfg.Org.Counts()

@@ -10,10 +10,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/qiao-gateway/qiao/federation/msgcrypt"
+	"github.com/qiao-gateway/qiao/federation/simkit"
 	"github.com/qiao-gateway/qiao/federation/simorg"
 )
 
@@ -25,62 +25,22 @@ const (
 )
 
 // Delivery is the outcome of one event push.
-type Delivery struct {
-	At         time.Time `json:"at"`
-	ChangeType string    `json:"change_type"`
-	Attempts   int       `json:"attempts"`
-	OK         bool      `json:"ok"`
-	Error      string    `json:"error,omitempty"`
-	Plaintext  string    `json:"plaintext"`
-}
+type Delivery = simkit.Delivery
 
-type pusher struct {
-	s       *Sim
-	mu      sync.Mutex
-	url     string
-	queue   chan event
-	log     []Delivery
-	client  *http.Client
-	stop    chan struct{}
-	done    chan struct{}
-	closeMu sync.Once
-	backoff time.Duration
-}
+var callbackClient = &http.Client{Timeout: CallbackTimeout}
 
-type event struct {
-	changeType string
-	xml        string
-}
-
-func newPusher(s *Sim) *pusher {
-	p := &pusher{s: s, queue: make(chan event, 10000), client: &http.Client{Timeout: CallbackTimeout},
-		stop: make(chan struct{}), done: make(chan struct{}), backoff: time.Second}
-	go p.run()
-	return p
-}
-
-func (p *pusher) close() {
-	p.closeMu.Do(func() {
-		close(p.stop)
-		<-p.done
-	})
-}
-
-func (p *pusher) crypter() (*msgcrypt.Crypter, error) {
-	return msgcrypt.New(p.s.cfg.CallbackToken, p.s.cfg.CallbackAESKey, p.s.cfg.CorpID)
+func (s *Sim) crypter() (*msgcrypt.Crypter, error) {
+	return msgcrypt.New(s.cfg.CallbackToken, s.cfg.CallbackAESKey, s.cfg.CorpID)
 }
 
 // SetCallback configures the contact-sync callback URL after verifying it the way the console
 // does: a GET with an encrypted echostr whose plaintext the receiver must answer within 1 s.
 func (s *Sim) SetCallback(ctx context.Context, callbackURL string) error {
-	p := s.events
 	if callbackURL == "" {
-		p.mu.Lock()
-		p.url = ""
-		p.mu.Unlock()
+		s.events.SetURL("")
 		return nil
 	}
-	c, err := p.crypter()
+	c, err := s.crypter()
 	if err != nil {
 		return fmt.Errorf("callback token/EncodingAESKey: %w", err)
 	}
@@ -103,7 +63,7 @@ func (s *Sim) SetCallback(ctx context.Context, callbackURL string) error {
 	vctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(vctx, http.MethodGet, u.String(), nil)
-	resp, err := p.client.Do(req)
+	resp, err := callbackClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("40057 callback verification failed: %w", err)
 	}
@@ -112,81 +72,22 @@ func (s *Sim) SetCallback(ctx context.Context, callbackURL string) error {
 	if resp.StatusCode != http.StatusOK || string(body) != echo {
 		return fmt.Errorf("40057 callback verification failed: answered %d %q, want the decrypted echostr exactly", resp.StatusCode, body)
 	}
-	p.mu.Lock()
-	p.url = callbackURL
-	p.mu.Unlock()
+	s.events.SetURL(callbackURL)
 	return nil
 }
 
-func (p *pusher) enqueue(e event) {
-	p.mu.Lock()
-	on := p.url != ""
-	p.mu.Unlock()
-	if !on {
-		return
-	}
-	select {
-	case p.queue <- e:
-	default: // a full queue drops, like a platform giving up; the log says so
-		p.record(Delivery{At: time.Now(), ChangeType: e.changeType, Error: "queue full", Plaintext: e.xml})
-	}
-}
-
-func (p *pusher) record(d Delivery) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.log) > 10000 {
-		p.log = p.log[5000:]
-	}
-	p.log = append(p.log, d)
-}
-
 // Deliveries returns the log of event pushes.
-func (s *Sim) Deliveries() []Delivery {
-	s.events.mu.Lock()
-	defer s.events.mu.Unlock()
-	return append([]Delivery(nil), s.events.log...)
-}
+func (s *Sim) Deliveries() []Delivery { return s.events.Deliveries() }
 
-func (p *pusher) run() {
-	defer close(p.done)
-	for {
-		select {
-		case <-p.stop:
-			return
-		case e := <-p.queue:
-			d := Delivery{At: time.Now(), ChangeType: e.changeType, Plaintext: e.xml}
-			for d.Attempts < CallbackAttempts {
-				d.Attempts++
-				err := p.post(e)
-				if err == nil {
-					d.OK, d.Error = true, ""
-					break
-				}
-				d.Error = err.Error()
-				select {
-				case <-p.stop:
-					p.record(d)
-					return
-				case <-time.After(p.backoff):
-				}
-			}
-			p.record(d)
-		}
-	}
-}
-
-func (p *pusher) post(e event) error {
-	p.mu.Lock()
-	target := p.url
-	p.mu.Unlock()
-	c, err := p.crypter()
+// post sends one change_contact event: the encrypted XML envelope, signed, seconds timestamps.
+func (s *Sim) post(ctx context.Context, target string, plaintext []byte) error {
+	c, err := s.crypter()
 	if err != nil {
 		return err
 	}
-	ts := strconv.FormatInt(p.s.cfg.Now().Unix(), 10)
+	ts := strconv.FormatInt(s.cfg.Now().Unix(), 10)
 	nonce := strconv.Itoa(int(time.Now().UnixNano() % 1e9))
-	enc, sig, err := c.Seal([]byte(e.xml), ts, nonce)
+	enc, sig, err := c.Seal(plaintext, ts, nonce)
 	if err != nil {
 		return err
 	}
@@ -200,12 +101,14 @@ func (p *pusher) post(e event) error {
 	q.Set("nonce", nonce)
 	u.RawQuery = q.Encode()
 	agent := 0
-	if len(p.s.cfg.Apps) > 0 {
-		agent = p.s.cfg.Apps[0].AgentID
+	if len(s.cfg.Apps) > 0 {
+		agent = s.cfg.Apps[0].AgentID
 	}
 	body := fmt.Sprintf("<xml><ToUserName><![CDATA[%s]]></ToUserName><Encrypt><![CDATA[%s]]></Encrypt><AgentID><![CDATA[%d]]></AgentID></xml>",
-		p.s.cfg.CorpID, enc, agent)
-	resp, err := p.client.Post(u.String(), "text/xml", strings.NewReader(body))
+		s.cfg.CorpID, enc, agent)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/xml")
+	resp, err := callbackClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -318,7 +221,7 @@ func (s *Sim) userEvent(change string, before, after *simorg.User, newID string)
 		}
 	}
 	b.WriteString("</xml>")
-	s.events.enqueue(event{change, b.String()})
+	s.events.Enqueue(change, b.Bytes())
 }
 
 func (s *Sim) deleteUserEvent(id string) {
@@ -326,7 +229,7 @@ func (s *Sim) deleteUserEvent(id string) {
 	s.header(&b, "delete_user")
 	b.text("UserID", id)
 	b.WriteString("</xml>")
-	s.events.enqueue(event{"delete_user", b.String()})
+	s.events.Enqueue("delete_user", b.Bytes())
 }
 
 func (s *Sim) partyEvent(change string, before, after *simorg.Dept) {
@@ -347,5 +250,5 @@ func (s *Sim) partyEvent(change string, before, after *simorg.Dept) {
 		}
 	}
 	b.WriteString("</xml>")
-	s.events.enqueue(event{change, b.String()})
+	s.events.Enqueue(change, b.Bytes())
 }

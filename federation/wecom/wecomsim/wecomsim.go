@@ -74,7 +74,7 @@ type Sim struct {
 	codes  *simkit.Codes[loginGrant]
 	tix    *simkit.Codes[string] // user_ticket -> userid
 	scans  *simkit.Codes[scanTicket]
-	events *pusher
+	events *simkit.Pusher
 	limits bool
 }
 
@@ -88,7 +88,7 @@ func New(cfg Config) *Sim {
 	}
 	s := &Sim{cfg: cfg, kit: simkit.NewKit(100000), mux: http.NewServeMux(), tokens: map[string]*cred{}, bySec: map[string]*cred{},
 		codes: simkit.NewCodes[loginGrant](), tix: simkit.NewCodes[string](), scans: simkit.NewCodes[scanTicket](), limits: cfg.RateLimits}
-	s.events = newPusher(s)
+	s.events = simkit.NewPusher(CallbackAttempts, s.post)
 	s.routes()
 	return s
 }
@@ -118,7 +118,7 @@ func (s *Sim) ExpireTokens() {
 }
 
 // Close stops the event pusher.
-func (s *Sim) Close() { s.events.close() }
+func (s *Sim) Close() { s.events.Close() }
 
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 

@@ -54,7 +54,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		mod(&cfg)
 	}
 	f.sim = New(cfg)
-	f.sim.events.backoff = 20 * time.Millisecond
+	f.sim.events.Backoff = 20 * time.Millisecond
 	f.srv = httptest.NewServer(f.sim)
 	t.Cleanup(func() { f.srv.Close(); f.sim.Close() })
 	return f

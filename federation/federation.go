@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -75,17 +76,12 @@ func (e *Error) Error() string {
 		msg = e.Err.Error()
 	}
 	if e.Code != 0 {
-		return e.Platform + " " + e.API + ": errcode " + itoa(e.Code) + ": " + msg
+		return e.Platform + " " + e.API + ": errcode " + strconv.Itoa(e.Code) + ": " + msg
 	}
 	return e.Platform + " " + e.API + ": " + msg
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
-}
 
 // ErrNotFound marks an upstream "no such user/department" answer.
 var ErrNotFound = errors.New("not found upstream")

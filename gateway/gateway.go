@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -337,13 +336,4 @@ func NewLogger(cfg *config.Config) *slog.Logger {
 }
 
 // RedactDSN hides the password of a DSN for logs.
-func RedactDSN(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
-		return dsn
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+func RedactDSN(dsn string) string { return config.RedactDSN(dsn) }

@@ -38,7 +38,6 @@ func syncCmd(g *globalFlags) *cobra.Command {
 			defer gw.Close()
 			pr := newProgress(cmd.ErrOrStderr())
 			res, err := gw.Sync.Run(cmd.Context(), ent, src, dirsync.Options{Trigger: directory.TriggerManual, DryRun: dry, Progress: pr.update})
-			pr.stop()
 			if res != nil && res.Plan != nil {
 				printSummary(cmd.OutOrStdout(), res, dry)
 			}
@@ -80,8 +79,6 @@ func (p *progress) update(pg dirsync.Progress) {
 		fmt.Fprintf(p.w, "%-16s departments %6d  users %7d  planned %7d  applied %7d\n", pg.Phase, pg.Depts, pg.Users, pg.Planned, pg.Applied)
 	}
 }
-
-func (p *progress) stop() {}
 
 func printSummary(w io.Writer, res *dirsync.Result, dry bool) {
 	counts := res.Plan.Counts()

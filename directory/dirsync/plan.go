@@ -163,15 +163,9 @@ func validUserID(kind directory.SourceKind, id string) bool {
 }
 
 // userJSON is the record form of a local user (never the password hash).
-func userJSON(u *directory.User) json.RawMessage {
-	if u == nil {
-		return nil
-	}
-	b, _ := json.Marshal(map[string]any{"id": u.ID, "username": u.Username, "name": u.Name, "email": u.Email,
-		"mobile": u.Mobile, "status": u.Status, "attributes": u.Attributes})
-	return b
-}
+func userJSON(u *directory.User) json.RawMessage { return linkJSON(u, nil) }
 
+// linkJSON is the record form of a local user and, when given, their link.
 func linkJSON(u *directory.User, l *directory.UserLink) json.RawMessage {
 	if u == nil {
 		return nil

@@ -24,6 +24,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/internal/config"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 )
 
@@ -75,15 +76,7 @@ func ParseDSN(dsn string) (Dialect, string, error) {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		return SQLite, strings.TrimPrefix(dsn, "sqlite:"), nil
 	}
-	return "", "", fmt.Errorf("unsupported storage DSN %q (want sqlite://PATH or postgres://...)", redactDSN(dsn))
-}
-
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		u.User = url.User(u.User.Username())
-		return u.String()
-	}
-	return dsn
+	return "", "", fmt.Errorf("unsupported storage DSN %q (want sqlite://PATH or postgres://...)", config.RedactDSN(dsn))
 }
 
 // Open connects, applies pending migrations and checks the master key.
@@ -127,7 +120,7 @@ func Open(ctx context.Context, dsn string, box *secretbox.Box) (*Store, error) {
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("connect to %s database %s: %w", dialect, redactDSN(dsn), err)
+		return nil, fmt.Errorf("connect to %s database %s: %w", dialect, config.RedactDSN(dsn), err)
 	}
 	s := &Store{db: db, q: db, box: box, dialect: dialect, now: time.Now}
 	if err := s.migrate(ctx); err != nil {

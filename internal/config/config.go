@@ -472,3 +472,15 @@ func (e *Enterprise) validate(at string) error {
 	}
 	return nil
 }
+
+// RedactDSN hides the password of a DSN (storage or state) for logs and error messages.
+func RedactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

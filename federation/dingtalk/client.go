@@ -87,7 +87,7 @@ func NewClient(s Settings) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	caller := &upstream.Caller{Platform: "DingTalk", HTTP: hc, Limiter: upstream.NewLimiter(max(s.RatePerSecond, 0), 18),
+	caller := &upstream.Caller{Platform: "DingTalk", HTTP: hc, Limiter: upstream.LimiterFor("dingtalk:"+s.AppKey, max(s.RatePerSecond, 0), 18),
 		Backoff: upstream.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}
 	return &Client{s: s, http: caller, backoff: &caller.Backoff}, nil
 }

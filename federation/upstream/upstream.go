@@ -100,6 +100,26 @@ func NewLimiter(limit float64, burst int) *Limiter {
 	return &Limiter{per: map[string]*rate.Limiter{}, limit: rate.Limit(limit), burst: burst}
 }
 
+var (
+	limitersMu sync.Mutex
+	limiters   = map[string]*Limiter{}
+)
+
+// LimiterFor returns the process-wide limiter of a credential (e.g. a corp ID or an AppKey): the
+// platforms count calls per corp or per app, and connectors are opened per login and per event,
+// so a limiter per client would not limit anything.
+func LimiterFor(key string, limit float64, burst int) *Limiter {
+	k := fmt.Sprintf("%s\x00%g\x00%d", key, limit, burst)
+	limitersMu.Lock()
+	defer limitersMu.Unlock()
+	l := limiters[k]
+	if l == nil {
+		l = NewLimiter(limit, burst)
+		limiters[k] = l
+	}
+	return l
+}
+
 // Wait blocks until api may be called.
 func (l *Limiter) Wait(ctx context.Context, api string) error {
 	if l == nil || l.limit <= 0 {

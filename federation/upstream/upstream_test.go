@@ -147,3 +147,13 @@ func TestProxiesTriedInOrder(t *testing.T) {
 		t.Fatal("a non-http proxy URL accepted")
 	}
 }
+
+func TestLimiterIsSharedPerCredential(t *testing.T) {
+	first, second := LimiterFor("corp-a", 10, 1), LimiterFor("corp-a", 10, 1)
+	if first != second {
+		t.Fatal("two clients of one credential got separate limiters")
+	}
+	if first == LimiterFor("corp-b", 10, 1) {
+		t.Fatal("two credentials share a limiter")
+	}
+}

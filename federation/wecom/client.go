@@ -91,7 +91,7 @@ func NewClient(s Settings) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	caller := &upstream.Caller{Platform: "WeCom", HTTP: hc, Limiter: upstream.NewLimiter(max(s.RatePerSecond, 0), 50),
+	caller := &upstream.Caller{Platform: "WeCom", HTTP: hc, Limiter: upstream.LimiterFor("wecom:"+s.CorpID, max(s.RatePerSecond, 0), 50),
 		Backoff: upstream.Backoff{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}
 	return &Client{s: s, http: caller, backoff: &caller.Backoff}, nil
 }

@@ -126,12 +126,17 @@ func (l *dingtalkLogin) CallbackDomain() string { return l.domain }
 // default, or "qr_legacy"); config.inapp_detail=true asks in-app logins for the sensitive fields
 // (snsapi_privateinfo).
 func Login(kind string, cfg, secrets map[string]string) (federation.Login, error) {
+	r, err := rate(cfg)
+	if err != nil {
+		return nil, err
+	}
 	switch kind {
 	case "wecom":
 		s, err := wecom.SettingsFrom(cfg, secrets)
 		if err != nil {
 			return nil, err
 		}
+		s.RatePerSecond = r
 		c, err := wecom.NewClient(s)
 		if err != nil {
 			return nil, err
@@ -149,6 +154,7 @@ func Login(kind string, cfg, secrets map[string]string) (federation.Login, error
 		if err != nil {
 			return nil, err
 		}
+		s.RatePerSecond = r
 		c, err := dingtalk.NewClient(s)
 		if err != nil {
 			return nil, err

@@ -207,7 +207,10 @@ type Caller struct {
 	HTTP     *http.Client
 	Limiter  *Limiter
 	Backoff  Backoff
-	calls    atomic.Int64
+	// Unlimited names APIs the platform does not rate-limit (WeCom: auth/getuserinfo with a valid
+	// code), which the client must not throttle either.
+	Unlimited map[string]bool
+	calls     atomic.Int64
 }
 
 // Calls is the number of HTTP requests made.
@@ -216,8 +219,10 @@ func (c *Caller) Calls() int64 { return c.calls.Load() }
 // Do sends one request (retrying as above) and returns the final status and body.
 func (c *Caller) Do(ctx context.Context, api, method, fullURL string, body []byte, header http.Header) (int, []byte, error) {
 	for attempt := 1; ; attempt++ {
-		if err := c.Limiter.Wait(ctx, api); err != nil {
-			return 0, nil, err
+		if !c.Unlimited[api] {
+			if err := c.Limiter.Wait(ctx, api); err != nil {
+				return 0, nil, err
+			}
 		}
 		var rd io.Reader
 		if body != nil {

@@ -92,7 +92,8 @@ func NewClient(s Settings) (*Client, error) {
 		return nil, err
 	}
 	caller := &upstream.Caller{Platform: "WeCom", HTTP: hc, Limiter: upstream.LimiterFor("wecom:"+s.CorpID, max(s.RatePerSecond, 0), 50),
-		Backoff: upstream.Backoff{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 6}}
+		Backoff:   upstream.Backoff{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 6},
+		Unlimited: map[string]bool{"auth/getuserinfo": true}} // upstream-apis.md §1.5.4
 	return &Client{s: s, http: caller, backoff: &caller.Backoff}, nil
 }
 

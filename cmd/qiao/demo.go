@@ -137,7 +137,6 @@ func serveBackground(ctx context.Context, addr string, h http.Handler) (string, 
 }
 
 func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials, s *gateway.DemoSims) {
-	cb := ext + "/e/demo/sources/wecom/callback"
 	fmt.Fprintf(w, `qiao demo is ready.
 
   gateway            %[1]s/
@@ -159,14 +158,11 @@ func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials, s *
                      demo-service secret %[6]s
 
   WeCom simulator    %[7]s/_sim/   corp %[8]s, agent %[9]d
-    scan in as 张三:  %[7]s/wwlogin/sso/login?login_type=CorpApp&appid=%[8]s&agentid=%[9]d&state=demo&redirect_uri=%[10]s
-  DingTalk simulator %[11]s/_sim/   corp %[12]s, app key %[13]s
-    log in as 张三:   %[11]s/oauth2/auth?response_type=code&scope=openid&prompt=consent&state=demo&client_id=%[13]s&redirect_uri=%[14]s
+  DingTalk simulator %[10]s/_sim/   corp %[11]s, app key %[12]s
 
 Run "qiao sim wecom" or "qiao sim dingtalk" to see a simulator's secrets. Press Ctrl-C to stop.
 `, ext, dataDir, c.Username, c.Password, c.DemoAppSecret, c.DemoServiceSecret,
-		s.WeComURL, s.WeCom.CorpID, s.WeCom.AgentID, urlQuery(cb),
-		s.DingTalkURL, s.DingTalk.CorpID, s.DingTalk.AppKey, urlQuery(ext+"/e/demo/sources/dingtalk/callback"))
+		s.WeComURL, s.WeCom.CorpID, s.WeCom.AgentID, s.DingTalkURL, s.DingTalk.CorpID, s.DingTalk.AppKey)
 }
 
 func redact(dsn string) string { return gateway.RedactDSN(dsn) }

@@ -280,17 +280,21 @@ func TestDemoStartsGatewayAndSimulators(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	// The printed WeCom scan URL works for zhangsan and redirects to the gateway's callback.
-	var scan string
+	// The printed sign-in URL leads, through WeCom's QR page, to the gateway's callback.
+	var signIn string
 	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.Contains(line, "/wwlogin/sso/login?") {
-			scan = strings.TrimSpace(line[strings.Index(line, "http"):])
+		if strings.Contains(line, "/login?enterprise=demo") {
+			signIn = strings.Fields(line)[2]
 		}
 	}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirect.Get(scan + "&sim_user=zhangsan")
+	resp, err := noRedirect.Get(strings.Replace(signIn, "/login?enterprise=demo", "/login/e/demo/s/wecom", 1))
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("sign-in URL %q: %v %v", signIn, resp, err)
+	}
+	resp, err = noRedirect.Get(resp.Header.Get("Location") + "&sim_user=zhangsan")
 	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "http://"+addr+"/e/demo/sources/wecom/callback?") {
-		t.Fatalf("scan URL %q: %v %v", scan, resp, err)
+		t.Fatalf("WeCom QR page: %v %v", resp, err)
 	}
 	if !strings.Contains(out.String(), "zhangsan / ") {
 		t.Fatal("demo does not print zhangsan's credentials")

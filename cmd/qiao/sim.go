@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -82,5 +81,3 @@ func serveUntilSignal(ctx context.Context, ln net.Listener, h http.Handler) erro
 	defer cancel()
 	return srv.Shutdown(sctx)
 }
-
-func urlQuery(s string) string { return url.QueryEscape(s) }

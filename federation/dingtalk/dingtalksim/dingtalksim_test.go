@@ -557,7 +557,7 @@ func newReceiver(t *testing.T, recvKey string) *receiver {
 
 func (r *receiver) wait(t *testing.T, n int) []map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		r.mu.Lock()
 		got := len(r.events)
@@ -573,6 +573,18 @@ func (r *receiver) wait(t *testing.T, n int) []map[string]any {
 		t.Fatalf("received %d events, want %d", len(r.events), n)
 	}
 	return append([]map[string]any(nil), r.events...)
+}
+
+// waitDeliveries waits until the simulator's delivery log holds n entries.
+func waitDeliveries(t *testing.T, s *Sim, n int) []Delivery {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if d := s.Deliveries(); len(d) >= n {
+			return d
+		}
+	}
+	t.Fatalf("delivery log holds %d entries, want %d", len(s.Deliveries()), n)
+	return nil
 }
 
 func ctl(t *testing.T, f *fixture, method, path, body string) int {
@@ -620,7 +632,8 @@ func TestEventsCurrentShape(t *testing.T) {
 	if ev = rcv.wait(t, 4)[3]; ev["EventType"] != "user_leave_org" {
 		t.Fatalf("user_leave_org = %v", ev)
 	}
-	if d := f.sim.Deliveries()[3]; d.Attempts != 3 || !d.OK {
+	// The receiver sees the event before the simulator logs the delivery.
+	if d := waitDeliveries(t, f.sim, 4)[3]; d.Attempts != 3 || !d.OK {
 		t.Fatalf("retried delivery = %+v", d)
 	}
 	ctl(t, f, "POST", "/_sim/departments", `{"name":"新部门","parent_id":1}`)

@@ -737,7 +737,7 @@ func newReceiver(t *testing.T) *receiver {
 
 func (r *receiver) wait(t *testing.T, n int) []map[string]string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		r.mu.Lock()
 		got := len(r.events)
@@ -753,6 +753,19 @@ func (r *receiver) wait(t *testing.T, n int) []map[string]string {
 		t.Fatalf("received %d events, want %d", len(r.events), n)
 	}
 	return append([]map[string]string(nil), r.events...)
+}
+
+// waitDeliveries waits until the simulator's delivery log holds n entries:
+// the receiver sees an event before the simulator logs its delivery.
+func waitDeliveries(t *testing.T, s *Sim, n int) []Delivery {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if d := s.Deliveries(); len(d) >= n {
+			return d
+		}
+	}
+	t.Fatalf("delivery log holds %d entries, want %d", len(s.Deliveries()), n)
+	return nil
 }
 
 func ctl(t *testing.T, f *fixture, method, path, body string) *http.Response {
@@ -817,7 +830,7 @@ func TestEvents(t *testing.T) {
 	if ev["ChangeType"] != "delete_party" || ev["Id"] != id {
 		t.Fatalf("delete_party event = %v", ev)
 	}
-	deliveries := f.sim.Deliveries()
+	deliveries := waitDeliveries(t, f.sim, 7)
 	if deliveries[3].Attempts != 3 || !deliveries[3].OK {
 		t.Fatalf("retried delivery = %+v", deliveries[3])
 	}

@@ -249,8 +249,11 @@ type OIDCClient struct {
 	BackchannelLogoutURI   string
 	AllowedOrigins         []string
 	JWKS                   json.RawMessage // public keys for private_key_jwt
-	CreatedAt              time.Time
-	UpdatedAt              time.Time
+	// Claims maps extra claim names to directory fields ("ext.NAME" for an extended field); they
+	// are released with the profile scope.
+	Claims    map[string]string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // ServiceProvider is a SAML SP of one enterprise's IdP.
@@ -282,6 +285,8 @@ type RefreshToken struct {
 	CreatedAt    time.Time
 	RotatedAt    time.Time // zero until used; a rotated token presented again is reuse
 	RevokedAt    time.Time
+	SourceID     string // the identity source the grant's login went through
+	SessionID    string // the sid of the SSO session the grant began in
 }
 
 // Trigger says what started a sync task.

@@ -653,16 +653,17 @@ func (s *Store) DeleteGroup(ctx context.Context, ent, id string) error {
 // ---- OIDC clients
 
 type clientSettings struct {
-	AuthMethod             string          `json:"auth_method"`
-	RedirectURIs           []string        `json:"redirect_uris"`
-	PostLogoutRedirectURIs []string        `json:"post_logout_redirect_uris"`
-	GrantTypes             []string        `json:"grant_types"`
-	Scopes                 []string        `json:"scopes"`
-	AccessTokenFormat      string          `json:"access_token_format"`
-	IDTokenAlg             string          `json:"id_token_alg"`
-	BackchannelLogoutURI   string          `json:"backchannel_logout_uri"`
-	AllowedOrigins         []string        `json:"allowed_origins"`
-	JWKS                   json.RawMessage `json:"jwks,omitempty"`
+	AuthMethod             string            `json:"auth_method"`
+	RedirectURIs           []string          `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string          `json:"post_logout_redirect_uris"`
+	GrantTypes             []string          `json:"grant_types"`
+	Scopes                 []string          `json:"scopes"`
+	AccessTokenFormat      string            `json:"access_token_format"`
+	IDTokenAlg             string            `json:"id_token_alg"`
+	BackchannelLogoutURI   string            `json:"backchannel_logout_uri"`
+	AllowedOrigins         []string          `json:"allowed_origins"`
+	JWKS                   json.RawMessage   `json:"jwks,omitempty"`
+	Claims                 map[string]string `json:"claims,omitempty"`
 }
 
 func clientAAD(ent, id string) []byte { return []byte("client/" + ent + "/" + id) }
@@ -687,7 +688,7 @@ func (s *Store) PutClient(ctx context.Context, c *directory.OIDCClient) error {
 		sealed = s.box.Seal([]byte(c.Secret), clientAAD(c.EnterpriseID, c.ID))
 	}
 	set := clientSettings{c.AuthMethod, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes,
-		c.AccessTokenFormat, c.IDTokenAlg, c.BackchannelLogoutURI, c.AllowedOrigins, c.JWKS}
+		c.AccessTokenFormat, c.IDTokenAlg, c.BackchannelLogoutURI, c.AllowedOrigins, c.JWKS, c.Claims}
 	_, err := s.q.ExecContext(ctx, `INSERT INTO oidc_clients (enterprise_id, id, name, type, secret, settings, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (enterprise_id, id) DO UPDATE SET name = excluded.name, type = excluded.type, secret = excluded.secret,
@@ -712,6 +713,7 @@ func (s *Store) scanClient(sc interface{ Scan(...any) error }) (*directory.OIDCC
 	}
 	c.AuthMethod, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes = cs.AuthMethod, cs.RedirectURIs, cs.PostLogoutRedirectURIs, cs.GrantTypes, cs.Scopes
 	c.AccessTokenFormat, c.IDTokenAlg, c.BackchannelLogoutURI, c.AllowedOrigins, c.JWKS = cs.AccessTokenFormat, cs.IDTokenAlg, cs.BackchannelLogoutURI, cs.AllowedOrigins, cs.JWKS
+	c.Claims = cs.Claims
 	if len(sealed) > 0 {
 		pt, err := s.box.Open(sealed, clientAAD(c.EnterpriseID, c.ID))
 		if err != nil {

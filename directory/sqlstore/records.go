@@ -13,7 +13,7 @@ import (
 
 // ---- refresh tokens
 
-const rtCols = `id, family_id, enterprise_id, client_id, user_id, scopes, amr, auth_time, expires_at, created_at, rotated_at, revoked_at`
+const rtCols = `id, family_id, enterprise_id, client_id, user_id, scopes, amr, auth_time, expires_at, created_at, rotated_at, revoked_at, source_id, session_id`
 
 // CreateRefreshToken implements directory.Store.
 func (s *Store) CreateRefreshToken(ctx context.Context, t *directory.RefreshToken) error {
@@ -23,9 +23,9 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t *directory.RefreshToke
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = s.now()
 	}
-	_, err := s.q.ExecContext(ctx, `INSERT INTO refresh_tokens (`+rtCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+	_, err := s.q.ExecContext(ctx, `INSERT INTO refresh_tokens (`+rtCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		t.ID, t.FamilyID, t.EnterpriseID, t.ClientID, t.UserID, jsonText(nonNil(t.Scopes)), jsonText(nonNil(t.AMR)),
-		ms(t.AuthTime), ms(t.ExpiresAt), ms(t.CreatedAt), ms(t.RotatedAt), ms(t.RevokedAt))
+		ms(t.AuthTime), ms(t.ExpiresAt), ms(t.CreatedAt), ms(t.RotatedAt), ms(t.RevokedAt), t.SourceID, t.SessionID)
 	return mapErr(err, "create refresh token")
 }
 
@@ -42,7 +42,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (*directory.Refr
 	var scopes, amr string
 	var at, exp, cr, rot, rev int64
 	err := s.q.QueryRowContext(ctx, `SELECT `+rtCols+` FROM refresh_tokens WHERE id = $1`, id).
-		Scan(&t.ID, &t.FamilyID, &t.EnterpriseID, &t.ClientID, &t.UserID, &scopes, &amr, &at, &exp, &cr, &rot, &rev)
+		Scan(&t.ID, &t.FamilyID, &t.EnterpriseID, &t.ClientID, &t.UserID, &scopes, &amr, &at, &exp, &cr, &rot, &rev, &t.SourceID, &t.SessionID)
 	if err != nil {
 		return nil, mapErr(err, "refresh token")
 	}
@@ -97,6 +97,25 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, at tim
 func (s *Store) RevokeUserRefreshTokens(ctx context.Context, ent, userID string, at time.Time) (int, error) {
 	res, err := s.q.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $3 WHERE enterprise_id = $1 AND user_id = $2 AND revoked_at = 0`, ent, userID, ms(at))
 	return rowsAffected(res, err, "revoke user refresh tokens")
+}
+
+// RefreshTokenClients implements directory.Store.
+func (s *Store) RefreshTokenClients(ctx context.Context, ent, userID string, now time.Time) ([]string, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT DISTINCT client_id FROM refresh_tokens
+		WHERE enterprise_id = $1 AND user_id = $2 AND revoked_at = 0 AND rotated_at = 0 AND expires_at > $3 ORDER BY client_id`, ent, userID, ms(now))
+	if err != nil {
+		return nil, mapErr(err, "refresh token clients")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("refresh token clients: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 // DeleteExpiredRefreshTokens implements directory.Store.

@@ -383,7 +383,7 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		now := time.Now()
 		mk := func(id, fam, user string, exp time.Time) *directory.RefreshToken {
 			return &directory.RefreshToken{ID: id, FamilyID: fam, EnterpriseID: "acme", ClientID: "c", UserID: user,
-				Scopes: []string{"openid", "offline_access"}, AMR: []string{"wecom_qr"}, AuthTime: now, ExpiresAt: exp}
+				Scopes: []string{"openid", "offline_access"}, AMR: []string{"wecom_qr"}, AuthTime: now, ExpiresAt: exp, SourceID: "wecom", SessionID: "sid-" + id}
 		}
 		for _, tok := range []*directory.RefreshToken{
 			mk("t1", "f1", "u1", now.Add(time.Hour)), mk("t2", "f1", "u1", now.Add(time.Hour)),
@@ -394,7 +394,8 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 			}
 		}
 		got, err := s.GetRefreshToken(ctx, "t1")
-		if err != nil || got.Scopes[1] != "offline_access" || got.AMR[0] != "wecom_qr" || !got.RotatedAt.IsZero() {
+		if err != nil || got.Scopes[1] != "offline_access" || got.AMR[0] != "wecom_qr" || !got.RotatedAt.IsZero() ||
+			got.SourceID != "wecom" || got.SessionID != "sid-t1" {
 			t.Fatalf("token = %+v, %v", got, err)
 		}
 		// Concurrent rotation: exactly one wins.
@@ -425,8 +426,17 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		if err := s.RotateRefreshToken(ctx, "t2", now); !errors.Is(err, directory.ErrConflict) {
 			t.Fatalf("rotating a revoked token: %v", err)
 		}
+		if cs, err := s.RefreshTokenClients(ctx, "acme", "u2", now); err != nil || len(cs) != 1 || cs[0] != "c" {
+			t.Fatalf("RefreshTokenClients = %v, %v", cs, err)
+		}
+		if cs, _ := s.RefreshTokenClients(ctx, "acme", "u3", now); len(cs) != 0 {
+			t.Fatalf("an expired token's client is listed: %v", cs)
+		}
 		if n, err := s.RevokeUserRefreshTokens(ctx, "acme", "u2", now); err != nil || n != 1 {
 			t.Fatalf("RevokeUserRefreshTokens = %d, %v", n, err)
+		}
+		if cs, _ := s.RefreshTokenClients(ctx, "acme", "u2", now); len(cs) != 0 {
+			t.Fatalf("a revoked token's client is listed: %v", cs)
 		}
 		if n, err := s.DeleteExpiredRefreshTokens(ctx, now); err != nil || n != 1 {
 			t.Fatalf("DeleteExpiredRefreshTokens = %d, %v", n, err)

@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -127,6 +128,11 @@ type Client struct {
 	IDTokenAlg             string   `yaml:"id_token_alg"`
 	BackchannelLogoutURI   string   `yaml:"backchannel_logout_uri"`
 	AllowedOrigins         []string `yaml:"allowed_origins"`
+	// JWKS is the client's public key set (JSON) for private_key_jwt.
+	JWKS string `yaml:"jwks"`
+	// Claims adds claims from directory fields (username, name, email, mobile, ext.NAME) under
+	// the profile scope, e.g. employee_no: ext.employee_no.
+	Claims map[string]string `yaml:"claims"`
 }
 
 // ServiceProvider is a SAML SP declared in the file.
@@ -444,8 +450,35 @@ func (e *Enterprise) validate(at string) error {
 		default:
 			return &Error{key + ".type", fmt.Sprintf("%q must be native, web or service", cl.Type)}
 		}
-		if cl.Type != "native" && cl.Secret == "" {
+		if cl.Type != "native" && cl.Secret == "" && cl.AuthMethod != "private_key_jwt" {
 			return &Error{key + ".secret", "a " + cl.Type + " client needs a secret"}
+		}
+		switch cl.AuthMethod {
+		case "", "client_secret_basic", "client_secret_post", "private_key_jwt":
+		case "none":
+			if cl.Type != "native" {
+				return &Error{key + ".auth_method", "only a native client authenticates with none"}
+			}
+		default:
+			return &Error{key + ".auth_method", fmt.Sprintf("%q must be none, client_secret_basic, client_secret_post or private_key_jwt", cl.AuthMethod)}
+		}
+		if cl.AuthMethod == "private_key_jwt" {
+			var set struct {
+				Keys []json.RawMessage `json:"keys"`
+			}
+			if err := json.Unmarshal([]byte(cl.JWKS), &set); err != nil || len(set.Keys) == 0 {
+				return &Error{key + ".jwks", "a private_key_jwt client needs its public keys as a JSON Web Key Set"}
+			}
+		}
+		switch cl.IDTokenAlg {
+		case "", "RS256", "ES256":
+		default:
+			return &Error{key + ".id_token_alg", fmt.Sprintf("%q must be RS256 or ES256", cl.IDTokenAlg)}
+		}
+		switch cl.AccessTokenFormat {
+		case "", "opaque", "jwt":
+		default:
+			return &Error{key + ".access_token_format", fmt.Sprintf("%q must be opaque or jwt", cl.AccessTokenFormat)}
 		}
 		for k, ru := range cl.RedirectURIs {
 			if u, err := url.Parse(ru); err != nil || u.Scheme == "" || u.Fragment != "" {
@@ -463,6 +496,27 @@ func (e *Enterprise) validate(at string) error {
 		}
 		if n != 1 {
 			return &Error{key, "give exactly one of metadata, metadata_file or metadata_url"}
+		}
+		if strings.TrimSpace(sp.EntityID) == "" {
+			return &Error{key + ".entity_id", "required: the SP's entity ID, as its metadata says"}
+		}
+		if sp.MetadataURL != "" {
+			if u, err := url.Parse(sp.MetadataURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return &Error{key + ".metadata_url", fmt.Sprintf("%q must be an http(s) URL", sp.MetadataURL)}
+			}
+		}
+		switch sp.NameIDFormat {
+		case "", "persistent", "emailAddress", "unspecified", "transient":
+		default:
+			return &Error{key + ".nameid_format", fmt.Sprintf("%q must be persistent, emailAddress, unspecified or transient", sp.NameIDFormat)}
+		}
+		for name, field := range sp.Attributes {
+			switch {
+			case field == "id", field == "username", field == "name", field == "email", field == "mobile", field == "departments",
+				field == "groups", field == "enterprise", strings.HasPrefix(field, "ext.") && len(field) > 4:
+			default:
+				return &Error{key + ".attributes." + name, fmt.Sprintf("%q must be id, username, name, email, mobile, departments, groups, enterprise or ext.NAME", field)}
+			}
 		}
 	}
 	for j, u := range e.Users {

@@ -155,7 +155,9 @@ func SecurityHeaders(hsts bool, next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		// No form-action: browsers apply it to the redirects after a form post too, and a login form's
+		// post ends at a relying party's redirect URI or a SAML service provider's ACS.
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if hsts {
 			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

@@ -5,7 +5,9 @@ package secretbox
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -25,7 +27,10 @@ const version byte = 1
 var ErrDecrypt = errors.New("secretbox: cannot decrypt (wrong master key or corrupted value)")
 
 // Box seals and opens values with one master key.
-type Box struct{ aead cipher.AEAD }
+type Box struct {
+	aead cipher.AEAD
+	key  []byte
+}
 
 // New returns a Box for a 32-byte key.
 func New(key []byte) (*Box, error) {
@@ -40,7 +45,19 @@ func New(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secretbox: %w", err)
 	}
-	return &Box{aead: aead}, nil
+	return &Box{aead: aead, key: append([]byte(nil), key...)}, nil
+}
+
+// Derive returns a 32-byte key for one purpose (HKDF-SHA256 of the master key): replicas sharing
+// the master key derive the same keys, and no purpose sees another's.
+func (b *Box) Derive(purpose string) [32]byte {
+	var out [32]byte
+	k, err := hkdf.Key(sha256.New, b.key, nil, "qiao/"+purpose, 32)
+	if err != nil {
+		panic("secretbox: hkdf: " + err.Error()) // cannot happen for a 32-byte output
+	}
+	copy(out[:], k)
+	return out
 }
 
 // Seal encrypts plaintext. aad binds the value to where it is stored (e.g. "source/demo/wecom") so a

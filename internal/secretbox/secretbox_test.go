@@ -88,3 +88,18 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 		t.Fatal("corrupt key file overwritten")
 	}
 }
+
+func TestDerive(t *testing.T) {
+	k1 := make([]byte, KeySize)
+	k2 := make([]byte, KeySize)
+	k2[0] = 1
+	a, _ := New(k1)
+	a2, _ := New(k1)
+	b, _ := New(k2)
+	if a.Derive("oidc") != a2.Derive("oidc") {
+		t.Fatal("the same master key and purpose must give the same key")
+	}
+	if a.Derive("oidc") == a.Derive("saml") || a.Derive("oidc") == b.Derive("oidc") {
+		t.Fatal("different purposes or master keys must give different keys")
+	}
+}

@@ -1,0 +1,495 @@
+// Package saml is qiao's SAML 2.0 IdP: crewjam/saml's IdentityProvider for request parsing and
+// validation, metadata and the response structures, with what crewjam leaves out built here —
+// per-SP signing choices with RSA-SHA256, signed AuthnRequest verification (goxmldsig), request
+// replay protection, NameID and attribute policies from the directory, IdP-initiated launch,
+// and IdP-side single logout. Each enterprise is its own entity,
+// {external_url}/e/{enterprise}/saml/metadata.
+package saml
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	csaml "github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/qiao-gateway/qiao/broker"
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/internal/httpx"
+	"github.com/qiao-gateway/qiao/internal/state"
+	"github.com/qiao-gateway/qiao/keys"
+)
+
+// Provider serves every enterprise's SAML IdP under /e/{enterprise}/saml/.
+type Provider struct {
+	Store       directory.Store
+	State       state.Store
+	Keys        *keys.Manager
+	Sessions    *broker.SessionStore
+	Broker      *broker.Broker
+	ExternalURL string
+	Log         *slog.Logger
+	HTTPClient  *http.Client // fetches SP metadata by URL
+	Now         func() time.Time
+
+	sps spCache
+}
+
+// Limits on what a request may carry.
+const (
+	maxEncodedRequest = 64 << 10  // base64 SAMLRequest
+	maxRequestXML     = 256 << 10 // after inflating
+	// maxSkew is how far an IssueInstant may be from now either way (crewjam's MaxIssueDelay).
+	maxSkew         = 90 * time.Second
+	assertionTTL    = 5 * time.Minute
+	pendingTTL      = 30 * time.Minute // long enough to scan a QR code
+	sessionSPsKey   = "saml_sps"       // SP entity IDs that got assertions in the SSO session
+	statusResponder = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+)
+
+// NameID formats.
+const (
+	NameIDPersistent  = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+	NameIDTransient   = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+	NameIDEmail       = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+	NameIDUnspecified = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+)
+
+func (p *Provider) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Provider) base(ent string) string {
+	return strings.TrimRight(p.ExternalURL, "/") + "/e/" + ent + "/saml"
+}
+
+// EntityID is the IdP entity ID (and metadata URL) of an enterprise.
+func (p *Provider) EntityID(ent string) string { return p.base(ent) + "/metadata" }
+
+// idp is crewjam's IdentityProvider for one enterprise, on the current SAML key.
+func (p *Provider) idp(ent string) (*csaml.IdentityProvider, error) {
+	k, err := p.Keys.Signing(keys.SAML)
+	if err != nil {
+		return nil, err
+	}
+	mu, _ := url.Parse(p.EntityID(ent))
+	su, _ := url.Parse(p.base(ent) + "/sso")
+	lu, _ := url.Parse(p.base(ent) + "/slo")
+	return &csaml.IdentityProvider{Signer: k.Signer, Certificate: k.Cert, MetadataURL: *mu, SSOURL: *su, LogoutURL: *lu,
+		SignatureMethod: dsig.RSASHA256SignatureMethod, ServiceProviderProvider: spProvider{p, ent}, Logger: slogLogger{p.Log}}, nil
+}
+
+// Routes mounts the IdP.
+func (p *Provider) Routes(m *http.ServeMux) {
+	p.sps.m = map[string]*serviceProvider{}
+	if p.HTTPClient == nil {
+		p.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if p.Log == nil {
+		p.Log = slog.Default()
+	}
+	m.HandleFunc("GET /e/{enterprise}/saml/metadata", p.enterprise(p.metadata))
+	m.HandleFunc("GET /e/{enterprise}/saml/sso", p.enterprise(p.sso))
+	m.HandleFunc("POST /e/{enterprise}/saml/sso", p.enterprise(p.sso))
+	m.HandleFunc("GET /e/{enterprise}/saml/continue", p.enterprise(p.continueLogin))
+	m.HandleFunc("GET /e/{enterprise}/saml/launch", p.enterprise(p.launch))
+	m.HandleFunc("GET /e/{enterprise}/saml/slo", p.enterprise(p.slo))
+	m.HandleFunc("POST /e/{enterprise}/saml/slo", p.enterprise(p.slo))
+}
+
+// enterprise checks the path's enterprise exists before the handler runs.
+func (p *Provider) enterprise(h func(w http.ResponseWriter, r *http.Request, ent string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ent := r.PathValue("enterprise")
+		if !directory.ValidID(ent) {
+			httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+			return
+		}
+		if _, err := p.Store.GetEnterprise(r.Context(), ent); err != nil {
+			if errors.Is(err, directory.ErrNotFound) {
+				httpx.WriteError(w, r, http.StatusNotFound, "unknown_enterprise", "no enterprise "+ent)
+				return
+			}
+			httpx.WriteError(w, r, http.StatusServiceUnavailable, "store_unavailable", "the directory cannot be read right now")
+			return
+		}
+		h(w, r, ent)
+	}
+}
+
+// metadata publishes the IdP: entity ID, SSO on HTTP-Redirect and HTTP-POST, SLO, the signing
+// certificates (the current one and any rotated out but still in their grace period).
+func (p *Provider) metadata(w http.ResponseWriter, r *http.Request, ent string) {
+	idp, err := p.idp(ent)
+	if err != nil {
+		httpx.WriteError(w, r, http.StatusServiceUnavailable, "no_key", "the SAML signing key is not available")
+		return
+	}
+	md := idp.Metadata()
+	d := &md.IDPSSODescriptors[0]
+	d.KeyDescriptors = nil
+	for _, k := range p.Keys.Published() {
+		if k.Alg != keys.SAML || k.Cert == nil {
+			continue
+		}
+		d.KeyDescriptors = append(d.KeyDescriptors, csaml.KeyDescriptor{Use: "signing", KeyInfo: csaml.KeyInfo{
+			X509Data: csaml.X509Data{X509Certificates: []csaml.X509Certificate{{Data: base64.StdEncoding.EncodeToString(k.Cert.Raw)}}}}})
+	}
+	d.NameIDFormats = []csaml.NameIDFormat{NameIDPersistent, NameIDEmail, NameIDUnspecified, NameIDTransient}
+	d.SingleLogoutServices = []csaml.Endpoint{{Binding: csaml.HTTPRedirectBinding, Location: p.base(ent) + "/slo"},
+		{Binding: csaml.HTTPPostBinding, Location: p.base(ent) + "/slo"}}
+	buf, err := xml.MarshalIndent(md, "", "  ")
+	if err != nil {
+		httpx.WriteError(w, r, http.StatusInternalServerError, "internal", "cannot encode metadata")
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write([]byte(xml.Header))
+	_, _ = w.Write(buf)
+}
+
+// pending is an SSO request waiting for the person to log in.
+type pending struct {
+	Enterprise string    `json:"ent"`
+	SP         string    `json:"sp"`
+	Request    []byte    `json:"req,omitempty"` // the AuthnRequest XML; empty for IdP-initiated
+	RelayState string    `json:"relay,omitempty"`
+	Received   time.Time `json:"received"`
+	ForceAuthn bool      `json:"force,omitempty"`
+	IsPassive  bool      `json:"passive,omitempty"`
+	Rounds     int       `json:"rounds,omitempty"`
+}
+
+func newID() string {
+	b := make([]byte, 20)
+	_, _ = rand.Read(b)
+	return "id-" + hex.EncodeToString(b)
+}
+
+// refuse ends an SSO request on an error page: qiao never answers a bad request with an assertion.
+func (p *Provider) refuse(w http.ResponseWriter, r *http.Request, status int, why string, attrs ...any) {
+	p.Log.Warn("SAML request refused", append([]any{"reason", why, "request_id", httpx.RequestID(r.Context())}, attrs...)...)
+	p.Broker.Message(w, r, status, broker.Text2{"无法登录应用", "Could not sign in to the app"},
+		broker.Text2{"应用发来的 SAML 请求被拒绝：" + why, "The app's SAML request was refused: " + why}, nil, "", broker.Text2{})
+}
+
+// readRequest decodes a SAML message (SAMLRequest or SAMLResponse) from either binding, with size
+// limits before and after inflating.
+func readRequest(r *http.Request, field string) (buf []byte, relay string, err error) {
+	switch r.Method {
+	case http.MethodGet:
+		v := r.URL.Query().Get(field)
+		if v == "" || len(v) > maxEncodedRequest {
+			return nil, "", fmt.Errorf("missing or oversized %s", field)
+		}
+		compressed, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s is not base64", field)
+		}
+		fr := flate.NewReader(bytes.NewReader(compressed))
+		defer fr.Close()
+		buf, err = io.ReadAll(io.LimitReader(fr, maxRequestXML+1))
+		if err != nil {
+			return nil, "", fmt.Errorf("%s does not inflate (DEFLATE expected)", field)
+		}
+		relay = r.URL.Query().Get("RelayState")
+	case http.MethodPost:
+		if err := r.ParseForm(); err != nil {
+			return nil, "", errors.New("the form cannot be read")
+		}
+		v := r.PostForm.Get(field)
+		if v == "" || len(v) > 4*maxRequestXML/3+4 {
+			return nil, "", fmt.Errorf("missing or oversized %s", field)
+		}
+		if buf, err = base64.StdEncoding.DecodeString(v); err != nil {
+			return nil, "", fmt.Errorf("%s is not base64", field)
+		}
+		relay = r.PostForm.Get("RelayState")
+	default:
+		return nil, "", errors.New("method not allowed")
+	}
+	if len(buf) > maxRequestXML {
+		return nil, "", fmt.Errorf("%s larger than %d bytes", field, maxRequestXML)
+	}
+	if len(relay) > 1024 {
+		return nil, "", errors.New("RelayState longer than 1024 bytes")
+	}
+	return buf, relay, nil
+}
+
+// sso handles SP-initiated SSO on both bindings.
+func (p *Provider) sso(w http.ResponseWriter, r *http.Request, ent string) {
+	r.Body = http.MaxBytesReader(w, r.Body, 2*maxRequestXML)
+	buf, relay, err := readRequest(r, "SAMLRequest")
+	if err != nil {
+		p.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	idp, err := p.idp(ent)
+	if err != nil {
+		p.refuse(w, r, http.StatusServiceUnavailable, "the signing key is not available")
+		return
+	}
+	now := p.now()
+	req := &csaml.IdpAuthnRequest{IDP: idp, HTTPRequest: r, RequestBuffer: buf, RelayState: relay, Now: now}
+	// crewjam checks well-formedness (round trip), version, Destination, expiry, the issuer and
+	// that the ACS URL is one of the SP's metadata.
+	if err := req.Validate(); err != nil {
+		p.refuse(w, r, http.StatusBadRequest, err.Error(), "enterprise", ent)
+		return
+	}
+	if req.Request.IssueInstant.After(now.Add(maxSkew)) {
+		p.refuse(w, r, http.StatusBadRequest, "IssueInstant is in the future", "sp", req.Request.Issuer.Value)
+		return
+	}
+	if req.Request.ID == "" || len(req.Request.ID) > 256 {
+		p.refuse(w, r, http.StatusBadRequest, "the request has no usable ID")
+		return
+	}
+	sp, err := p.serviceProvider(r.Context(), ent, req.Request.Issuer.Value)
+	if err != nil {
+		p.refuse(w, r, http.StatusBadRequest, "unknown service provider")
+		return
+	}
+	if err := p.checkSignature(r, buf, sp, "SAMLRequest"); err != nil {
+		p.refuse(w, r, http.StatusBadRequest, err.Error(), "sp", sp.d.EntityID)
+		return
+	}
+	// A request ID is good once: a replayed AuthnRequest gets nothing.
+	fresh, err := p.State.PutIfAbsent(r.Context(), "saml:req:"+ent+":"+hashKey(sp.d.EntityID, req.Request.ID), []byte("1"), 2*maxSkew+time.Minute)
+	if err != nil {
+		p.refuse(w, r, http.StatusServiceUnavailable, "the state store is unavailable")
+		return
+	}
+	if !fresh {
+		p.refuse(w, r, http.StatusBadRequest, "this AuthnRequest was already used", "sp", sp.d.EntityID)
+		return
+	}
+	pd := &pending{Enterprise: ent, SP: sp.d.EntityID, Request: buf, RelayState: relay, Received: now,
+		ForceAuthn: req.Request.ForceAuthn != nil && *req.Request.ForceAuthn, IsPassive: req.Request.IsPassive != nil && *req.Request.IsPassive}
+	p.answer(w, r, ent, "", pd, req, sp)
+}
+
+// launch is IdP-initiated SSO: /e/{ent}/saml/launch?sp=ENTITY_ID&RelayState=... (the Alibaba
+// Cloud and Tencent Cloud consoles take only this).
+func (p *Provider) launch(w http.ResponseWriter, r *http.Request, ent string) {
+	q := r.URL.Query()
+	relay := q.Get("RelayState")
+	if len(relay) > 1024 {
+		p.refuse(w, r, http.StatusBadRequest, "RelayState longer than 1024 bytes")
+		return
+	}
+	pd := &pending{Enterprise: ent, SP: q.Get("sp"), RelayState: relay, Received: p.now()}
+	req, sp, err := p.request(r, ent, pd)
+	if err != nil {
+		p.refuse(w, r, http.StatusNotFound, "unknown service provider "+q.Get("sp"))
+		return
+	}
+	p.answer(w, r, ent, "", pd, req, sp)
+}
+
+// continueLogin resumes a request after the broker's login.
+func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request, ent string) {
+	id := r.URL.Query().Get("id")
+	b, err := p.State.Get(r.Context(), "saml:pending:"+id)
+	var pd pending
+	if err != nil || len(id) > 64 || json.Unmarshal(b, &pd) != nil || pd.Enterprise != ent {
+		p.Broker.RequestExpired(w, r)
+		return
+	}
+	p.answer(w, r, ent, id, &pd, nil, nil)
+}
+
+// request rebuilds the request a pending answer is for: an SP-initiated one is validated again
+// against the time it arrived (the login may have outlasted its validity); an IdP-initiated one
+// goes to the SP's default HTTP-POST ACS.
+func (p *Provider) request(r *http.Request, ent string, pd *pending) (*csaml.IdpAuthnRequest, *serviceProvider, error) {
+	sp, err := p.serviceProvider(r.Context(), ent, pd.SP)
+	if err != nil {
+		return nil, nil, err
+	}
+	idp, err := p.idp(ent)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := &csaml.IdpAuthnRequest{IDP: idp, HTTPRequest: r, RelayState: pd.RelayState, Now: pd.Received}
+	if len(pd.Request) > 0 {
+		req.RequestBuffer = pd.Request
+		if err := req.Validate(); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		req.ServiceProviderMetadata, req.SPSSODescriptor, req.ACSEndpoint = sp.md, sp.descriptor(), defaultACS(sp.descriptor())
+	}
+	return req, sp, nil
+}
+
+// answer sends the person to log in when the SSO session cannot serve the request, or answers
+// the SP with a signed assertion. req and sp are the request as validated on arrival, or nil when
+// it is resumed after a login.
+func (p *Provider) answer(w http.ResponseWriter, r *http.Request, ent, pendingID string, pd *pending, req *csaml.IdpAuthnRequest, sp *serviceProvider) {
+	ctx := r.Context()
+	sess, _ := p.Sessions.New(r, "")
+	v := sess.Values
+	uid, _ := v[broker.KeyUser].(string)
+	sent, _ := v[broker.KeyEnterprise].(string)
+	authTime := broker.LoginTime(v)
+	need := sess.IsNew || uid == "" || sent != ent || (pd.ForceAuthn && authTime.Before(pd.Received.Truncate(time.Millisecond)))
+	var u *directory.User
+	if !need {
+		var err error
+		if u, err = p.Store.GetUser(ctx, ent, uid); err != nil {
+			need = true
+		}
+	}
+	// A passive request (the SP asked for no interaction) is answered NoPassive below instead.
+	passive := pd.IsPassive && len(pd.Request) > 0
+	if need && !passive {
+		pd.Rounds++
+		if pd.Rounds > 3 {
+			p.refuse(w, r, http.StatusBadRequest, "the sign-in did not complete")
+			return
+		}
+		if pendingID == "" {
+			pendingID = strings.TrimPrefix(newID(), "id-")
+		}
+		b, _ := json.Marshal(pd)
+		if err := p.State.Put(ctx, "saml:pending:"+pendingID, b, pendingTTL); err != nil {
+			p.refuse(w, r, http.StatusServiceUnavailable, "the state store is unavailable")
+			return
+		}
+		http.Redirect(w, r, "/login/e/"+ent+"?"+url.Values{"return": {"/e/" + ent + "/saml/continue?id=" + pendingID}}.Encode(), http.StatusFound)
+		return
+	}
+	if pendingID != "" {
+		_ = p.State.Delete(ctx, "saml:pending:"+pendingID)
+	}
+	if req == nil {
+		var err error
+		if req, sp, err = p.request(r, ent, pd); err != nil {
+			p.refuse(w, r, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	req.Now = p.now()
+	if need {
+		form, err := p.statusResponse(req, statusResponder, csaml.StatusNoPassive)
+		if err != nil {
+			p.refuse(w, r, http.StatusInternalServerError, "cannot answer the passive request")
+			return
+		}
+		writePostForm(w, form.URL, "SAMLResponse", form.SAMLResponse, form.RelayState)
+		return
+	}
+	if u.Status != directory.UserActive {
+		// A departed or disabled person gets no assertion, whatever their session says.
+		p.audit(ctx, ent, u.ID, pd.SP, "saml.denied", "user is "+string(u.Status))
+		p.Broker.Message(w, r, http.StatusForbidden, broker.Text2{"无法登录应用", "Could not sign in to the app"},
+			broker.Text2{"你的账号已停用或已离职，无法登录。", "Your account is disabled or has left the organisation."}, nil, "", broker.Text2{})
+		return
+	}
+	form, err := p.respond(ctx, req, sp, u, v)
+	if err != nil {
+		p.Log.Error("make SAML response", "sp", sp.d.EntityID, "err", err)
+		p.refuse(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	// Remember the SP in the session for single logout, with a transient NameID (it cannot be
+	// derived again).
+	sps := broker.Strings(v[sessionSPsKey])
+	changed := !slices.Contains(sps, sp.d.EntityID)
+	if changed {
+		v[sessionSPsKey] = append(sps, sp.d.EntityID)
+	}
+	if n := req.Assertion.Subject.NameID; n.Format == NameIDTransient {
+		kept := slices.DeleteFunc(broker.Strings(v[sessionNameIDs]), func(e string) bool { return strings.HasPrefix(e, sp.d.EntityID+"\t") })
+		v[sessionNameIDs], changed = append(kept, sp.d.EntityID+"\t"+n.Value), true
+	}
+	if changed {
+		_ = p.Sessions.Save(r, w, sess)
+	}
+	p.audit(ctx, ent, u.ID, sp.d.EntityID, "saml.assertion", "")
+	writePostForm(w, form.URL, "SAMLResponse", form.SAMLResponse, form.RelayState)
+}
+
+func defaultACS(d *csaml.SPSSODescriptor) *csaml.IndexedEndpoint {
+	var first *csaml.IndexedEndpoint
+	for i := range d.AssertionConsumerServices {
+		acs := &d.AssertionConsumerServices[i]
+		if acs.Binding != csaml.HTTPPostBinding {
+			continue
+		}
+		if acs.IsDefault != nil && *acs.IsDefault {
+			return acs
+		}
+		if first == nil {
+			first = acs
+		}
+	}
+	return first
+}
+
+func (p *Provider) audit(ctx context.Context, ent, uid, sp, kind, reason string) {
+	outcome := "ok"
+	if kind == "saml.denied" {
+		outcome = "denied"
+	}
+	detail, _ := json.Marshal(map[string]string{"sp": sp})
+	if err := p.Store.AddAuditEvent(context.WithoutCancel(ctx), &directory.AuditEvent{EnterpriseID: ent, Kind: kind, Actor: "saml", UserID: uid,
+		Outcome: outcome, Reason: reason, RequestID: httpx.RequestID(ctx), Detail: detail}); err != nil {
+		p.Log.Error("audit", "err", err)
+	}
+}
+
+var postForm = template.Must(template.New("post").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>qiao</title><link rel="stylesheet" href="/static/qiao.css"></head>
+<body><main class="card">
+<form method="post" action="{{.URL}}" id="autosubmit">
+<input type="hidden" name="{{.Field}}" value="{{.Value}}">
+{{if .RelayState}}<input type="hidden" name="RelayState" value="{{.RelayState}}">{{end}}
+<p>正在返回应用… · Returning to the app…</p>
+<button type="submit">继续 · Continue</button>
+</form></main>
+<script src="/static/autosubmit.js"></script>
+</body></html>`))
+
+// writePostForm is the HTTP-POST binding: a form that submits itself (a script file, since the
+// Content-Security-Policy allows no inline script) or by a click.
+func writePostForm(w http.ResponseWriter, action, field, value, relay string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = postForm.Execute(w, map[string]string{"URL": action, "Field": field, "Value": value, "RelayState": relay})
+}
+
+// slogLogger adapts slog to crewjam's logger interface.
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Printf(f string, v ...any) { s.l.Warn("saml: " + fmt.Sprintf(f, v...)) }
+func (s slogLogger) Print(v ...any)            { s.l.Warn("saml: " + fmt.Sprint(v...)) }
+func (s slogLogger) Println(v ...any)          { s.l.Warn("saml: " + fmt.Sprint(v...)) }
+func (s slogLogger) Fatal(v ...any)            { s.l.Error("saml: " + fmt.Sprint(v...)) }
+func (s slogLogger) Fatalf(f string, v ...any) { s.l.Error("saml: " + fmt.Sprintf(f, v...)) }
+func (s slogLogger) Fatalln(v ...any)          { s.l.Error("saml: " + fmt.Sprint(v...)) }
+func (s slogLogger) Panic(v ...any)            { s.l.Error("saml: " + fmt.Sprint(v...)) }
+func (s slogLogger) Panicf(f string, v ...any) { s.l.Error("saml: " + fmt.Sprintf(f, v...)) }
+func (s slogLogger) Panicln(v ...any)          { s.l.Error("saml: " + fmt.Sprint(v...)) }

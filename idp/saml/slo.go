@@ -1,0 +1,404 @@
+package saml
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+	csaml "github.com/crewjam/saml"
+	xrv "github.com/mattermost/xml-roundtrip-validator"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/qiao-gateway/qiao/broker"
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/keys"
+)
+
+// slo is IdP-side single logout for SP-initiated LogoutRequests on both bindings (crewjam has
+// none): the request is checked like an AuthnRequest (known SP, Destination, time, single use,
+// signature), the SSO session it names ends, and a signed LogoutResponse goes back to the SP.
+func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
+	r.Body = http.MaxBytesReader(w, r.Body, 2*maxRequestXML)
+	_ = r.ParseForm() // readRequest reports a form that cannot be read
+	if r.Form.Get("SAMLResponse") != "" && r.Form.Get("SAMLRequest") == "" {
+		p.sloReturn(w, r, ent)
+		return
+	}
+	buf, relay, err := readRequest(r, "SAMLRequest")
+	if err != nil {
+		p.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := xrv.Validate(bytes.NewReader(buf)); err != nil {
+		p.refuse(w, r, http.StatusBadRequest, "the LogoutRequest is not well-formed XML")
+		return
+	}
+	var lr csaml.LogoutRequest
+	if err := xml.Unmarshal(buf, &lr); err != nil || lr.ID == "" || lr.Issuer == nil {
+		p.refuse(w, r, http.StatusBadRequest, "not a LogoutRequest")
+		return
+	}
+	sp, err := p.serviceProvider(r.Context(), ent, lr.Issuer.Value)
+	if err != nil {
+		p.refuse(w, r, http.StatusBadRequest, "unknown service provider")
+		return
+	}
+	if lr.Destination != "" && lr.Destination != p.base(ent)+"/slo" {
+		p.refuse(w, r, http.StatusBadRequest, "Destination is not this IdP's logout URL")
+		return
+	}
+	now := p.now()
+	if lr.IssueInstant.Before(now.Add(-maxSkew)) || lr.IssueInstant.After(now.Add(maxSkew)) {
+		p.refuse(w, r, http.StatusBadRequest, "IssueInstant is too old or in the future")
+		return
+	}
+	if err := p.checkSignature(r, buf, sp, "SAMLRequest"); err != nil {
+		p.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if fresh, err := p.State.PutIfAbsent(r.Context(), "saml:req:"+ent+":"+hashKey(sp.d.EntityID, lr.ID), []byte("1"), 2*maxSkew+time.Minute); err != nil || !fresh {
+		p.refuse(w, r, http.StatusBadRequest, "this LogoutRequest was already used")
+		return
+	}
+	// End the browser's SSO session when it is the one the request names.
+	sess, _ := p.Sessions.New(r, "")
+	uid, _ := sess.Values[broker.KeyUser].(string)
+	sid, _ := sess.Values[broker.KeySID].(string)
+	sent, _ := sess.Values[broker.KeyEnterprise].(string)
+	matches := !sess.IsNew && sent == ent && (lr.NameID == nil || p.nameIDMatches(r, ent, sp, uid, lr.NameID.Value))
+	if lr.SessionIndex != nil && lr.SessionIndex.Value != "" && lr.SessionIndex.Value != sid {
+		matches = false
+	}
+	if !matches {
+		p.logoutResponse(w, r, ent, sp, lr.ID, csaml.StatusSuccess, "", relay)
+		return
+	}
+	sess.Options.MaxAge = -1
+	if err := p.Sessions.Save(r, w, sess); err != nil {
+		p.logoutResponse(w, r, ent, sp, lr.ID, statusResponder, "", relay)
+		return
+	}
+	p.audit(r.Context(), ent, uid, sp.d.EntityID, "saml.logout", "")
+	// The session's other SPs are told next, through the browser (SAML profiles §4.4.3.4); the
+	// requester hears last.
+	pd := &sloPending{Ent: ent, Requester: sp.d.EntityID, InResponseTo: lr.ID, Relay: relay, SID: sid, UID: uid}
+	p.participants(r.Context(), pd, sess.Values)
+	p.propagate(w, r, "", pd)
+}
+
+// sloPending is a single logout being carried to the session's other service providers.
+type sloPending struct {
+	Ent, Requester, InResponseTo, Relay, SID, UID string
+	Queue                                         []sloTarget
+	Sent, SentTo                                  string // the LogoutRequest now out, and its SP
+	Partial                                       bool   // some participant could not be logged out
+}
+
+// sloTarget is a participant to tell: its NameID, and its SingleLogoutService per binding.
+type sloTarget struct{ SP, Format, Value, Redirect, Post string }
+
+const (
+	sloPendingTTL   = 10 * time.Minute
+	sessionNameIDs  = "saml_transient" // "entityID\tvalue": transient NameIDs issued in the session
+	sloPendingState = "saml:slo:"
+)
+
+// participants queues every SP of the session other than the requester, with the NameID it was
+// given. One that cannot be told (no SingleLogoutService, no NameID) makes the logout partial; one
+// no longer registered is skipped.
+func (p *Provider) participants(ctx context.Context, pd *sloPending, v map[any]any) {
+	var u *directory.User
+	for _, entity := range broker.Strings(v[sessionSPsKey]) {
+		if entity == pd.Requester {
+			continue
+		}
+		sp, err := p.serviceProvider(ctx, pd.Ent, entity)
+		if err != nil {
+			continue // no longer registered: nothing to tell
+		}
+		t := sloTarget{SP: entity}
+		if t.Redirect, t.Post = sloEndpoints(sp, false); t.Redirect == "" && t.Post == "" {
+			pd.Partial = true
+			continue
+		}
+		if sp.d.NameIDFormat == "transient" {
+			t.Format = NameIDTransient
+			for _, e := range broker.Strings(v[sessionNameIDs]) {
+				if k, val, _ := strings.Cut(e, "\t"); k == entity {
+					t.Value = val
+				}
+			}
+		} else {
+			if u == nil {
+				if u, err = p.Store.GetUser(ctx, pd.Ent, pd.UID); err != nil {
+					pd.Partial = true
+					return
+				}
+			}
+			if t.Format, t.Value, err = nameID(sp.d, u); err != nil {
+				t.Value = ""
+			}
+		}
+		if t.Value == "" {
+			pd.Partial = true
+			continue
+		}
+		pd.Queue = append(pd.Queue, t)
+	}
+}
+
+// propagate sends the browser to the next participant with a signed LogoutRequest, or, when none
+// is left, back to the requester with its LogoutResponse (PartialLogout if one failed).
+func (p *Provider) propagate(w http.ResponseWriter, r *http.Request, id string, pd *sloPending) {
+	ctx := r.Context()
+	for len(pd.Queue) > 0 {
+		t := pd.Queue[0]
+		pd.Queue = pd.Queue[1:]
+		dest := t.Redirect
+		if dest == "" {
+			dest = t.Post
+		}
+		issuer := p.EntityID(pd.Ent)
+		lr := &csaml.LogoutRequest{ID: newID(), Version: "2.0", IssueInstant: p.now(), Destination: dest, Issuer: entityIssuer(issuer),
+			NameID: &csaml.NameID{Format: t.Format, NameQualifier: issuer, SPNameQualifier: t.SP, Value: t.Value}}
+		if pd.SID != "" {
+			lr.SessionIndex = &csaml.SessionIndex{Value: pd.SID}
+		}
+		if t.Redirect == "" { // HTTP-POST: an enveloped signature (Redirect signs the query in send)
+			signed, err := p.signEnveloped(lr.Element())
+			if err != nil {
+				pd.Partial = true
+				continue
+			}
+			lr.Signature = signed
+		}
+		if id == "" {
+			id = strings.TrimPrefix(newID(), "id-")
+		}
+		pd.Sent, pd.SentTo = lr.ID, t.SP
+		b, _ := json.Marshal(pd)
+		if err := p.State.Put(ctx, sloPendingState+id, b, sloPendingTTL); err != nil {
+			pd.Partial = true
+			break
+		}
+		p.audit(ctx, pd.Ent, pd.UID, t.SP, "saml.logout_propagated", "")
+		p.send(w, r, "SAMLRequest", lr.Element(), t.Redirect, t.Post, id)
+		return
+	}
+	if id != "" {
+		_ = p.State.Delete(ctx, sloPendingState+id)
+	}
+	requester, err := p.serviceProvider(ctx, pd.Ent, pd.Requester)
+	if err != nil {
+		p.signedOut(w, r)
+		return
+	}
+	second := ""
+	if pd.Partial {
+		second = csaml.StatusPartialLogout
+	}
+	p.logoutResponse(w, r, pd.Ent, requester, pd.InResponseTo, csaml.StatusSuccess, second, pd.Relay)
+}
+
+// sloReturn takes a participant's LogoutResponse and moves on to the next one. Its RelayState
+// names the pending logout; it must answer the request sent and come from the SP it went to.
+func (p *Provider) sloReturn(w http.ResponseWriter, r *http.Request, ent string) {
+	buf, id, err := readRequest(r, "SAMLResponse")
+	if err != nil {
+		p.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	var pd sloPending
+	if raw, err := p.State.Get(r.Context(), sloPendingState+id); id == "" || err != nil || json.Unmarshal(raw, &pd) != nil || pd.Ent != ent || pd.Sent == "" {
+		// Nothing is waiting for this response (expired, or already taken): the session ended anyway.
+		p.signedOut(w, r)
+		return
+	}
+	if err := xrv.Validate(bytes.NewReader(buf)); err != nil {
+		p.refuse(w, r, http.StatusBadRequest, "the LogoutResponse is not well-formed XML")
+		return
+	}
+	var resp csaml.LogoutResponse
+	if err := xml.Unmarshal(buf, &resp); err != nil || resp.Issuer == nil {
+		p.refuse(w, r, http.StatusBadRequest, "not a LogoutResponse")
+		return
+	}
+	if resp.InResponseTo != pd.Sent || resp.Issuer.Value != pd.SentTo {
+		p.refuse(w, r, http.StatusBadRequest, "the LogoutResponse does not answer the LogoutRequest sent")
+		return
+	}
+	if resp.Destination != "" && resp.Destination != p.base(ent)+"/slo" {
+		p.refuse(w, r, http.StatusBadRequest, "Destination is not this IdP's logout URL")
+		return
+	}
+	if now := p.now(); resp.IssueInstant.Before(now.Add(-sloPendingTTL)) || resp.IssueInstant.After(now.Add(maxSkew)) {
+		p.refuse(w, r, http.StatusBadRequest, "IssueInstant is too old or in the future")
+		return
+	}
+	sp, err := p.serviceProvider(r.Context(), ent, pd.SentTo)
+	if err != nil {
+		p.refuse(w, r, http.StatusBadRequest, "unknown service provider")
+		return
+	}
+	if err := p.checkSignature(r, buf, sp, "SAMLResponse"); err != nil {
+		p.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if resp.Status.StatusCode.Value != csaml.StatusSuccess {
+		pd.Partial = true
+		p.audit(r.Context(), ent, pd.UID, pd.SentTo, "saml.logout_failed", resp.Status.StatusCode.Value)
+	}
+	pd.Sent, pd.SentTo = "", ""
+	p.propagate(w, r, id, &pd)
+}
+
+func (p *Provider) signedOut(w http.ResponseWriter, r *http.Request) {
+	p.Broker.Message(w, r, http.StatusOK, broker.Text2{"已退出登录", "Signed out"}, broker.Text2{"你已退出登录。", "You have signed out."}, nil, "", broker.Text2{})
+}
+
+func (p *Provider) nameIDMatches(r *http.Request, ent string, sp *serviceProvider, uid, value string) bool {
+	u, err := p.Store.GetUser(r.Context(), ent, uid)
+	if err != nil {
+		return false
+	}
+	if format, v, err := nameID(sp.d, u); err == nil && (v == value || format == NameIDTransient) {
+		return true
+	}
+	return false
+}
+
+// sloEndpoints are the SP's SingleLogoutService locations on each binding: where responses go
+// (ResponseLocation when given), or where requests go.
+func sloEndpoints(sp *serviceProvider, response bool) (redirect, post string) {
+	d := sp.descriptor()
+	if d == nil {
+		return "", ""
+	}
+	for _, e := range d.SingleLogoutServices {
+		loc := e.Location
+		if response && e.ResponseLocation != "" {
+			loc = e.ResponseLocation
+		}
+		switch e.Binding {
+		case csaml.HTTPRedirectBinding:
+			redirect = loc
+		case csaml.HTTPPostBinding:
+			post = loc
+		}
+	}
+	return redirect, post
+}
+
+// logoutResponse answers on the SP's SingleLogoutService: HTTP-Redirect (signed query) when it
+// has one, else HTTP-POST (enveloped signature); a page when it has neither.
+func (p *Provider) logoutResponse(w http.ResponseWriter, r *http.Request, ent string, sp *serviceProvider, inResponseTo, status, second, relay string) {
+	redirect, post := sloEndpoints(sp, true)
+	if redirect == "" && post == "" {
+		p.signedOut(w, r)
+		return
+	}
+	dest := redirect
+	if dest == "" {
+		dest = post
+	}
+	code := csaml.StatusCode{Value: status}
+	if second != "" {
+		code.StatusCode = &csaml.StatusCode{Value: second}
+	}
+	resp := &csaml.LogoutResponse{ID: newID(), InResponseTo: inResponseTo, Version: "2.0", IssueInstant: p.now(), Destination: dest,
+		Issuer: entityIssuer(p.EntityID(ent)),
+		Status: csaml.Status{StatusCode: code}}
+	el := resp.Element()
+	if redirect == "" {
+		signed, err := p.signEnveloped(el)
+		if err != nil {
+			p.refuse(w, r, http.StatusInternalServerError, "cannot sign the LogoutResponse")
+			return
+		}
+		resp.Signature = signed
+		el = resp.Element()
+	}
+	p.send(w, r, "SAMLResponse", el, redirect, post, relay)
+}
+
+// signEnveloped signs el and returns the Signature element, for the caller to place where the
+// schema wants it (after Issuer).
+func (p *Provider) signEnveloped(el *etree.Element) (*etree.Element, error) {
+	sc, err := p.signingContext()
+	if err != nil {
+		return nil, err
+	}
+	return signatureOf(sc, el)
+}
+
+// signatureOf signs el with sc and returns only the Signature element.
+func signatureOf(sc *dsig.SigningContext, el *etree.Element) (*etree.Element, error) {
+	signed, err := sc.SignEnveloped(el)
+	if err != nil {
+		return nil, err
+	}
+	return signed.ChildElements()[len(signed.ChildElements())-1], nil
+}
+
+// entityIssuer is the Issuer of every message the IdP sends.
+func entityIssuer(entityID string) *csaml.Issuer {
+	return &csaml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: entityID}
+}
+
+// send delivers a SAML message as field: on HTTP-Redirect with a signed query when redirect is
+// set, else as a self-submitting POST form (el is then already signed).
+func (p *Provider) send(w http.ResponseWriter, r *http.Request, field string, el *etree.Element, redirect, post, relay string) {
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	raw, err := doc.WriteToBytes()
+	if err != nil {
+		p.refuse(w, r, http.StatusInternalServerError, "cannot encode the "+field)
+		return
+	}
+	if redirect == "" {
+		writePostForm(w, post, field, base64.StdEncoding.EncodeToString(raw), relay)
+		return
+	}
+	var zbuf bytes.Buffer
+	zw, _ := flate.NewWriter(&zbuf, flate.BestCompression)
+	_, _ = zw.Write(raw)
+	_ = zw.Close()
+	q := field + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(zbuf.Bytes()))
+	if relay != "" {
+		q += "&RelayState=" + url.QueryEscape(relay)
+	}
+	q += "&SigAlg=" + url.QueryEscape(dsig.RSASHA256SignatureMethod)
+	k, err := p.Keys.Signing(keys.SAML)
+	if err != nil {
+		p.refuse(w, r, http.StatusInternalServerError, "the signing key is not available")
+		return
+	}
+	digest := sha256.Sum256([]byte(q))
+	sig, err := k.Signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		p.refuse(w, r, http.StatusInternalServerError, "cannot sign the "+field)
+		return
+	}
+	q += "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
+	u, err := url.Parse(redirect)
+	if err != nil {
+		p.refuse(w, r, http.StatusInternalServerError, "the service provider's logout URL is not a URL")
+		return
+	}
+	if u.RawQuery != "" {
+		q = u.RawQuery + "&" + q
+	}
+	u.RawQuery = q
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}

@@ -465,7 +465,10 @@ func (b *Broker) finish(w http.ResponseWriter, r *http.Request, src *directory.I
 		delete(sess.Values, k)
 	}
 	sess.Values[KeyEnterprise], sess.Values[KeyUser] = ent, u.ID
-	sess.Values["src"], sess.Values["amr"], sess.Values["auth_time"] = src.ID, method, b.now().Unix()
+	sess.Values[KeySource], sess.Values[KeyAMR], sess.Values[KeyAuthTime] = src.ID, method, b.now().UnixMilli()
+	// sid names this login to relying parties (ID token sid, back-channel logout); it is not the
+	// cookie's secret ID.
+	sess.Values[KeySID] = randomToken(16)
 	if err := b.Sessions.Save(r, w, sess); err != nil {
 		b.fail(w, r, http.StatusServiceUnavailable, "session", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
 		return
@@ -603,4 +606,38 @@ func (b *Broker) logout(w http.ResponseWriter, r *http.Request) {
 		_ = b.Sessions.Save(r, w, sess)
 	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// Text2 is one piece of page text in Chinese and English.
+type Text2 [2]string
+
+func (m Text2) in(t *Text) string { return msg{m[0], m[1]}.in(t) }
+
+// MessageForm is a one-button form on a message page.
+type MessageForm struct {
+	Action string
+	Hidden map[string]string
+	Button Text2
+}
+
+// Message renders a page with a heading, a message and optionally a form or a link, in the
+// browser's language: the protocol rooms use it for their error and confirmation pages.
+func (b *Broker) Message(w http.ResponseWriter, r *http.Request, status int, heading, message Text2, form *MessageForm, link string, linkText Text2) {
+	t := lang(r)
+	data := map[string]any{"Title": heading.in(t), "Heading": heading.in(t), "Message": message.in(t), "Alert": status >= 400,
+		"Link": link, "LinkText": linkText.in(t)}
+	if status >= 400 {
+		data["Ref"] = httpx.RequestID(r.Context())
+	}
+	if form != nil {
+		data["Form"] = map[string]any{"Action": form.Action, "Hidden": form.Hidden, "Button": form.Button.in(t)}
+	}
+	b.render(w, r, status, "message.html", data)
+}
+
+// RequestExpired is the page for a protocol request (OIDC or SAML) that is gone by the time the
+// person comes back from logging in.
+func (b *Broker) RequestExpired(w http.ResponseWriter, r *http.Request) {
+	b.Message(w, r, http.StatusBadRequest, Text2{"登录请求已失效", "Sign-in request expired"},
+		Text2{"这个登录请求已过期或不存在。请回到应用重新登录。", "This sign-in request expired or is unknown. Go back to the app and sign in again."}, nil, "", Text2{})
 }

@@ -22,6 +22,12 @@ import (
 const (
 	KeyEnterprise = "ent"
 	KeyUser       = "uid"
+	KeySource     = "src"
+	KeyAMR        = "amr"
+	KeyAuthTime   = "auth_ms" // when the person logged in, Unix milliseconds
+	KeySID        = "sid"
+	// KeyRPs lists the OIDC clients that received tokens in the session.
+	KeyRPs = "rps"
 )
 
 // SessionStore is a gorilla/sessions Store over the project's state store (memory or Redis). The
@@ -35,6 +41,9 @@ type SessionStore struct {
 	Absolute   time.Duration // a session ends this long after login, however used
 	Secure     bool          // set when the external URL is https
 	Now        func() time.Time
+	// OnEnd, when set, is told the values of every session that a logout or a revocation ends,
+	// so the protocols can tell their relying parties (OIDC back-channel logout).
+	OnEnd func(ctx context.Context, values map[string]any)
 }
 
 var _ sessions.Store = (*SessionStore)(nil)
@@ -110,8 +119,12 @@ func (s *SessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	ctx := r.Context()
 	if sess.Options != nil && sess.Options.MaxAge < 0 {
 		if sess.ID != "" {
-			if err := s.State.Delete(ctx, sessionKey(sess.ID)); err != nil {
+			b, err := s.State.Take(ctx, sessionKey(sess.ID))
+			if err != nil && !errors.Is(err, state.ErrNotFound) {
 				return fmt.Errorf("session store: %w", err)
+			}
+			if err == nil {
+				s.ended(ctx, b)
 			}
 		}
 		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", &sessions.Options{Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode}))
@@ -249,11 +262,52 @@ func (s *SessionStore) RevokeUser(ctx context.Context, ent, uid string) (int, er
 	_ = json.Unmarshal(b, &ids)
 	ended := 0
 	for _, id := range slices.Compact(ids) {
-		if _, err := s.State.Take(ctx, sessionKey(id)); err == nil {
+		if b, err := s.State.Take(ctx, sessionKey(id)); err == nil {
 			ended++
+			s.ended(ctx, b)
 		}
 	}
 	return ended, nil
+}
+
+// ended passes an ended session's values to OnEnd.
+func (s *SessionStore) ended(ctx context.Context, b []byte) {
+	if s.OnEnd == nil {
+		return
+	}
+	var st stored
+	if json.Unmarshal(b, &st) == nil {
+		s.OnEnd(context.WithoutCancel(ctx), st.Values)
+	}
+}
+
+// LoginTime reads when the session's person logged in (KeyAuthTime, Unix milliseconds; JSON gives
+// it back as a float).
+func LoginTime(values map[any]any) time.Time {
+	switch n := values[KeyAuthTime].(type) {
+	case int64:
+		return time.UnixMilli(n)
+	case float64:
+		return time.UnixMilli(int64(n))
+	}
+	return time.Time{}
+}
+
+// Strings reads a session value that holds a list of strings (JSON gives []any back).
+func Strings(v any) []string {
+	switch l := v.(type) {
+	case []string:
+		return l
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, x := range l {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 func newID() string {

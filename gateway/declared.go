@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 
 	"github.com/qiao-gateway/qiao/directory"
+	idpsaml "github.com/qiao-gateway/qiao/idp/saml"
 	"github.com/qiao-gateway/qiao/internal/config"
 )
 
@@ -49,11 +51,24 @@ func ApplyDeclared(ctx context.Context, st directory.Store, cfg *config.Config) 
 					}
 					xml = string(b)
 				}
+				if xml != "" {
+					// Inline or file metadata is checked now, so a bad one stops the start.
+					md, err := idpsaml.ParseMetadata([]byte(xml))
+					if err != nil {
+						return fmt.Errorf("%s.service_providers[%d]: %w", at, j, err)
+					}
+					if md.EntityID != sp.EntityID {
+						return fmt.Errorf("%s.service_providers[%d]: the metadata describes %q, not entity_id %q", at, j, md.EntityID, sp.EntityID)
+					}
+				}
 				d := &directory.ServiceProvider{EnterpriseID: e.ID, EntityID: sp.EntityID, Name: sp.Name, MetadataXML: xml,
 					MetadataURL: sp.MetadataURL, NameIDFormat: sp.NameIDFormat, Attributes: sp.Attributes,
 					SignResponse: boolOr(sp.SignResponse, true), SignAssertion: boolOr(sp.SignAssertion, true)}
 				if d.NameIDFormat == "" {
 					d.NameIDFormat = "persistent"
+				}
+				if d.Name == "" {
+					d.Name = d.EntityID
 				}
 				if err := tx.PutServiceProvider(ctx, d); err != nil {
 					return fmt.Errorf("%s.service_providers[%d]: %w", at, j, err)
@@ -112,7 +127,10 @@ func declaredClient(ent string, c config.Client) *directory.OIDCClient {
 	d := &directory.OIDCClient{EnterpriseID: ent, ID: c.ID, Name: c.Name, Type: directory.ClientType(c.Type), Secret: c.Secret,
 		AuthMethod: c.AuthMethod, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, AccessTokenFormat: c.AccessTokenFormat, IDTokenAlg: c.IDTokenAlg,
-		BackchannelLogoutURI: c.BackchannelLogoutURI, AllowedOrigins: c.AllowedOrigins}
+		BackchannelLogoutURI: c.BackchannelLogoutURI, AllowedOrigins: c.AllowedOrigins, Claims: c.Claims}
+	if c.JWKS != "" {
+		d.JWKS = json.RawMessage(c.JWKS)
+	}
 	if d.Name == "" {
 		d.Name = c.ID
 	}

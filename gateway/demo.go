@@ -62,11 +62,16 @@ func DemoConfig(addr, dataDir, pw string, sims *DemoSims) (*config.Config, *Demo
 			{Username: "zhangsan", Name: "张三", Email: "zhangsan@demo.example", Mobile: "13800000001", PasswordHash: hash},
 		},
 		Clients: []config.Client{
+			// RFC 8252: the SASE client listens on a loopback port of its choosing; any port matches.
 			{ID: "sase-client", Name: "SASE client", Type: "native", RedirectURIs: []string{"http://127.0.0.1/callback"},
-				GrantTypes: []string{"authorization_code", "refresh_token"}},
+				PostLogoutRedirectURIs: []string{"http://127.0.0.1/logged-out"}, GrantTypes: []string{"authorization_code", "refresh_token"}},
 			{ID: "demo-app", Name: "Demo web app", Type: "web", Secret: creds.DemoAppSecret,
 				RedirectURIs: []string{ext + "/demo-app/callback"}, PostLogoutRedirectURIs: []string{ext + "/demo-app/"}},
 			{ID: "demo-service", Name: "Demo service", Type: "service", Secret: creds.DemoServiceSecret},
+		},
+		// The sample SAML SP `qiao demo` serves; its metadata is fetched from its URL on first use.
+		ServiceProviders: []config.ServiceProvider{
+			{EntityID: ext + "/demo-sp/metadata", Name: "Demo SAML app", MetadataURL: ext + "/demo-sp/metadata"},
 		},
 	}}
 	cfg.Storage = "sqlite://" + filepath.Join(dataDir, "qiao.db")

@@ -29,6 +29,8 @@ import (
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
 	"github.com/qiao-gateway/qiao/federation"
 	"github.com/qiao-gateway/qiao/federation/connectors"
+	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
+	idpsaml "github.com/qiao-gateway/qiao/idp/saml"
 	"github.com/qiao-gateway/qiao/internal/config"
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
@@ -69,6 +71,8 @@ type Gateway struct {
 	Sync     *dirsync.Engine
 	Sessions *broker.SessionStore
 	Broker   *broker.Broker
+	OIDC     *idpoidc.Provider
+	SAML     *idpsaml.Provider
 	pages    *template.Template
 	// eventNotify wakes the inbox worker when an event is stored.
 	eventNotify chan struct{}
@@ -128,6 +132,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		Log: log, ClientIP: httpx.ClientIP(trusted), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
 			return connectors.Login(string(src.Kind), src.Config, src.Secrets)
 		}}
+	g.OIDC = &idpoidc.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker,
+		ExternalURL: cfg.ExternalURL, CryptoKey: g.Box.Derive("oidc"), Log: log}
+	if err := g.OIDC.Init(); err != nil {
+		return nil, err
+	}
+	g.SAML = &idpsaml.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker,
+		ExternalURL: cfg.ExternalURL, Log: log}
+	// Ending an SSO session (logout, a departed user) tells the relying parties that used it.
+	g.Sessions.OnEnd = g.OIDC.SessionEnded
 	g.reportCallbackDomains(ctx)
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.routes()
@@ -182,6 +195,8 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /e/{enterprise}/sources/{source}/events", g.sourceEvents)
 	m.HandleFunc("POST /e/{enterprise}/sources/{source}/events", g.sourceEvents)
 	g.Broker.Routes(m)
+	g.SAML.Routes(m)
+	g.OIDC.Routes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})
@@ -247,6 +262,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	// The inbox worker resumes whatever was stored before a restart, then applies new events as
 	// they arrive.
 	go g.Sync.ProcessEvents(ctx, g.eventNotify, time.Second)
+	go g.sweepRefreshTokens(ctx, time.Hour)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -261,6 +277,25 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
 	return nil
+}
+
+// sweepRefreshTokens deletes refresh tokens a day after they expired (until then a presented
+// expired token is still recognised as ours and refused as expired).
+func (g *Gateway) sweepRefreshTokens(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := g.Store.DeleteExpiredRefreshTokens(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+				g.Log.Warn("delete expired refresh tokens", "err", err)
+			} else if n > 0 {
+				g.Log.Info("deleted expired refresh tokens", "count", n)
+			}
+		}
+	}
 }
 
 // watchKeys picks up rotations made by `qiao keys rotate` or another replica sharing the keys dir.
@@ -307,10 +342,16 @@ func (g *Gateway) RevokeUser(ctx context.Context, enterpriseID, userID string) e
 	if err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}
+	holders, err := g.Store.RefreshTokenClients(ctx, enterpriseID, userID, time.Now())
+	if err != nil {
+		return fmt.Errorf("list refresh token holders: %w", err)
+	}
 	n, err := g.Store.RevokeUserRefreshTokens(ctx, enterpriseID, userID, time.Now())
 	if err != nil {
 		return fmt.Errorf("revoke refresh tokens: %w", err)
 	}
+	// Sessions told their relying parties as they ended; clients holding refresh tokens hear too.
+	g.OIDC.UserDeparted(ctx, enterpriseID, userID, holders)
 	detail, _ := json.Marshal(map[string]int{"sessions": sess, "refresh_tokens": n})
 	return g.Store.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke", Actor: "sync",
 		UserID: userID, Outcome: "ok", Reason: "user departed, disabled or removed upstream", Detail: detail})

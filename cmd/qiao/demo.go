@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qiao-gateway/qiao/demo"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
@@ -66,6 +67,13 @@ func demoCmd(g *globalFlags) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			return run(ctx, cfg, func(gw *gateway.Gateway) {
+				// The sample relying party, on the gateway's own listener.
+				(&demo.RP{Issuer: cfg.ExternalURL + "/e/demo", ClientID: "demo-app", Secret: creds.DemoAppSecret,
+					BaseURL: cfg.ExternalURL + "/demo-app"}).Routes(gw.Mux)
+				// ... and the sample SAML service provider.
+				if err := (&demo.SP{BaseURL: cfg.ExternalURL + "/demo-sp", IdPMetadataURL: cfg.ExternalURL + "/e/demo/saml/metadata"}).Routes(gw.Mux); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "demo: SAML app: %v\n", err)
+				}
 				// The demo's upstream sources are synchronized before the demo says it is ready.
 				for _, src := range []string{"wecom", "dingtalk"} {
 					res, err := gw.Sync.Run(ctx, "demo", src, dirsync.Options{Trigger: directory.TriggerManual})
@@ -143,7 +151,14 @@ func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials, s *
   sign in            %[1]s/login?enterprise=demo   (WeCom QR, DingTalk or password; choose 张三 on a
                      simulator's QR page, or use the password below)
   health             %[1]s/healthz   %[1]s/readyz   %[1]s/metrics
+  sample OIDC app    %[1]s/demo-app/   (signs in through qiao and shows its ID token)
+  sample SAML app    %[1]s/demo-sp/    (signs in through qiao's SAML IdP and shows the assertion;
+                     after the OIDC app, no second scan: one SSO session)
+  SAML IdP           metadata %[1]s/e/demo/saml/metadata
+                     IdP-initiated: %[1]s/e/demo/saml/launch?sp=%[1]s/demo-sp/metadata
+  OpenID Provider    issuer %[1]s/e/demo   (%[1]s/e/demo/.well-known/openid-configuration)
   signing keys       %[1]s/e/demo/keys
+                     every client and SP as configured: qiao apps --data DIR --enterprise demo
   data directory     %[2]s
 
   enterprise         demo

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -86,7 +87,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.config, "config", os.Getenv("QIAO_CONFIG"), "config file (YAML); env QIAO_CONFIG")
 	root.PersistentFlags().StringVar(&g.data, "data", "", "data directory (SQLite database, master key, signing keys); env QIAO_DATA")
 	root.PersistentFlags().StringVar(&g.addr, "addr", "", "listen address HOST:PORT; env QIAO_ADDR")
-	root.AddCommand(serveCmd(g), demoCmd(g), versionCmd(), keysCmd(g), hashPasswordCmd(), simCmd(), syncCmd(g), sourcesCmd(g))
+	root.AddCommand(serveCmd(g), demoCmd(g), versionCmd(), keysCmd(g), hashPasswordCmd(), simCmd(), syncCmd(g), sourcesCmd(g), appsCmd(g))
 	return root
 }
 
@@ -126,6 +127,9 @@ func serveCmd(g *globalFlags) *cobra.Command {
 // listener is bound.
 func run(ctx context.Context, cfg *config.Config, ready func(*gateway.Gateway)) error {
 	log := gateway.NewLogger(cfg)
+	// zitadel/oidc's op package logs through slog.Default (op.WithLogger does nothing): keep its
+	// lines in the gateway's format and level.
+	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()

@@ -273,7 +273,9 @@ func TestDemoStartsGatewayAndSimulators(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, u := range []string{"http://" + addr + "/readyz", "http://" + addr + "/e/demo/keys", "http://" + waddr + "/_sim/", "http://" + daddr + "/_sim/"} {
+	for _, u := range []string{"http://" + addr + "/readyz", "http://" + addr + "/e/demo/keys", "http://" + waddr + "/_sim/", "http://" + daddr + "/_sim/",
+		"http://" + addr + "/e/demo/.well-known/openid-configuration", "http://" + addr + "/e/demo/saml/metadata",
+		"http://" + addr + "/demo-app/", "http://" + addr + "/demo-sp/", "http://" + addr + "/demo-sp/metadata"} {
 		resp, err := http.Get(u)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("%s: %v %v", u, resp, err)
@@ -295,6 +297,14 @@ func TestDemoStartsGatewayAndSimulators(t *testing.T) {
 	resp, err = noRedirect.Get(resp.Header.Get("Location") + "&sim_user=zhangsan")
 	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "http://"+addr+"/e/demo/sources/wecom/callback?") {
 		t.Fatalf("WeCom QR page: %v %v", resp, err)
+	}
+	// The sample apps start their logins at the gateway.
+	for _, app := range []string{"/demo-app/login", "/demo-sp/login"} {
+		resp, err := noRedirect.Get("http://" + addr + app)
+		if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "http://"+addr+"/e/demo/") {
+			t.Fatalf("%s: %v %v", app, resp, err)
+		}
+		resp.Body.Close()
 	}
 	if !strings.Contains(out.String(), "zhangsan / ") {
 		t.Fatal("demo does not print zhangsan's credentials")
@@ -415,5 +425,49 @@ func TestSyncCommand(t *testing.T) {
 	errb.Reset()
 	if code := runMain(context.Background(), args, &out, &errb); code != 1 || !strings.Contains(out.String(), "cancelled") || !strings.Contains(errb.String(), "deletion protection") {
 		t.Fatalf("threshold: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+}
+
+func TestAppsShowsEndpointsAndMasksSecrets(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "qiao.yaml")
+	md := `<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://wiki.acme.example/md">` +
+		`<SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" AuthnRequestsSigned="false">` +
+		`<AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://wiki.acme.example/acs" index="0"/>` +
+		`</SPSSODescriptor></EntityDescriptor>`
+	os.WriteFile(cfg, []byte(`external_url: https://sso.acme.example
+enterprises:
+  - id: acme
+    clients:
+      - id: intranet
+        type: web
+        secret: "intranet-secret-value"
+        redirect_uris: ["https://intranet.acme.example/cb"]
+    service_providers:
+      - entity_id: https://wiki.acme.example/md
+        nameid_format: emailAddress
+        metadata: '`+md+`'
+`), 0o600)
+	var out, errb syncBuffer
+	if code := runMain(context.Background(), []string{"apps", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme"}, &out, &errb); code != 0 {
+		t.Fatalf("apps: %d %s", code, errb.String())
+	}
+	s := out.String()
+	for _, want := range []string{"issuer             https://sso.acme.example/e/acme", "client intranet (web, client_secret_basic)",
+		"entity/metadata    https://sso.acme.example/e/acme/saml/metadata", "ACS              https://wiki.acme.example/acs",
+		"NameID           emailAddress", "launch           https://sso.acme.example/e/acme/saml/launch?sp=https%3A%2F%2Fwiki.acme.example%2Fmd"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("apps output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "intranet-secret-value") {
+		t.Fatalf("apps printed a secret:\n%s", s)
+	}
+	// A broken SP metadata stops the start with the config key named; nothing is stored.
+	os.WriteFile(cfg, []byte("enterprises:\n  - id: acme\n    service_providers:\n      - entity_id: https://x/md\n        metadata: '<nope'\n"), 0o600)
+	var errb2 syncBuffer
+	if code := runMain(context.Background(), []string{"apps", "--config", cfg, "--data", filepath.Join(dir, "data2"), "--enterprise", "acme"}, &out, &errb2); code == 0 ||
+		!strings.Contains(errb2.String(), "service_providers[0]") {
+		t.Fatalf("bad SP metadata: %d %s", code, errb2.String())
 	}
 }

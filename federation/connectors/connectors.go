@@ -32,31 +32,44 @@ func rate(cfg map[string]string) (float64, error) {
 	}
 }
 
-// Reader opens the directory reader of a source.
-func Reader(kind string, cfg, secrets map[string]string) (federation.DirectoryReader, error) {
+// wecomClient and dingtalkClient build a source's API client with its rate-limit setting.
+func wecomClient(cfg, secrets map[string]string) (*wecom.Client, error) {
 	r, err := rate(cfg)
 	if err != nil {
 		return nil, err
 	}
+	s, err := wecom.SettingsFrom(cfg, secrets)
+	if err != nil {
+		return nil, err
+	}
+	s.RatePerSecond = r
+	return wecom.NewClient(s)
+}
+
+func dingtalkClient(cfg, secrets map[string]string) (*dingtalk.Client, error) {
+	r, err := rate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := dingtalk.SettingsFrom(cfg, secrets)
+	if err != nil {
+		return nil, err
+	}
+	s.RatePerSecond = r
+	return dingtalk.NewClient(s)
+}
+
+// Reader opens the directory reader of a source.
+func Reader(kind string, cfg, secrets map[string]string) (federation.DirectoryReader, error) {
 	switch kind {
 	case "wecom":
-		s, err := wecom.SettingsFrom(cfg, secrets)
-		if err != nil {
-			return nil, err
-		}
-		s.RatePerSecond = r
-		c, err := wecom.NewClient(s)
+		c, err := wecomClient(cfg, secrets)
 		if err != nil {
 			return nil, err
 		}
 		return c.Reader(), nil
 	case "dingtalk":
-		s, err := dingtalk.SettingsFrom(cfg, secrets)
-		if err != nil {
-			return nil, err
-		}
-		s.RatePerSecond = r
-		c, err := dingtalk.NewClient(s)
+		c, err := dingtalkClient(cfg, secrets)
 		if err != nil {
 			return nil, err
 		}
@@ -126,21 +139,8 @@ func (l *dingtalkLogin) CallbackDomain() string { return l.domain }
 // default, or "qr_legacy"); config.inapp_detail=true asks in-app logins for the sensitive fields
 // (snsapi_privateinfo).
 func Login(kind string, cfg, secrets map[string]string) (federation.Login, error) {
-	r, err := rate(cfg)
-	if err != nil {
-		return nil, err
-	}
 	switch kind {
 	case "wecom":
-		s, err := wecom.SettingsFrom(cfg, secrets)
-		if err != nil {
-			return nil, err
-		}
-		s.RatePerSecond = r
-		c, err := wecom.NewClient(s)
-		if err != nil {
-			return nil, err
-		}
 		mode := cfg["login_mode"]
 		if mode == "" {
 			mode = wecom.LoginQR
@@ -148,14 +148,13 @@ func Login(kind string, cfg, secrets map[string]string) (federation.Login, error
 		if mode != wecom.LoginQR && mode != wecom.LoginQRLegacy {
 			return nil, fmt.Errorf("config.login_mode %q must be qr or qr_legacy", mode)
 		}
-		return &wecomLogin{c: c, mode: mode, detail: cfg["inapp_detail"] == "true", domain: cfg["callback_domain"]}, nil
-	case "dingtalk":
-		s, err := dingtalk.SettingsFrom(cfg, secrets)
+		c, err := wecomClient(cfg, secrets)
 		if err != nil {
 			return nil, err
 		}
-		s.RatePerSecond = r
-		c, err := dingtalk.NewClient(s)
+		return &wecomLogin{c: c, mode: mode, detail: cfg["inapp_detail"] == "true", domain: cfg["callback_domain"]}, nil
+	case "dingtalk":
+		c, err := dingtalkClient(cfg, secrets)
 		if err != nil {
 			return nil, err
 		}

@@ -51,7 +51,7 @@ func listen(t *testing.T) net.Listener {
 
 // newWorld runs the WeCom and DingTalk simulators and a gateway whose enterprise "demo" has a
 // source on each, synced once, with the simulators' callbacks registered.
-func newWorld(t *testing.T, users int, data string, serve bool) *world {
+func newWorld(t *testing.T, users int, data string, serve bool, opts ...func(*config.Config)) *world {
 	t.Helper()
 	w := &world{t: t, ctx: context.Background(), data: data}
 	ln := listen(t)
@@ -69,6 +69,9 @@ func newWorld(t *testing.T, users int, data string, serve bool) *world {
 	off := false
 	cfg.SyncScheduler = &off
 	cfg.MasterKey = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+	for _, o := range opts {
+		o(cfg)
+	}
 	w.gw, err = New(w.ctx, cfg, NewLogger(cfg))
 	if err != nil {
 		t.Fatal(err)
@@ -125,10 +128,11 @@ func (w *world) ctl(base, method, path, body string) {
 
 func (w *world) eventually(what string, f func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// A ceiling, not a measurement: CI machines under -race can be slow.
+	deadline := time.Now().Add(20 * time.Second)
 	for !f() {
 		if time.Now().After(deadline) {
-			w.t.Fatalf("not within 5 s: %s", what)
+			w.t.Fatalf("not within 20 s: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -178,7 +182,12 @@ func TestWeComEventsEndToEnd(t *testing.T) {
 		rt, _ := st.GetRefreshToken(w.ctx, "rt-"+leaver)
 		return !rt.RevokedAt.IsZero()
 	})
-	audit, _ := st.ListAuditEvents(w.ctx, directory.AuditQuery{EnterpriseID: "demo", Kind: "user.revoke", UserID: lu.ID})
+	// The audit event is written last, after the relying parties have been told.
+	var audit []*directory.AuditEvent
+	w.eventually("revocation audited", func() bool {
+		audit, _ = st.ListAuditEvents(w.ctx, directory.AuditQuery{EnterpriseID: "demo", Kind: "user.revoke", UserID: lu.ID})
+		return len(audit) > 0
+	})
 	if len(audit) != 1 || !strings.Contains(string(audit[0].Detail), `"sessions":1`) {
 		t.Fatalf("revocation audit events = %+v", audit)
 	}
@@ -206,8 +215,27 @@ func TestWeComEventsEndToEnd(t *testing.T) {
 		}
 		return false
 	})
-	// Every applied event is a task with trigger "event" and its records.
-	tasks, _ := st.ListSyncTasks(w.ctx, "demo", "wecom", 50)
+	// Every applied event is a task with trigger "event" and its records. A task is marked
+	// finished just after its changes are visible, so wait for the last one to settle.
+	var tasks []*directory.SyncTask
+	w.eventually("event tasks finished", func() bool {
+		tasks, _ = st.ListSyncTasks(w.ctx, "demo", "wecom", 50)
+		for _, tk := range tasks {
+			if tk.Status == directory.TaskRunning {
+				return false
+			}
+		}
+		return true
+	})
+	w.eventually("inbox events settled", func() bool {
+		evs, _ := st.ListSourceEvents(w.ctx, "demo", "wecom", 50)
+		for _, e := range evs {
+			if e.Status == directory.EventPending {
+				return false
+			}
+		}
+		return true
+	})
 	events := 0
 	for _, tk := range tasks {
 		if tk.Trigger == directory.TriggerEvent {

@@ -513,7 +513,10 @@ func childGateway(t *testing.T) {
 	}
 	ln := listen(t)
 	srv := &http.Server{Handler: gw.Handler()} // routes only: no worker
-	os.WriteFile(os.Getenv("QIAO_EVENT_ADDR_FILE"), []byte("http://"+ln.Addr().String()), 0o600)
+	// Written whole, then renamed: the parent polls for the file and must never read half of it.
+	addrFile := os.Getenv("QIAO_EVENT_ADDR_FILE")
+	os.WriteFile(addrFile+".tmp", []byte("http://"+ln.Addr().String()), 0o600)
+	os.Rename(addrFile+".tmp", addrFile)
 	_ = srv.Serve(ln)
 	os.Exit(0)
 }

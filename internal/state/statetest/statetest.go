@@ -80,13 +80,13 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 	t.Run("Expiry", func(t *testing.T) {
 		s := newStore(t)
 		k := key("exp")
-		if err := s.Put(ctx, k, []byte("v"), 100*time.Millisecond); err != nil {
+		if err := s.Put(ctx, k, []byte("v"), 500*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Get(ctx, k); err != nil {
 			t.Fatalf("Get before expiry: %v", err)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(800 * time.Millisecond)
 		if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("Get after expiry = %v, want ErrNotFound", err)
 		}
@@ -153,19 +153,20 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := s.Incr(ctx, k, 300*time.Millisecond); err != nil {
+				if _, err := s.Incr(ctx, k, 2*time.Second); err != nil {
 					t.Error(err)
 				}
 			}()
 		}
 		wg.Wait()
-		n, err := s.Incr(ctx, k, 300*time.Millisecond)
+		n, err := s.Incr(ctx, k, 2*time.Second)
 		if err != nil || n != 41 {
 			t.Fatalf("Incr = %d, %v; want 41", n, err)
 		}
 		// Later increments must not push the window out: the counter resets after the first TTL.
-		time.Sleep(450 * time.Millisecond)
-		n, err = s.Incr(ctx, k, 300*time.Millisecond)
+		// The window is wide so that a slow machine still fits 41 increments in it.
+		time.Sleep(2200 * time.Millisecond)
+		n, err = s.Incr(ctx, k, 2*time.Second)
 		if err != nil || n != 1 {
 			t.Fatalf("Incr after window = %d, %v; want 1", n, err)
 		}

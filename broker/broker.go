@@ -46,6 +46,9 @@ type Broker struct {
 	Log         *slog.Logger
 	ClientIP    func(*http.Request) string
 	Now         func() time.Time
+	// LogoutVia, when set, is where a browser whose session just ended goes before final (SAML
+	// single logout to the session's service providers); see AfterLogout.
+	LogoutVia func(ctx context.Context, values map[any]any, final string) string
 	// dummyHash equalises the time of a password check for an unknown user.
 	dummyHash string
 }
@@ -601,11 +604,23 @@ func (b *Broker) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, _ := b.Sessions.New(r, "")
+	dest := "/login"
 	if !sess.IsNew {
 		sess.Options.MaxAge = -1
-		_ = b.Sessions.Save(r, w, sess)
+		if err := b.Sessions.Save(r, w, sess); err == nil {
+			dest = b.AfterLogout(r.Context(), sess.Values, dest)
+		}
 	}
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	http.Redirect(w, r, dest, http.StatusSeeOther)
+}
+
+// AfterLogout is where the browser goes once its session (whose values are given) has ended:
+// final, or first through the apps that must hear of it in the browser (LogoutVia).
+func (b *Broker) AfterLogout(ctx context.Context, values map[any]any, final string) string {
+	if b == nil || b.LogoutVia == nil {
+		return final
+	}
+	return b.LogoutVia(ctx, values, final)
 }
 
 // Text2 is one piece of page text in Chinese and English.

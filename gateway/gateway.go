@@ -141,6 +141,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		ExternalURL: cfg.ExternalURL, Log: log}
 	// Ending an SSO session (logout, a departed user) tells the relying parties that used it.
 	g.Sessions.OnEnd = g.OIDC.SessionEnded
+	// ... and, while the browser is at hand (logout, end_session), the SAML SPs that used it.
+	g.Broker.LogoutVia = g.SAML.LogoutVia
 	g.reportCallbackDomains(ctx)
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.routes()

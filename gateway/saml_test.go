@@ -129,7 +129,7 @@ func newSAMLWorld(t *testing.T) *samlWorld {
 
 var (
 	formAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
-	formField  = regexp.MustCompile(`name="(SAMLResponse|RelayState)" value="([^"]*)"`)
+	formField  = regexp.MustCompile(`name="(SAMLRequest|SAMLResponse|RelayState)" value="([^"]*)"`)
 )
 
 // postForm reads the HTTP-POST binding page: where it posts and what.
@@ -408,34 +408,9 @@ func (s *samlWorld) redirectMessage(t *testing.T, loc *url.URL, field string) []
 func TestSAMLSingleLogoutPropagates(t *testing.T) {
 	s := newSAMLWorld(t)
 	b := s.signedIn(t)
-	assertions := map[string]*csaml.Assertion{}
-	for _, name := range []string{"plain", "assertion", "transient"} {
-		sp := s.sps[name]
-		status, page, _ := b.get(s.base+"/e/demo/saml/launch?sp="+url.QueryEscape(sp.entity), "")
-		_, f := postForm(t, page)
-		raw, _ := base64.StdEncoding.DecodeString(f["SAMLResponse"])
-		acsURL, _ := url.Parse(sp.acs)
-		a, err := sp.ParseXMLResponse(raw, nil, *acsURL)
-		if status != 200 || err != nil {
-			t.Fatalf("launch %s: %d %v", name, status, err)
-		}
-		assertions[name] = a
-	}
-	sid := assertions["plain"].AuthnStatements[0].SessionIndex
-	transientID := assertions["transient"].Subject.NameID.Value
-	if sid == "" || assertions["transient"].Subject.NameID.Format != "urn:oasis:names:tc:SAML:2.0:nameid-format:transient" {
-		t.Fatalf("session index %q, transient NameID %+v", sid, assertions["transient"].Subject.NameID)
-	}
-	get := func(u string) (*http.Response, string) {
-		t.Helper()
-		resp, err := b.c.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp, string(body)
-	}
+	sid, nameIDs := s.launchForLogout(t, b)
+	transientID := nameIDs["transient"]
+	get := func(u string) (*http.Response, string) { return fetch(t, b, u) }
 	idpEntity := s.base + "/e/demo/saml/metadata"
 
 	// plain asks; the browser goes first to "assertion" (HTTP-Redirect, signed query).
@@ -474,19 +449,9 @@ func TestSAMLSingleLogoutPropagates(t *testing.T) {
 	// "assertion" answers; next is "transient", on HTTP-POST with an enveloped signature.
 	ru, _ := s.sps["assertion"].MakeRedirectLogoutResponse(toAssertion.ID, relay)
 	resp, page := get(ru.String())
-	action, f := postForm(t, strings.ReplaceAll(page, `name="SAMLRequest"`, `name="SAMLResponse"`))
-	if resp.StatusCode != 200 || action != "https://transient.test/slo" || f["RelayState"] != relay {
-		t.Fatalf("second hop: %d %s %v\n%s", resp.StatusCode, action, f, page)
-	}
-	raw, _ := base64.StdEncoding.DecodeString(f["SAMLResponse"])
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		t.Fatal(err)
-	}
-	k, _ := s.gw.Keys.Signing(keys.SAML)
-	vctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{k.Cert}})
-	if _, err := vctx.Validate(doc.Root()); err != nil {
-		t.Fatalf("the POSTed LogoutRequest's signature: %v\n%s", err, raw)
+	action, raw, postRelay := s.postedMessage(t, page, "SAMLRequest")
+	if resp.StatusCode != 200 || action != "https://transient.test/slo" || postRelay != relay {
+		t.Fatalf("second hop: %d %s %s\n%s", resp.StatusCode, action, postRelay, page)
 	}
 	var toTransient csaml.LogoutRequest
 	if err := xml.Unmarshal(raw, &toTransient); err != nil || toTransient.NameID.Value != transientID || toTransient.Destination != "https://transient.test/slo" {
@@ -517,6 +482,151 @@ func TestSAMLSingleLogoutPropagates(t *testing.T) {
 	// The chain is over: the same response again only says signed out.
 	if resp, page := get(final); resp.StatusCode != 200 || resp.Header.Get("Location") != "" || !strings.Contains(page, "已退出登录") {
 		t.Fatalf("replayed participant response: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+}
+
+// launchForLogout signs the browser in to plain, assertion and transient (IdP-initiated), in that
+// order, and returns the session index and the NameID each was given.
+func (s *samlWorld) launchForLogout(t *testing.T, b *browser) (sid string, nameIDs map[string]string) {
+	t.Helper()
+	assertions := map[string]*csaml.Assertion{}
+	for _, name := range []string{"plain", "assertion", "transient"} {
+		sp := s.sps[name]
+		status, page, _ := b.get(s.base+"/e/demo/saml/launch?sp="+url.QueryEscape(sp.entity), "")
+		_, f := postForm(t, page)
+		raw, _ := base64.StdEncoding.DecodeString(f["SAMLResponse"])
+		acsURL, _ := url.Parse(sp.acs)
+		a, err := sp.ParseXMLResponse(raw, nil, *acsURL)
+		if status != 200 || err != nil {
+			t.Fatalf("launch %s: %d %v", name, status, err)
+		}
+		assertions[name] = a
+	}
+	sid = assertions["plain"].AuthnStatements[0].SessionIndex
+	if sid == "" || assertions["transient"].Subject.NameID.Format != "urn:oasis:names:tc:SAML:2.0:nameid-format:transient" {
+		t.Fatalf("session index %q, transient NameID %+v", sid, assertions["transient"].Subject.NameID)
+	}
+	nameIDs = map[string]string{}
+	for name, a := range assertions {
+		nameIDs[name] = a.Subject.NameID.Value
+	}
+	return sid, nameIDs
+}
+
+// fetch is one request, redirects not followed.
+func fetch(t *testing.T, b *browser, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := b.c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+// postedMessage reads an HTTP-POST binding page carrying field, checks the message's enveloped
+// signature against the IdP's key, and returns where it goes, the message and the RelayState.
+func (s *samlWorld) postedMessage(t *testing.T, page, field string) (action string, raw []byte, relay string) {
+	t.Helper()
+	action, f := postForm(t, page)
+	raw, _ = base64.StdEncoding.DecodeString(f[field])
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatalf("the POSTed %s: %v\n%s", field, err, page)
+	}
+	k, _ := s.gw.Keys.Signing(keys.SAML)
+	vctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{k.Cert}})
+	if _, err := vctx.Validate(doc.Root()); err != nil {
+		t.Fatalf("the POSTed %s's signature: %v\n%s", field, err, raw)
+	}
+	return action, raw, f["RelayState"]
+}
+
+// TestLogoutAtQiaoLogsOutOfSAMLApps: ending the SSO session at qiao — the broker's sign-out button
+// or OIDC end_session — sends the browser through every SAML SP of the session with a signed
+// LogoutRequest (IdP-initiated single logout), then on to where it was going.
+func TestLogoutAtQiaoLogsOutOfSAMLApps(t *testing.T) {
+	s := newSAMLWorld(t)
+	for _, via := range []string{"sign-out button", "end_session"} {
+		t.Run(via, func(t *testing.T) {
+			b := s.signedIn(t)
+			sid, nameIDs := s.launchForLogout(t, b)
+			var resp *http.Response
+			var err error
+			final := "/login"
+			if via == "end_session" {
+				final = "/e/demo/logged-out"
+				_, page := fetch(t, b, s.base+"/e/demo/end_session")
+				m := regexp.MustCompile(`name="confirm" value="([^"]+)"`).FindStringSubmatch(page)
+				if m == nil {
+					t.Fatalf("no logout confirmation:\n%s", page)
+				}
+				resp, err = b.c.PostForm(s.base+"/e/demo/end_session", url.Values{"confirm": {html.UnescapeString(m[1])}})
+			} else {
+				_, page, _ := b.get(s.base+"/login/done", "")
+				resp, err = b.c.PostForm(s.base+"/logout", url.Values{"csrf": {csrfOf(t, page)}})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			next := resp.Header.Get("Location")
+			if !strings.HasPrefix(next, s.base+"/e/demo/saml/slo/next?id=") {
+				t.Fatalf("after logout: %d to %q, want the SAML logout chain", resp.StatusCode, next)
+			}
+			if status, _, at := b.get(s.base+"/login/done", ""); status != 200 || strings.HasSuffix(at, "/login/done") {
+				t.Fatalf("the SSO session survived the logout: %d %s", status, at)
+			}
+			// plain and assertion hear on HTTP-Redirect, transient on HTTP-POST, in session order.
+			hop := next
+			var relay string
+			for _, name := range []string{"plain", "assertion"} {
+				resp, _ := fetch(t, b, hop)
+				loc, _ := url.Parse(resp.Header.Get("Location"))
+				if resp.StatusCode != 302 || !strings.HasPrefix(loc.String(), "https://"+name+".test/slo?") {
+					t.Fatalf("hop to %s: %d %s", name, resp.StatusCode, loc)
+				}
+				var lr csaml.LogoutRequest
+				if err := xml.Unmarshal(s.redirectMessage(t, loc, "SAMLRequest"), &lr); err != nil {
+					t.Fatal(err)
+				}
+				if lr.Issuer.Value != s.base+"/e/demo/saml/metadata" || lr.Destination != "https://"+name+".test/slo" || lr.NameID.Value != nameIDs[name] ||
+					lr.SessionIndex == nil || lr.SessionIndex.Value != sid {
+					t.Fatalf("LogoutRequest to %s: %+v", name, lr)
+				}
+				relay = loc.Query().Get("RelayState")
+				ru, _ := s.sps[name].MakeRedirectLogoutResponse(lr.ID, relay)
+				hop = ru.String()
+			}
+			resp, page := fetch(t, b, hop)
+			action, raw, postRelay := s.postedMessage(t, page, "SAMLRequest")
+			var lr csaml.LogoutRequest
+			if err := xml.Unmarshal(raw, &lr); resp.StatusCode != 200 || err != nil || action != "https://transient.test/slo" || postRelay != relay || lr.NameID.Value != nameIDs["transient"] {
+				t.Fatalf("hop to transient: %d %v %s %s\n%s", resp.StatusCode, err, action, postRelay, raw)
+			}
+			// transient answers on HTTP-POST; the browser goes on to where the logout was headed.
+			lresp, _ := s.sps["transient"].MakeLogoutResponse(s.base+"/e/demo/saml/slo", lr.ID)
+			doc := etree.NewDocument()
+			doc.SetRoot(lresp.Element())
+			xb, _ := doc.WriteToBytes()
+			resp, err = b.c.PostForm(s.base+"/e/demo/saml/slo", url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(xb)}, "RelayState": {relay}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if loc := resp.Header.Get("Location"); resp.StatusCode != 303 || loc != final {
+				t.Fatalf("end of the chain: %d to %q, want %s", resp.StatusCode, loc, final)
+			}
+			// The chain cannot be walked again.
+			if resp, page := fetch(t, b, next); resp.StatusCode != 200 || resp.Header.Get("Location") != "" || !strings.Contains(page, "已退出登录") {
+				t.Fatalf("the chain started twice: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+			}
+		})
+	}
+	audit, _ := s.gw.Store.ListAuditEvents(s.ctx, directory.AuditQuery{EnterpriseID: "demo", Kind: "saml.logout_propagated"})
+	if len(audit) != 6 {
+		t.Fatalf("%d saml.logout_propagated audit events, want 6", len(audit))
 	}
 }
 

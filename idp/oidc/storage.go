@@ -407,7 +407,8 @@ func (s *storage) TerminateSessionFromRequest(ctx context.Context, esr *op.EndSe
 	if err := s.p.Sessions.Save(i.r, i.w, sess); err != nil {
 		return "", fmt.Errorf("end session: %w", err)
 	}
-	return redirect, nil
+	// SAML service providers of the session are logged out in the browser on the way.
+	return s.p.Broker.AfterLogout(ctx, sess.Values, redirect), nil
 }
 
 // ---- clients

@@ -114,6 +114,7 @@ func (p *Provider) Routes(m *http.ServeMux) {
 	m.HandleFunc("GET /e/{enterprise}/saml/launch", p.enterprise(p.launch))
 	m.HandleFunc("GET /e/{enterprise}/saml/slo", p.enterprise(p.slo))
 	m.HandleFunc("POST /e/{enterprise}/saml/slo", p.enterprise(p.slo))
+	m.HandleFunc("GET /e/{enterprise}/saml/slo/next", p.enterprise(p.sloNext))
 }
 
 // enterprise checks the path's enterprise exists before the handler runs.

@@ -97,9 +97,49 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 	p.propagate(w, r, "", pd)
 }
 
-// sloPending is a single logout being carried to the session's other service providers.
+// LogoutVia is where a browser whose SSO session has just ended at qiao (the broker's logout,
+// OIDC end_session) goes before final: through the session's SAML service providers, each sent a
+// signed LogoutRequest (IdP-initiated single logout), then on to final. It is final itself when
+// the session has no SP to tell. values are the ended session's.
+func (p *Provider) LogoutVia(ctx context.Context, values map[any]any, final string) string {
+	ent, _ := values[broker.KeyEnterprise].(string)
+	uid, _ := values[broker.KeyUser].(string)
+	sid, _ := values[broker.KeySID].(string)
+	if ent == "" || uid == "" || len(broker.Strings(values[sessionSPsKey])) == 0 {
+		return final
+	}
+	pd := &sloPending{Ent: ent, SID: sid, UID: uid, Final: final}
+	p.participants(ctx, pd, values)
+	if len(pd.Queue) == 0 {
+		return final
+	}
+	id := strings.TrimPrefix(newID(), "id-")
+	b, _ := json.Marshal(pd)
+	if err := p.State.Put(ctx, sloPendingState+id, b, sloPendingTTL); err != nil {
+		p.Log.Warn("saml single logout not started", "enterprise", ent, "err", err)
+		return final
+	}
+	return p.base(ent) + "/slo/next?id=" + url.QueryEscape(id)
+}
+
+// sloNext starts an IdP-initiated logout that LogoutVia queued: the browser goes to the first SP.
+func (p *Provider) sloNext(w http.ResponseWriter, r *http.Request, ent string) {
+	id := r.URL.Query().Get("id")
+	var pd sloPending
+	if raw, err := p.State.Get(r.Context(), sloPendingState+id); id == "" || err != nil || json.Unmarshal(raw, &pd) != nil ||
+		pd.Ent != ent || pd.Requester != "" || pd.Sent != "" {
+		p.signedOut(w, r) // unknown, expired or already under way: the session ended anyway
+		return
+	}
+	p.propagate(w, r, id, &pd)
+}
+
+// sloPending is a single logout being carried to the session's other service providers. An
+// SP-initiated one ends with a LogoutResponse to Requester; an IdP-initiated one (no Requester)
+// ends with a redirect to Final.
 type sloPending struct {
 	Ent, Requester, InResponseTo, Relay, SID, UID string
+	Final                                         string `json:",omitempty"`
 	Queue                                         []sloTarget
 	Sent, SentTo                                  string // the LogoutRequest now out, and its SP
 	Partial                                       bool   // some participant could not be logged out
@@ -198,6 +238,14 @@ func (p *Provider) propagate(w http.ResponseWriter, r *http.Request, id string, 
 	}
 	if id != "" {
 		_ = p.State.Delete(ctx, sloPendingState+id)
+	}
+	if pd.Requester == "" {
+		if pd.Final == "" {
+			p.signedOut(w, r)
+			return
+		}
+		http.Redirect(w, r, pd.Final, http.StatusSeeOther)
+		return
 	}
 	requester, err := p.serviceProvider(ctx, pd.Ent, pd.Requester)
 	if err != nil {

@@ -55,7 +55,8 @@ func newOIDCWorld(t *testing.T) *oidcWorld {
 				AccessTokenFormat: "jwt", RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"https://app.example/bye"},
 				BackchannelLogoutURI: rp.URL + "/bcl", AllowedOrigins: []string{"https://app.example"}, Scopes: []string{"groups"},
 				Claims: map[string]string{"login": "username"}},
-			config.Client{ID: "pkjwt", Type: "web", AuthMethod: "private_key_jwt", JWKS: string(jwks), RedirectURIs: []string{"https://app.example/cb"}})
+			config.Client{ID: "pkjwt", Type: "web", AuthMethod: "private_key_jwt", JWKS: string(jwks), RedirectURIs: []string{"https://app.example/cb"}},
+			config.Client{ID: "pkjwt-svc", Type: "service", AuthMethod: "private_key_jwt", JWKS: string(jwks)})
 		c.Enterprises = append(c.Enterprises, config.Enterprise{ID: "other", Clients: []config.Client{
 			{ID: "web-es", Type: "web", Secret: o.webSecret, AuthMethod: "client_secret_post", RedirectURIs: []string{"https://app.example/cb"}}}})
 	})
@@ -627,6 +628,58 @@ func TestDemoAppSignsIn(t *testing.T) {
 	}
 }
 
+// clientAssertion signs a private_key_jwt client assertion (RFC 7523) with key "k1"; no jti when
+// jti is empty.
+func clientAssertion(client, aud string, key *rsa.PrivateKey, jti string) string {
+	c := jwt.MapClaims{"iss": client, "sub": client, "aud": aud, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix()}
+	if jti != "" {
+		c["jti"] = jti
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+	tok.Header["kid"] = "k1"
+	s, _ := tok.SignedString(key)
+	return s
+}
+
+// TestOIDCClientCredentialsWithPrivateKeyJWT: a service client that holds a key pair instead of a
+// secret gets tokens by client_credentials and introspects with its assertion.
+func TestOIDCClientCredentialsWithPrivateKeyJWT(t *testing.T) {
+	o := newOIDCWorld(t)
+	grant := func(a string) url.Values {
+		v := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}
+		if a != "" {
+			v.Set("client_assertion", a)
+		}
+		return v
+	}
+	st, tok := o.token(grant(clientAssertion("pkjwt-svc", o.iss, o.pk, "a-1")))
+	if st != 200 || tok["access_token"] == nil {
+		t.Fatalf("client_credentials with private_key_jwt: %d %v", st, tok)
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for what, form := range map[string]url.Values{
+		"the same assertion again":           grant(clientAssertion("pkjwt-svc", o.iss, o.pk, "a-1")),
+		"an assertion signed by another key": grant(clientAssertion("pkjwt-svc", o.iss, other, "a-2")),
+		"an assertion for another audience":  grant(clientAssertion("pkjwt-svc", "https://elsewhere.example", o.pk, "a-3")),
+		"no assertion, client_id only":       {"grant_type": {"client_credentials"}, "client_id": {"pkjwt-svc"}},
+		"a wrong assertion type": {"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:example:other"},
+			"client_assertion": {clientAssertion("pkjwt-svc", o.iss, o.pk, "a-4")}},
+	} {
+		if st, m := o.token(form); st < 400 || m["error"] != "invalid_client" || m["access_token"] != nil {
+			t.Fatalf("%s: %d %v", what, st, m)
+		}
+	}
+	// A private_key_jwt client has no secret to fall back on.
+	if st, m := o.token(url.Values{"grant_type": {"client_credentials"}}, "pkjwt-svc", ""); st < 400 || m["access_token"] != nil {
+		t.Fatalf("pkjwt-svc by Basic auth with an empty secret: %d %v", st, m)
+	}
+	req := mustReq("POST", o.iss+"/oauth/introspect", url.Values{"token": {tok["access_token"].(string)},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {clientAssertion("pkjwt-svc", o.iss, o.pk, "a-5")}}.Encode())
+	if st, m, _ := getJSON(t, req); st != 200 || m["active"] != true || m["client_id"] != "pkjwt-svc" {
+		t.Fatalf("introspection with private_key_jwt: %d %v", st, m)
+	}
+}
+
 // TestOIDCPrivateKeyJWTAndExtraClaims: a client authenticating with private_key_jwt (RFC 7523), and
 // admin-defined claims from directory fields.
 func TestOIDCPrivateKeyJWTAndExtraClaims(t *testing.T) {
@@ -635,11 +688,7 @@ func TestOIDCPrivateKeyJWTAndExtraClaims(t *testing.T) {
 	q := url.Values{"client_id": {"pkjwt"}, "response_type": {"code"}, "scope": {"openid"}, "redirect_uri": {"https://app.example/cb"},
 		"state": {"st-1"}, "idp_hint": {"wecom"}}
 	assertion := func(aud string, key *rsa.PrivateKey) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": "pkjwt", "sub": "pkjwt", "aud": aud, "jti": time.Now().String(),
-			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix()})
-		tok.Header["kid"] = "k1"
-		s, _ := tok.SignedString(key)
-		return s
+		return clientAssertion("pkjwt", aud, key, time.Now().String())
 	}
 	exchange := func(code, a string) (int, map[string]any) {
 		return o.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://app.example/cb"},
@@ -649,8 +698,20 @@ func TestOIDCPrivateKeyJWTAndExtraClaims(t *testing.T) {
 	if st, m := exchange(codeOf(t, o.login(b, q, "https://app.example/")), assertion(o.iss, other)); st < 400 || m["access_token"] != nil {
 		t.Fatalf("assertion signed by another key: %d %v", st, m)
 	}
-	if st, m := exchange(codeOf(t, o.login(b, q, "https://app.example/")), assertion(o.iss, o.pk)); st != 200 || m["id_token"] == nil {
+	used := assertion(o.iss, o.pk)
+	if st, m := exchange(codeOf(t, o.login(b, q, "https://app.example/")), used); st != 200 || m["id_token"] == nil {
 		t.Fatalf("private_key_jwt: %d %v", st, m)
+	}
+	// An assertion is single use, must carry a jti and must name the client_id sent with it.
+	if st, m := exchange(codeOf(t, o.login(b, q, "https://app.example/")), used); st != 400 || m["error"] != "invalid_client" {
+		t.Fatalf("a replayed client assertion: %d %v", st, m)
+	}
+	if st, m := exchange(codeOf(t, o.login(b, q, "https://app.example/")), clientAssertion("pkjwt", o.iss, o.pk, "")); st != 400 || m["error"] != "invalid_client" {
+		t.Fatalf("a client assertion without jti: %d %v", st, m)
+	}
+	if st, m := o.token(url.Values{"grant_type": {"authorization_code"}, "code": {codeOf(t, o.login(b, q, "https://app.example/"))}, "redirect_uri": {"https://app.example/cb"},
+		"client_id": {"web-es"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion(o.iss, o.pk)}}); st != 400 || m["error"] != "invalid_client" {
+		t.Fatalf("a client assertion for another client_id: %d %v", st, m)
 	}
 	// Without an assertion the client cannot authenticate at all.
 	if st, m := o.token(url.Values{"grant_type": {"authorization_code"}, "code": {codeOf(t, o.login(b, q, "https://app.example/"))},

@@ -199,7 +199,12 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, zoidc.ErrInvalidRequest().WithDescription("the request body cannot be read (at most 64 KiB of form data)"))
 		return
 	}
-	switch strings.TrimPrefix(r.URL.Path, "/e/"+ent) {
+	path := strings.TrimPrefix(r.URL.Path, "/e/"+ent)
+	if r.Method == http.MethodPost && r.PostForm.Get("client_assertion") != "" &&
+		(path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke") && !p.clientAssertion(w, r, ri) {
+		return
+	}
+	switch path {
 	case "/.well-known/openid-configuration":
 		p.discovery(w, r)
 		return
@@ -228,6 +233,50 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.StripPrefix("/e/"+ent, p.op).ServeHTTP(w, r)
+}
+
+// clientAssertion checks a private_key_jwt client assertion before the library sees it, for
+// what the library leaves out: an assertion is single use (its jti is remembered while it could
+// be accepted; OpenID Connect Core §9, RFC 7523 §3), and the client_credentials grant, whose
+// library path reads only secrets, learns which client it authenticated. It reports whether the
+// request may go on.
+func (p *Provider) clientAssertion(w http.ResponseWriter, r *http.Request, ri *reqInfo) bool {
+	refuse := func(desc string) bool {
+		// 400, not 401: the client did not use the Authorization header (RFC 6749 §5.2).
+		writeOAuthError(w, http.StatusBadRequest, zoidc.ErrInvalidClient().WithDescription("%s", desc))
+		return false
+	}
+	if r.PostForm.Get("client_assertion_type") != zoidc.ClientAssertionTypeJWTAssertion {
+		return refuse("client_assertion_type must be " + zoidc.ClientAssertionTypeJWTAssertion)
+	}
+	ctx := op.ContextWithIssuer(r.Context(), p.issuer(ri.enterprise))
+	a, err := op.VerifyJWTAssertion(ctx, r.PostForm.Get("client_assertion"), p.op.JWTProfileVerifier(ctx))
+	if err != nil {
+		return refuse("the client assertion is not valid: " + err.Error())
+	}
+	if id := r.PostForm.Get("client_id"); id != "" && id != a.Issuer {
+		return refuse("client_id is not the client the assertion names")
+	}
+	if a.JWTID == "" {
+		return refuse("the client assertion has no jti")
+	}
+	// The library accepts an assertion until exp, and only within an hour of its iat.
+	until := a.ExpiresAt.AsTime()
+	if limit := a.IssuedAt.AsTime().Add(time.Hour); limit.Before(until) {
+		until = limit
+	}
+	fresh, err := p.State.PutIfAbsent(ctx, "oidc:jti:"+ri.enterprise+":"+hashToken(a.Issuer+"\x00"+a.JWTID), []byte("1"), time.Until(until)+time.Minute)
+	if err != nil {
+		writeOAuthError(w, http.StatusServiceUnavailable, zoidc.ErrServerError().WithDescription("the state store is unavailable"))
+		return false
+	}
+	if !fresh {
+		return refuse("the client assertion was already used")
+	}
+	ri.assertedClient = a.Issuer
+	r.Form.Set("client_id", a.Issuer)
+	r.PostForm.Set("client_id", a.Issuer)
+	return true
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, e *zoidc.Error) {

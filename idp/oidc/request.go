@@ -144,6 +144,9 @@ type reqInfo struct {
 	w          http.ResponseWriter
 	alg        string // the ID token algorithm of the client this request serves
 	confirmed  bool   // the person confirmed an end_session that had no id_token_hint
+	// assertedClient is the client whose private_key_jwt assertion this request carried and the
+	// provider verified (clientAssertion).
+	assertedClient string
 }
 
 func info(ctx context.Context) *reqInfo {

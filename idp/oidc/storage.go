@@ -451,7 +451,15 @@ func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string
 
 func (s *storage) ClientCredentials(ctx context.Context, id, secret string) (op.Client, error) {
 	c, err := s.client(ctx, id)
-	if err != nil || c.c.Secret == "" || subtle.ConstantTimeCompare([]byte(c.c.Secret), []byte(secret)) != 1 {
+	if err != nil {
+		return nil, zoidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
+	if c.c.AuthMethod == "private_key_jwt" {
+		// Only by its assertion, which the provider checked before the library saw the request.
+		if info(ctx).assertedClient != id {
+			return nil, zoidc.ErrInvalidClient().WithDescription("this client authenticates with private_key_jwt")
+		}
+	} else if c.c.Secret == "" || subtle.ConstantTimeCompare([]byte(c.c.Secret), []byte(secret)) != 1 {
 		return nil, zoidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
 	if !slices.Contains(c.GrantTypes(), zoidc.GrantTypeClientCredentials) {

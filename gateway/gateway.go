@@ -139,9 +139,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	}
 	g.SAML = &idpsaml.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker,
 		ExternalURL: cfg.ExternalURL, Log: log}
-	// Ending an SSO session (logout, a departed user) tells the relying parties that used it.
-	g.Sessions.OnEnd = g.OIDC.SessionEnded
-	// ... and, while the browser is at hand (logout, end_session), the SAML SPs that used it.
+	// Ending an SSO session (logout, a departed user) tells the relying parties that used it over
+	// the back channels: OIDC back-channel logout, SAML SOAP logout.
+	g.Sessions.OnEnd = func(ctx context.Context, values map[string]any) {
+		g.OIDC.SessionEnded(ctx, values)
+		g.SAML.SessionEnded(ctx, values)
+	}
+	// ... and, while the browser is at hand (logout, end_session), the other SAML SPs that used it.
 	g.Broker.LogoutVia = g.SAML.LogoutVia
 	g.reportCallbackDomains(ctx)
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

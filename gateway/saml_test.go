@@ -16,12 +16,14 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +85,15 @@ func (s *testSP) metadata() string {
 type samlWorld struct {
 	*world
 	sps map[string]*testSP
+	// soap is the "soap" SP's SOAP SingleLogoutService: what it received, and whether it fails.
+	soap     chan soapCall
+	soapFail atomic.Bool
+}
+
+// soapCall is a LogoutRequest the "soap" SP received over the SOAP binding.
+type soapCall struct {
+	req   csaml.LogoutRequest
+	sigOK bool
 }
 
 func newSAMLWorld(t *testing.T) *samlWorld {
@@ -94,6 +105,13 @@ func newSAMLWorld(t *testing.T) *samlWorld {
 		"transient": newTestSP(t, "transient", false, false), // transient NameIDs, single logout on HTTP-POST
 	}}
 	s.sps["transient"].LogoutBindings = []string{csaml.HTTPPostBinding}
+	// "soap" logs out over the back channel only (SAML bindings §3.2), as Shibboleth SPs can.
+	s.soap = make(chan soapCall, 10)
+	soapSrv := httptest.NewServer(http.HandlerFunc(s.soapEndpoint))
+	t.Cleanup(soapSrv.Close)
+	s.sps["soap"] = newTestSP(t, "soap", false, false)
+	s.sps["soap"].LogoutBindings = []string{csaml.SOAPBinding}
+	s.sps["soap"].SloURL = *must(url.Parse(soapSrv.URL + "/slo"))
 	no, yes := false, true
 	s.world = newWorld(t, 30, t.TempDir(), true, func(c *config.Config) {
 		e := &c.Enterprises[0]
@@ -125,6 +143,53 @@ func newSAMLWorld(t *testing.T) *samlWorld {
 		sp.IDPMetadata = &md
 	}
 	return s
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// soapEndpoint is the "soap" SP's SingleLogoutService: it checks the LogoutRequest's signature
+// against the IdP's certificate, records it and answers Success (or fails with a 500).
+func (s *samlWorld) soapEndpoint(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	doc := etree.NewDocument()
+	if r.Header.Get("Content-Type") != "text/xml; charset=utf-8" || doc.ReadFromBytes(body) != nil || doc.Root() == nil ||
+		doc.Root().Tag != "Envelope" || doc.Root().NamespaceURI() != "http://schemas.xmlsoap.org/soap/envelope/" {
+		http.Error(w, "not a SOAP envelope", http.StatusBadRequest)
+		return
+	}
+	el := doc.FindElement("//LogoutRequest")
+	if el == nil {
+		http.Error(w, "no LogoutRequest", http.StatusBadRequest)
+		return
+	}
+	one := etree.NewDocument()
+	one.SetRoot(el.Copy())
+	raw, _ := one.WriteToBytes()
+	var call soapCall
+	_ = xml.Unmarshal(raw, &call.req)
+	k, _ := s.gw.Keys.Signing(keys.SAML)
+	vctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{k.Cert}})
+	_, err := vctx.Validate(one.Root())
+	call.sigOK = err == nil
+	s.soap <- call
+	if s.soapFail.Load() {
+		http.Error(w, "broken", http.StatusInternalServerError)
+		return
+	}
+	resp := &csaml.LogoutResponse{ID: "id-soap-answer", InResponseTo: call.req.ID, Version: "2.0", IssueInstant: time.Now(),
+		Issuer: &csaml.Issuer{Value: s.sps["soap"].entity}, Status: csaml.Status{StatusCode: csaml.StatusCode{Value: csaml.StatusSuccess}}}
+	env := etree.NewDocument()
+	e := env.CreateElement("SOAP-ENV:Envelope")
+	e.CreateAttr("xmlns:SOAP-ENV", "http://schemas.xmlsoap.org/soap/envelope/")
+	e.CreateElement("SOAP-ENV:Body").AddChild(resp.Element())
+	out, _ := env.WriteToBytes()
+	w.Header().Set("Content-Type", "text/xml")
+	_, _ = w.Write(out)
 }
 
 var (
@@ -627,6 +692,97 @@ func TestLogoutAtQiaoLogsOutOfSAMLApps(t *testing.T) {
 	audit, _ := s.gw.Store.ListAuditEvents(s.ctx, directory.AuditQuery{EnterpriseID: "demo", Kind: "saml.logout_propagated"})
 	if len(audit) != 6 {
 		t.Fatalf("%d saml.logout_propagated audit events, want 6", len(audit))
+	}
+}
+
+// TestSAMLBackChannelLogoutOverSOAP: an SP with a SOAP SingleLogoutService hears of every end of
+// the session straight from the IdP — a logout at qiao (the browser goes only to the others), a
+// person's departure (no browser at all) — but not of a logout it asked for itself.
+func TestSAMLBackChannelLogoutOverSOAP(t *testing.T) {
+	s := newSAMLWorld(t)
+	launch := func(b *browser, names ...string) {
+		t.Helper()
+		for _, name := range names {
+			if status, page, _ := b.get(s.base+"/e/demo/saml/launch?sp="+url.QueryEscape(s.sps[name].entity), ""); status != 200 || !strings.Contains(page, "SAMLResponse") {
+				t.Fatalf("launch %s: %d", name, status)
+			}
+		}
+	}
+	received := func(what string) soapCall {
+		t.Helper()
+		select {
+		case c := <-s.soap:
+			uid := s.user("zhangsan").ID
+			if !c.sigOK || c.req.NameID == nil || c.req.NameID.Value != uid || c.req.SessionIndex == nil || c.req.SessionIndex.Value == "" ||
+				c.req.Destination != s.sps["soap"].SloURL.String() || c.req.Issuer.Value != s.base+"/e/demo/saml/metadata" {
+				t.Fatalf("%s: SOAP LogoutRequest %+v (signature ok: %v)", what, c.req, c.sigOK)
+			}
+			return c
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: no SOAP LogoutRequest", what)
+		}
+		return soapCall{}
+	}
+	audits := func(outcome string) int {
+		s.gw.SAML.Wait()
+		evs, _ := s.gw.Store.ListAuditEvents(s.ctx, directory.AuditQuery{EnterpriseID: "demo", Kind: "saml.backchannel_logout"})
+		n := 0
+		for _, e := range evs {
+			if e.Outcome == outcome {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Logout at qiao: the browser visits plain; soap hears over SOAP, and fails (retried, audited).
+	s.soapFail.Store(true)
+	b := s.signedIn(t)
+	launch(b, "soap", "plain")
+	_, page, _ := b.get(s.base+"/login/done", "")
+	resp, err := b.c.PostForm(s.base+"/logout", url.Values{"csrf": {csrfOf(t, page)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	hop, _ := fetch(t, b, resp.Header.Get("Location"))
+	if loc := hop.Header.Get("Location"); !strings.HasPrefix(loc, "https://plain.test/slo?") {
+		t.Fatalf("the front channel after logout went to %q, want plain only", loc)
+	}
+	for i := 0; i < 3; i++ {
+		received("logout at qiao")
+	}
+	if n := audits("failed"); n != 1 {
+		t.Fatalf("%d failed back-channel logouts audited, want 1", n)
+	}
+	s.soapFail.Store(false)
+
+	// The SP's own LogoutRequest: it is not told again.
+	b = s.signedIn(t)
+	launch(b, "soap")
+	lu, err := s.sps["soap"].MakeRedirectLogoutRequest(s.user("zhangsan").ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := fetch(t, b, lu.String()); resp.StatusCode >= 400 {
+		t.Fatalf("soap's LogoutRequest: %d", resp.StatusCode)
+	}
+	s.gw.SAML.Wait()
+	select {
+	case c := <-s.soap:
+		t.Fatalf("the SP that asked to log out was sent %+v", c.req)
+	default:
+	}
+
+	// A departure, with no browser anywhere: soap hears over SOAP.
+	b = s.signedIn(t)
+	launch(b, "soap")
+	if err := s.gw.RevokeUser(s.ctx, "demo", s.user("zhangsan").ID); err != nil {
+		t.Fatal(err)
+	}
+	received("departure")
+	if n := audits("ok"); n != 1 {
+		t.Fatalf("%d delivered back-channel logouts audited, want 1", n)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	csaml "github.com/crewjam/saml"
@@ -49,6 +50,7 @@ type Provider struct {
 	Now         func() time.Time
 
 	sps spCache
+	bg  sync.WaitGroup // back-channel logout deliveries
 }
 
 // Limits on what a request may carry.

@@ -85,7 +85,8 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 		return
 	}
 	sess.Options.MaxAge = -1
-	if err := p.Sessions.Save(r, w, sess); err != nil {
+	// The session's end is announced over the back channels; the requester knows already.
+	if err := p.Sessions.Save(r.WithContext(context.WithValue(r.Context(), sloRequesterKey{}, sp.d.EntityID)), w, sess); err != nil {
 		p.logoutResponse(w, r, ent, sp, lr.ID, statusResponder, "", relay)
 		return
 	}
@@ -146,7 +147,7 @@ type sloPending struct {
 }
 
 // sloTarget is a participant to tell: its NameID, and its SingleLogoutService per binding.
-type sloTarget struct{ SP, Format, Value, Redirect, Post string }
+type sloTarget struct{ SP, Format, Value, Redirect, Post, SOAP string }
 
 const (
 	sloPendingTTL   = 10 * time.Minute
@@ -154,22 +155,31 @@ const (
 	sloPendingState = "saml:slo:"
 )
 
-// participants queues every SP of the session other than the requester, with the NameID it was
-// given. One that cannot be told (no SingleLogoutService, no NameID) makes the logout partial; one
-// no longer registered is skipped.
+// participants queues every SP of the session other than the requester that hears through the
+// browser. One that cannot be told (no SingleLogoutService, no NameID) makes the logout partial;
+// one with a SOAP endpoint hears over the back channel instead (SessionEnded).
 func (p *Provider) participants(ctx context.Context, pd *sloPending, v map[any]any) {
+	front, _, partial := p.sloTargets(ctx, pd.Ent, pd.UID, pd.Requester, v)
+	pd.Queue = front
+	pd.Partial = pd.Partial || partial
+}
+
+// sloTargets are the session's SPs other than skip, with the NameID each was given: those told
+// through the browser (front) and those with a SOAP SingleLogoutService (back). partial reports
+// one that cannot be told at all; an SP no longer registered is left out.
+func (p *Provider) sloTargets(ctx context.Context, ent, uid, skip string, v map[any]any) (front, back []sloTarget, partial bool) {
 	var u *directory.User
 	for _, entity := range broker.Strings(v[sessionSPsKey]) {
-		if entity == pd.Requester {
+		if entity == skip {
 			continue
 		}
-		sp, err := p.serviceProvider(ctx, pd.Ent, entity)
+		sp, err := p.serviceProvider(ctx, ent, entity)
 		if err != nil {
 			continue // no longer registered: nothing to tell
 		}
 		t := sloTarget{SP: entity}
-		if t.Redirect, t.Post = sloEndpoints(sp, false); t.Redirect == "" && t.Post == "" {
-			pd.Partial = true
+		if t.Redirect, t.Post, t.SOAP = sloEndpoints(sp, false); t.Redirect == "" && t.Post == "" && t.SOAP == "" {
+			partial = true
 			continue
 		}
 		if sp.d.NameIDFormat == "transient" {
@@ -181,9 +191,8 @@ func (p *Provider) participants(ctx context.Context, pd *sloPending, v map[any]a
 			}
 		} else {
 			if u == nil {
-				if u, err = p.Store.GetUser(ctx, pd.Ent, pd.UID); err != nil {
-					pd.Partial = true
-					return
+				if u, err = p.Store.GetUser(ctx, ent, uid); err != nil {
+					return front, back, true
 				}
 			}
 			if t.Format, t.Value, err = nameID(sp.d, u); err != nil {
@@ -191,11 +200,27 @@ func (p *Provider) participants(ctx context.Context, pd *sloPending, v map[any]a
 			}
 		}
 		if t.Value == "" {
-			pd.Partial = true
+			partial = true
 			continue
 		}
-		pd.Queue = append(pd.Queue, t)
+		if t.SOAP != "" {
+			back = append(back, t)
+		} else {
+			front = append(front, t)
+		}
 	}
+	return front, back, partial
+}
+
+// logoutRequest is the LogoutRequest the IdP sends t at dest.
+func (p *Provider) logoutRequest(ent, sid string, t sloTarget, dest string) *csaml.LogoutRequest {
+	issuer := p.EntityID(ent)
+	lr := &csaml.LogoutRequest{ID: newID(), Version: "2.0", IssueInstant: p.now(), Destination: dest, Issuer: entityIssuer(issuer),
+		NameID: &csaml.NameID{Format: t.Format, NameQualifier: issuer, SPNameQualifier: t.SP, Value: t.Value}}
+	if sid != "" {
+		lr.SessionIndex = &csaml.SessionIndex{Value: sid}
+	}
+	return lr
 }
 
 // propagate sends the browser to the next participant with a signed LogoutRequest, or, when none
@@ -209,12 +234,7 @@ func (p *Provider) propagate(w http.ResponseWriter, r *http.Request, id string, 
 		if dest == "" {
 			dest = t.Post
 		}
-		issuer := p.EntityID(pd.Ent)
-		lr := &csaml.LogoutRequest{ID: newID(), Version: "2.0", IssueInstant: p.now(), Destination: dest, Issuer: entityIssuer(issuer),
-			NameID: &csaml.NameID{Format: t.Format, NameQualifier: issuer, SPNameQualifier: t.SP, Value: t.Value}}
-		if pd.SID != "" {
-			lr.SessionIndex = &csaml.SessionIndex{Value: pd.SID}
-		}
+		lr := p.logoutRequest(pd.Ent, pd.SID, t, dest)
 		if t.Redirect == "" { // HTTP-POST: an enveloped signature (Redirect signs the query in send)
 			signed, err := p.signEnveloped(lr.Element())
 			if err != nil {
@@ -328,10 +348,10 @@ func (p *Provider) nameIDMatches(r *http.Request, ent string, sp *serviceProvide
 
 // sloEndpoints are the SP's SingleLogoutService locations on each binding: where responses go
 // (ResponseLocation when given), or where requests go.
-func sloEndpoints(sp *serviceProvider, response bool) (redirect, post string) {
+func sloEndpoints(sp *serviceProvider, response bool) (redirect, post, soap string) {
 	d := sp.descriptor()
 	if d == nil {
-		return "", ""
+		return "", "", ""
 	}
 	for _, e := range d.SingleLogoutServices {
 		loc := e.Location
@@ -343,15 +363,17 @@ func sloEndpoints(sp *serviceProvider, response bool) (redirect, post string) {
 			redirect = loc
 		case csaml.HTTPPostBinding:
 			post = loc
+		case csaml.SOAPBinding:
+			soap = loc
 		}
 	}
-	return redirect, post
+	return redirect, post, soap
 }
 
 // logoutResponse answers on the SP's SingleLogoutService: HTTP-Redirect (signed query) when it
 // has one, else HTTP-POST (enveloped signature); a page when it has neither.
 func (p *Provider) logoutResponse(w http.ResponseWriter, r *http.Request, ent string, sp *serviceProvider, inResponseTo, status, second, relay string) {
-	redirect, post := sloEndpoints(sp, true)
+	redirect, post, _ := sloEndpoints(sp, true)
 	if redirect == "" && post == "" {
 		p.signedOut(w, r)
 		return

@@ -26,7 +26,7 @@ type RP struct {
 
 	mu       sync.Mutex
 	rp       rp.RelyingParty
-	sessions map[string]*rpSession
+	sessions *sessions[rpSession]
 	cookies  *httphelper.CookieHandler
 }
 
@@ -50,7 +50,7 @@ func (a *RP) Routes(m *http.ServeMux) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	a.cookies = httphelper.NewCookieHandler(key, key, httphelper.WithUnsecure())
-	a.sessions = map[string]*rpSession{}
+	a.sessions = newSessions[rpSession](rpCookie, "/demo-app/")
 	m.HandleFunc("GET /demo-app/{$}", a.home)
 	m.HandleFunc("GET /demo-app/login", func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.party(r.Context())
@@ -94,34 +94,16 @@ func (a *RP) signedIn(w http.ResponseWriter, r *http.Request, tokens *zoidc.Toke
 	_ = json.Unmarshal(b, &s.Claims)
 	b, _ = json.Marshal(info)
 	_ = json.Unmarshal(b, &s.UserInfo)
-	id := randomString()
-	a.mu.Lock()
-	a.sessions[id] = s
-	a.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: rpCookie, Value: id, Path: "/demo-app/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	a.sessions.start(w, s)
 	http.Redirect(w, r, a.BaseURL+"/", http.StatusFound)
 }
 
-func (a *RP) session(r *http.Request) (string, *rpSession) {
-	c, err := r.Cookie(rpCookie)
-	if err != nil {
-		return "", nil
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return c.Value, a.sessions[c.Value]
-}
-
 func (a *RP) logout(w http.ResponseWriter, r *http.Request) {
-	id, s := a.session(r)
-	http.SetCookie(w, &http.Cookie{Name: rpCookie, Value: "", Path: "/demo-app/", MaxAge: -1})
+	s := a.sessions.end(w, r)
 	if s == nil {
 		http.Redirect(w, r, a.BaseURL+"/", http.StatusSeeOther)
 		return
 	}
-	a.mu.Lock()
-	delete(a.sessions, id)
-	a.mu.Unlock()
 	p, err := a.party(r.Context())
 	if err != nil {
 		http.Redirect(w, r, a.BaseURL+"/", http.StatusSeeOther)
@@ -173,7 +155,7 @@ var rpPage = template.Must(template.New("rp").Parse(`<!doctype html>
 </main></body></html>`))
 
 func (a *RP) home(w http.ResponseWriter, r *http.Request) {
-	_, s := a.session(r)
+	s := a.sessions.get(r)
 	data := map[string]any{"S": s != nil}
 	if s != nil {
 		data["Claims"], data["UserInfo"] = rows(s.Claims), rows(s.UserInfo)

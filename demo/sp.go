@@ -30,7 +30,7 @@ type SP struct {
 	mu       sync.Mutex
 	sp       *saml.ServiceProvider
 	requests map[string]time.Time
-	sessions map[string]*spSession
+	sessions *sessions[spSession]
 }
 
 type spSession struct {
@@ -58,7 +58,7 @@ func (a *SP) Routes(m *http.ServeMux) error {
 	a.sp = &saml.ServiceProvider{EntityID: mu.String(), Key: key, Certificate: cert, MetadataURL: *mu, AcsURL: *acs,
 		SignatureMethod: dsig.RSASHA256SignatureMethod, AllowIDPInitiated: true}
 	a.requests = map[string]time.Time{}
-	a.sessions = map[string]*spSession{}
+	a.sessions = newSessions[spSession](spCookie, "/demo-sp/")
 	m.HandleFunc("GET /demo-sp/metadata", func(w http.ResponseWriter, r *http.Request) {
 		buf, _ := xml.MarshalIndent(a.sp.Metadata(), "", "  ")
 		w.Header().Set("Content-Type", "application/samlmetadata+xml")
@@ -169,11 +169,7 @@ func (a *SP) acs(w http.ResponseWriter, r *http.Request) {
 			s.Attributes = append(s.Attributes, claimRow{name, vals})
 		}
 	}
-	id := randomString()
-	a.mu.Lock()
-	a.sessions[id] = s
-	a.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: spCookie, Value: id, Path: "/demo-sp/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	a.sessions.start(w, s)
 	http.Redirect(w, r, a.BaseURL+"/", http.StatusSeeOther)
 }
 
@@ -196,12 +192,8 @@ var spPage = template.Must(template.New("sp").Parse(`<!doctype html>
 
 func (a *SP) home(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{"Entity": a.sp.EntityID}
-	if c, err := r.Cookie(spCookie); err == nil {
-		a.mu.Lock()
-		if s := a.sessions[c.Value]; s != nil {
-			data["S"] = s
-		}
-		a.mu.Unlock()
+	if s := a.sessions.get(r); s != nil {
+		data["S"] = s
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -10,9 +9,6 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,73 +21,50 @@ import (
 // an SP-initiated Redirect login through the WeCom simulator with InResponseTo checking, an
 // IdP-initiated one, and single logout.
 func TestNodeSAMLServiceProvider(t *testing.T) {
-	dir := e2eDir(t)
 	w := newWorld(t, 30, t.TempDir(), true)
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "node-sp"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	k, _ := w.gw.Keys.Signing(keys.SAML)
 	ent := w.base + "/e/demo/saml"
-	cmd := exec.Command("node", filepath.Join(dir, "saml-sp.mjs"))
-	cmd.Env = append(os.Environ(), "IDP_SSO="+ent+"/sso", "IDP_SLO="+ent+"/slo",
-		"IDP_LAUNCH="+ent+"/launch?sp="+url.QueryEscape("https://node-sp.test/metadata"),
-		"IDP_CERT="+string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.Cert.Raw})),
-		"SP_KEY="+string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
-		"SP_CERT="+string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	b := newBrowser(t)
 	b.stop = "https://node-sp.test/"
-	reply := func(v any) {
+	reply := func(v any) (string, bool) {
 		j, _ := json.Marshal(v)
-		_, _ = stdin.Write(append(j, '\n'))
+		return string(j), true
 	}
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 4<<20), 4<<20)
-	var final map[string]any
-	for sc.Scan() {
-		var msg map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil {
-			t.Logf("node: %s", sc.Text())
-			continue
-		}
-		switch {
-		case msg["metadata"] != nil:
-			// The SP describes itself; the admin registers that metadata.
-			md := msg["metadata"].(string)
-			if err := w.gw.Store.PutServiceProvider(w.ctx, &directory.ServiceProvider{EnterpriseID: "demo", EntityID: "https://node-sp.test/metadata",
-				Name: "node-saml", MetadataXML: md, NameIDFormat: "persistent", SignResponse: true, SignAssertion: true}); err != nil {
-				t.Fatal(err)
+	res := runE2E(t, "saml-sp.mjs", []string{"IDP_SSO=" + ent + "/sso", "IDP_SLO=" + ent + "/slo",
+		"IDP_LAUNCH=" + ent + "/launch?sp=" + url.QueryEscape("https://node-sp.test/metadata"),
+		"IDP_CERT=" + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.Cert.Raw})),
+		"SP_KEY=" + string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
+		"SP_CERT=" + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))},
+		func(msg map[string]any) (string, bool) {
+			switch {
+			case msg["metadata"] != nil:
+				// The SP describes itself; the admin registers that metadata.
+				md := msg["metadata"].(string)
+				if err := w.gw.Store.PutServiceProvider(w.ctx, &directory.ServiceProvider{EnterpriseID: "demo", EntityID: "https://node-sp.test/metadata",
+					Name: "node-saml", MetadataXML: md, NameIDFormat: "persistent", SignResponse: true, SignAssertion: true}); err != nil {
+					t.Fatal(err)
+				}
+				return reply(map[string]bool{"ok": true})
+			case msg["browse"] != nil:
+				status, page, at := b.get(msg["browse"].(string), "zhangsan")
+				if status == 200 && strings.Contains(at, "/login/e/demo?") {
+					// The broker's source choice: the person picks WeCom and scans.
+					status, page, at = b.get(w.base+"/login/e/demo/s/wecom?"+strings.SplitN(at, "?", 2)[1], "zhangsan")
+				}
+				out := map[string]any{"url": at}
+				if status == 200 && strings.Contains(page, `name="SAMLResponse"`) {
+					action, f := postForm(t, page)
+					out["form"] = map[string]string{"action": action, "SAMLResponse": f["SAMLResponse"], "RelayState": f["RelayState"]}
+				} else if status != 0 {
+					t.Logf("browser ended at %s with %d", at, status)
+				}
+				return reply(out)
 			}
-			reply(map[string]bool{"ok": true})
-		case msg["browse"] != nil:
-			status, page, at := b.get(msg["browse"].(string), "zhangsan")
-			if status == 200 && strings.Contains(at, "/login/e/demo?") {
-				// The broker's source choice: the person picks WeCom and scans.
-				status, page, at = b.get(w.base+"/login/e/demo/s/wecom?"+strings.SplitN(at, "?", 2)[1], "zhangsan")
-			}
-			out := map[string]any{"url": at}
-			if status == 200 && strings.Contains(page, `name="SAMLResponse"`) {
-				action, f := postForm(t, page)
-				out["form"] = map[string]string{"action": action, "SAMLResponse": f["SAMLResponse"], "RelayState": f["RelayState"]}
-			} else if status != 0 {
-				t.Logf("browser ended at %s with %d", at, status)
-			}
-			reply(out)
-		default:
-			final = msg
-		}
-	}
-	err := cmd.Wait()
-	if err != nil || final["ok"] != true {
-		t.Fatalf("node-saml run failed: %v\n%s", err, stderr.String())
-	}
-	res := final["result"].(map[string]any)
+			return "", false
+		})
 	spi := res["sp_initiated"].(map[string]any)
 	if spi["nameID"] != w.user("zhangsan").ID {
 		t.Fatalf("node-saml saw NameID %v", spi["nameID"])

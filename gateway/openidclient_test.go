@@ -28,15 +28,13 @@ func e2eDir(t *testing.T) string {
 	return dir
 }
 
-// TestOpenIDClientCertifiedRP drives qiao's OpenID Provider with openid-client (a certified relying
-// party library, not our code): the login goes through the WeCom simulator in a browser.
-func TestOpenIDClientCertifiedRP(t *testing.T) {
-	dir := e2eDir(t)
-	o := newOIDCWorld(t)
-	svc, _ := o.gw.Store.GetClient(o.ctx, "demo", "demo-service")
-	cmd := exec.Command("node", filepath.Join(dir, "oidc-rp.mjs"))
-	cmd.Env = append(os.Environ(), "ISSUER="+o.iss, "REDIRECT_URI=http://127.0.0.1:53682/callback",
-		"POST_LOGOUT_URI=http://127.0.0.1:53682/logged-out", "SERVICE_ID=demo-service", "SERVICE_SECRET="+svc.Secret)
+// runE2E runs an e2e/ script that talks in lines of JSON on stdout. handle answers each message it
+// takes with a line for the script's stdin; the last message it does not take is the outcome,
+// which must say ok. It returns the outcome's result.
+func runE2E(t *testing.T, script string, env []string, handle func(msg map[string]any) (reply string, took bool)) map[string]any {
+	t.Helper()
+	cmd := exec.Command("node", filepath.Join(e2eDir(t), script))
+	cmd.Env = append(os.Environ(), env...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
@@ -44,10 +42,8 @@ func TestOpenIDClientCertifiedRP(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b := newBrowser(t)
-	b.stop = "http://127.0.0.1:53682/"
 	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sc.Buffer(make([]byte, 4<<20), 4<<20)
 	var final map[string]any
 	for sc.Scan() {
 		var msg map[string]any
@@ -55,21 +51,38 @@ func TestOpenIDClientCertifiedRP(t *testing.T) {
 			t.Logf("node: %s", sc.Text())
 			continue
 		}
-		if u, ok := msg["browse"].(string); ok {
-			_, page, at := b.get(u, "zhangsan")
-			if !strings.HasPrefix(at, b.stop) {
-				t.Fatalf("the browser did not come back to the relying party: at %s\n%s", at, page)
-			}
-			_, _ = stdin.Write([]byte(at + "\n"))
+		if reply, took := handle(msg); took {
+			_, _ = stdin.Write([]byte(reply + "\n"))
 			continue
 		}
 		final = msg
 	}
-	err := cmd.Wait()
-	if err != nil || final["ok"] != true {
-		t.Fatalf("openid-client run failed: %v\n%s", err, stderr.String())
+	if err := cmd.Wait(); err != nil || final["ok"] != true {
+		t.Fatalf("%s failed: %v\n%s", script, err, stderr.String())
 	}
-	res := final["result"].(map[string]any)
+	return final["result"].(map[string]any)
+}
+
+// TestOpenIDClientCertifiedRP drives qiao's OpenID Provider with openid-client (a certified relying
+// party library, not our code): the login goes through the WeCom simulator in a browser.
+func TestOpenIDClientCertifiedRP(t *testing.T) {
+	o := newOIDCWorld(t)
+	svc, _ := o.gw.Store.GetClient(o.ctx, "demo", "demo-service")
+	b := newBrowser(t)
+	b.stop = "http://127.0.0.1:53682/"
+	res := runE2E(t, "oidc-rp.mjs", []string{"ISSUER=" + o.iss, "REDIRECT_URI=http://127.0.0.1:53682/callback",
+		"POST_LOGOUT_URI=http://127.0.0.1:53682/logged-out", "SERVICE_ID=demo-service", "SERVICE_SECRET=" + svc.Secret},
+		func(msg map[string]any) (string, bool) {
+			u, ok := msg["browse"].(string)
+			if !ok {
+				return "", false
+			}
+			_, page, at := b.get(u, "zhangsan")
+			if !strings.HasPrefix(at, b.stop) {
+				t.Fatalf("the browser did not come back to the relying party: at %s\n%s", at, page)
+			}
+			return at, true
+		})
 	idt := res["id_token"].(map[string]any)
 	if idt["sub"] != o.user("zhangsan").ID || idt["iss"] != o.iss {
 		t.Fatalf("ID token as openid-client saw it: %v", idt)

@@ -111,7 +111,8 @@ func newSAMLWorld(t *testing.T) *samlWorld {
 	t.Cleanup(soapSrv.Close)
 	s.sps["soap"] = newTestSP(t, "soap", false, false)
 	s.sps["soap"].LogoutBindings = []string{csaml.SOAPBinding}
-	s.sps["soap"].SloURL = *must(url.Parse(soapSrv.URL + "/slo"))
+	soapSLO, _ := url.Parse(soapSrv.URL + "/slo")
+	s.sps["soap"].SloURL = *soapSLO
 	no, yes := false, true
 	s.world = newWorld(t, 30, t.TempDir(), true, func(c *config.Config) {
 		e := &c.Enterprises[0]
@@ -143,13 +144,6 @@ func newSAMLWorld(t *testing.T) *samlWorld {
 		sp.IDPMetadata = &md
 	}
 	return s
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
 }
 
 // soapEndpoint is the "soap" SP's SingleLogoutService: it checks the LogoutRequest's signature

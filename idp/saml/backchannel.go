@@ -15,7 +15,6 @@ import (
 	csaml "github.com/crewjam/saml"
 	xrv "github.com/mattermost/xml-roundtrip-validator"
 
-	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 )
 
@@ -35,10 +34,8 @@ func (p *Provider) SessionEnded(ctx context.Context, values map[string]any) {
 	for k, x := range values {
 		v[k] = x
 	}
-	ent, _ := v[broker.KeyEnterprise].(string)
-	uid, _ := v[broker.KeyUser].(string)
-	sid, _ := v[broker.KeySID].(string)
-	if ent == "" || uid == "" || len(broker.Strings(v[sessionSPsKey])) == 0 {
+	ent, uid, sid, ok := servedSPs(v)
+	if !ok {
 		return
 	}
 	skip, _ := ctx.Value(sloRequesterKey{}).(string)

@@ -103,10 +103,8 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 // signed LogoutRequest (IdP-initiated single logout), then on to final. It is final itself when
 // the session has no SP to tell. values are the ended session's.
 func (p *Provider) LogoutVia(ctx context.Context, values map[any]any, final string) string {
-	ent, _ := values[broker.KeyEnterprise].(string)
-	uid, _ := values[broker.KeyUser].(string)
-	sid, _ := values[broker.KeySID].(string)
-	if ent == "" || uid == "" || len(broker.Strings(values[sessionSPsKey])) == 0 {
+	ent, uid, sid, ok := servedSPs(values)
+	if !ok {
 		return final
 	}
 	pd := &sloPending{Ent: ent, SID: sid, UID: uid, Final: final}
@@ -121,6 +119,15 @@ func (p *Provider) LogoutVia(ctx context.Context, values map[any]any, final stri
 		return final
 	}
 	return p.base(ent) + "/slo/next?id=" + url.QueryEscape(id)
+}
+
+// servedSPs reads an ended session's enterprise, person and sid, and whether it served any SP
+// (else there is nobody to tell).
+func servedSPs(v map[any]any) (ent, uid, sid string, ok bool) {
+	ent, _ = v[broker.KeyEnterprise].(string)
+	uid, _ = v[broker.KeyUser].(string)
+	sid, _ = v[broker.KeySID].(string)
+	return ent, uid, sid, ent != "" && uid != "" && len(broker.Strings(v[sessionSPsKey])) > 0
 }
 
 // sloNext starts an IdP-initiated logout that LogoutVia queued: the browser goes to the first SP.

@@ -145,6 +145,26 @@ func (m *Memory) Incr(_ context.Context, key string, ttl time.Duration) (int64, 
 	return n, nil
 }
 
+// Decr implements Store.
+func (m *Memory) Decr(_ context.Context, key string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it, ok := m.live(key)
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(string(it.val), 10, 64)
+	if err != nil {
+		return 0, errNotCounter(key)
+	}
+	if n > 0 {
+		n--
+	}
+	it.val = strconv.AppendInt(nil, n, 10)
+	m.items[key] = it
+	return n, nil
+}
+
 // Lock implements Store.
 func (m *Memory) Lock(_ context.Context, key string, ttl time.Duration) (Lease, error) {
 	if err := checkTTL(ttl); err != nil {

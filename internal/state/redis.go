@@ -113,6 +113,27 @@ func (r *Redis) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 	return n, nil
 }
 
+// decrScript decrements only a counter that exists and is above zero, so that neither a missing
+// key (DECR would create it with no TTL) nor a floor is ever crossed.
+var decrScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if tonumber(v) > 0 then return redis.call('DECR', KEYS[1]) end
+return tonumber(v)`)
+
+// Decr implements Store.
+func (r *Redis) Decr(ctx context.Context, key string) (int64, error) {
+	n, err := decrScript.Run(ctx, r.c, []string{r.k(key)}).Int64()
+	if err != nil {
+		var rerr redis.Error
+		if errors.As(err, &rerr) {
+			return 0, errNotCounter(key)
+		}
+		return 0, fmt.Errorf("state: redis decr: %w", err)
+	}
+	return n, nil
+}
+
 // Lock implements Store.
 func (r *Redis) Lock(ctx context.Context, key string, ttl time.Duration) (Lease, error) {
 	tok := newToken()

@@ -33,6 +33,9 @@ type Store interface {
 	// Incr adds 1 to the counter at key and returns the new value. The TTL is set when the counter
 	// is created and not extended by later increments (a fixed window).
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	// Decr takes 1 from an existing counter, never below 0, keeping its TTL, and returns the new
+	// value; a missing counter stays missing (0). It gives back an attempt reserved with Incr.
+	Decr(ctx context.Context, key string) (int64, error)
 	// Lock takes a lease on key for ttl, or returns ErrLocked.
 	Lock(ctx context.Context, key string, ttl time.Duration) (Lease, error)
 	Ping(ctx context.Context) error

@@ -145,6 +145,40 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 		}
 	})
 
+	t.Run("Decr", func(t *testing.T) {
+		s := newStore(t)
+		k := key("decr")
+		if n, err := s.Decr(ctx, k); err != nil || n != 0 {
+			t.Fatalf("Decr of a missing counter = %d, %v", n, err)
+		}
+		if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("Decr created the counter: %v", err)
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := s.Incr(ctx, k, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.Decr(ctx, k); err != nil || n != 2 {
+			t.Fatalf("Decr = %d, %v; want 2", n, err)
+		}
+		_, _ = s.Decr(ctx, k)
+		_, _ = s.Decr(ctx, k)
+		if n, err := s.Decr(ctx, k); err != nil || n != 0 {
+			t.Fatalf("Decr below zero = %d, %v; want 0", n, err)
+		}
+		if n, err := s.Incr(ctx, k, time.Minute); err != nil || n != 1 {
+			t.Fatalf("Incr after Decr = %d, %v; want 1", n, err)
+		}
+		nc := key("notcounter")
+		if err := s.Put(ctx, nc, []byte("x"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Decr(ctx, nc); err == nil {
+			t.Fatal("Decr of a non-counter succeeded")
+		}
+	})
+
 	t.Run("IncrFixedWindow", func(t *testing.T) {
 		s := newStore(t)
 		k := key("rate")

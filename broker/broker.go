@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,14 +50,21 @@ type Broker struct {
 	// LogoutVia, when set, is where a browser whose session just ended goes before final (SAML
 	// single logout to the session's service providers); see AfterLogout.
 	LogoutVia func(ctx context.Context, values map[any]any, final string) string
+	// Passwords bounds concurrent password checks (default: sized from the machine's memory).
+	Passwords *password.Limiter
 	// dummyHash equalises the time of a password check for an unknown user.
 	dummyHash string
+	passwords *password.Limiter
 }
 
 // Routes mounts the broker's endpoints.
 func (b *Broker) Routes(m *http.ServeMux) {
 	h, _ := password.Hash("qiao-dummy-password", password.Default)
 	b.dummyHash = h
+	b.passwords = b.Passwords
+	if b.passwords == nil {
+		b.passwords = password.NewLimiter(password.DefaultSlots(password.Default), 3*time.Second)
+	}
 	m.HandleFunc("GET /login", b.enterpriseForm)
 	m.HandleFunc("POST /login", b.enterpriseSubmit)
 	m.HandleFunc("GET /login/e/{enterprise}", b.sources)
@@ -135,19 +143,21 @@ func (b *Broker) csrfOK(r *http.Request) bool {
 	return err == nil && len(c.Value) == 43 && subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) == 1
 }
 
-// safeReturn accepts only a local path, so the broker never redirects off the gateway.
-func safeReturn(v string) string {
-	if v == "" || len(v) > 2048 || !strings.HasPrefix(v, "/") || strings.HasPrefix(v, "//") || strings.HasPrefix(v, "/\\") || strings.ContainsAny(v, "\r\n") {
+// safeReturn accepts only a path on the gateway's own origin, judged as a browser would resolve
+// it (httpx.LocalRedirect), so the broker never redirects off the gateway.
+func (b *Broker) safeReturn(v string) string {
+	ext, err := url.Parse(b.ExternalURL)
+	if err != nil {
 		return ""
 	}
-	return v
+	return httpx.LocalRedirect(ext, v)
 }
 
 // ---- enterprise and source choice
 
 func (b *Broker) enterpriseForm(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	ret := safeReturn(q.Get("return"))
+	ret := b.safeReturn(q.Get("return"))
 	ent := q.Get("enterprise")
 	if ent == "" && q.Get("change") == "" {
 		if c, err := r.Cookie("qiao_ent"); err == nil && directory.ValidID(c.Value) {
@@ -169,7 +179,7 @@ func (b *Broker) enterpriseSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ent := strings.ToLower(strings.TrimSpace(r.PostFormValue("enterprise")))
-	ret := safeReturn(r.PostFormValue("return"))
+	ret := b.safeReturn(r.PostFormValue("return"))
 	t := lang(r)
 	if !directory.ValidID(ent) {
 		b.render(w, r, http.StatusBadRequest, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ent,
@@ -202,7 +212,7 @@ func (b *Broker) enabledSources(ctx context.Context, ent string) ([]*directory.I
 func (b *Broker) sources(w http.ResponseWriter, r *http.Request) {
 	ent := r.PathValue("enterprise")
 	q := r.URL.Query()
-	ret := safeReturn(q.Get("return"))
+	ret := b.safeReturn(q.Get("return"))
 	e, err := b.Store.GetEnterprise(r.Context(), ent)
 	if err != nil {
 		b.fail(w, r, http.StatusNotFound, "unknown enterprise", msg{"没有这个企业 ID。", "There is no enterprise with this ID."},
@@ -306,7 +316,7 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ret := safeReturn(r.URL.Query().Get("return"))
+	ret := b.safeReturn(r.URL.Query().Get("return"))
 	if src.Kind == directory.KindLocal {
 		b.passwordForm(w, r, src, ret, "", "", http.StatusOK)
 		return
@@ -463,7 +473,12 @@ func (b *Broker) finish(w http.ResponseWriter, r *http.Request, src *directory.I
 		return
 	}
 	sess, _ := b.Sessions.New(r, "")
-	_ = b.Sessions.Regenerate(r.Context(), sess) // a new ID at every login: no fixation
+	// A new ID at every login, and the old one ended: an ID known before the login (planted in
+	// this browser, say) is worthless after it. No login without it.
+	if err := b.Sessions.Regenerate(r.Context(), sess); err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "session", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		return
+	}
 	for k := range sess.Values {
 		delete(sess.Values, k)
 	}
@@ -477,7 +492,8 @@ func (b *Broker) finish(w http.ResponseWriter, r *http.Request, src *directory.I
 		return
 	}
 	b.audit(r, src, u.ID, "login.success", method)
-	if ret == "" {
+	// Checked again where it is used: the return travelled through state since it was first judged.
+	if ret = b.safeReturn(ret); ret == "" {
 		ret = "/login/done"
 	}
 	http.Redirect(w, r, ret, http.StatusSeeOther)
@@ -524,7 +540,7 @@ func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := lang(r)
-	ret := safeReturn(r.PostFormValue("return"))
+	ret := b.safeReturn(r.PostFormValue("return"))
 	if src.Kind != directory.KindLocal {
 		b.fail(w, r, http.StatusNotFound, "password on an upstream source", msg{"这个登录方式不使用密码。", "This way to sign in does not use a password."}, msg{}, src.EnterpriseID)
 		return
@@ -535,15 +551,34 @@ func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 	ipKey := "pwip:" + hashKey(b.ip(r))
 	userKey := "pwuser:" + hashKey(src.EnterpriseID, strings.ToLower(username))
 	wrong := msg{"用户名或密码错误。", "Wrong username or password."}.in(t)
-	// Refuse before checking once a counter is over its limit: the check itself costs an argon2 run.
-	if n, _ := b.peek(ctx, ipKey); n >= MaxIPFailures {
-		b.audit(r, src, "", "login.failure", "password: too many failures from this IP")
-		b.passwordForm(w, r, src, ret, username, msg{"尝试次数过多，请 15 分钟后再试。", "Too many attempts; try again in 15 minutes."}.in(t), http.StatusTooManyRequests)
+	tooMany := msg{"尝试次数过多，请 15 分钟后再试。", "Too many attempts; try again in 15 minutes."}.in(t)
+	// Every attempt reserves its place in both counters before the password is checked: reading
+	// a counter first and adding a failure after the (slow) check let 60 concurrent guesses
+	// through where 5 were allowed. A reservation is given back only by a success, so at most the
+	// limit of attempts per window is ever checked, however many arrive at once.
+	nIP, err := b.State.Incr(ctx, ipKey, LockoutWindow)
+	if err != nil {
+		b.fail(w, r, http.StatusServiceUnavailable, "state unavailable", msg{"登录服务暂时不可用，请稍后再试。", "Sign-in is unavailable right now; try again shortly."},
+			msg{"状态存储（state）不可用。", "The state store does not answer."}, src.EnterpriseID, "err", err)
 		return
 	}
-	if n, _ := b.peek(ctx, userKey); n >= MaxUserFailures {
+	if nIP > MaxIPFailures {
+		b.audit(r, src, "", "login.failure", "password: too many failures from this IP")
+		w.Header().Set("Retry-After", strconv.Itoa(int(LockoutWindow.Seconds())))
+		b.passwordForm(w, r, src, ret, username, tooMany, http.StatusTooManyRequests)
+		return
+	}
+	nUser, err := b.State.Incr(ctx, userKey, LockoutWindow)
+	if err != nil || nUser > MaxUserFailures {
+		_, _ = b.State.Decr(ctx, ipKey) // the IP's attempt was not checked
+		if err != nil {
+			b.fail(w, r, http.StatusServiceUnavailable, "state unavailable", msg{"登录服务暂时不可用，请稍后再试。", "Sign-in is unavailable right now; try again shortly."},
+				msg{"状态存储（state）不可用。", "The state store does not answer."}, src.EnterpriseID, "err", err)
+			return
+		}
 		b.audit(r, src, "", "login.failure", "password: account locked after repeated failures")
-		b.passwordForm(w, r, src, ret, username, msg{"尝试次数过多，请 15 分钟后再试。", "Too many attempts; try again in 15 minutes."}.in(t), http.StatusTooManyRequests)
+		w.Header().Set("Retry-After", strconv.Itoa(int(LockoutWindow.Seconds())))
+		b.passwordForm(w, r, src, ret, username, tooMany, http.StatusTooManyRequests)
 		return
 	}
 	var u *directory.User
@@ -556,27 +591,26 @@ func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 	if u != nil && u.PasswordHash != "" {
 		hash = u.PasswordHash
 	}
-	good, err := password.Verify(pw, hash)
+	good, err := b.passwords.Verify(ctx, pw, hash)
+	if errors.Is(err, password.ErrBusy) {
+		// Not the person's fault: give both reservations back and ask them to retry.
+		_, _ = b.State.Decr(ctx, ipKey)
+		_, _ = b.State.Decr(ctx, userKey)
+		b.Log.Warn("password check refused: every verification slot is busy", "enterprise", src.EnterpriseID, "slots", b.passwords.Slots())
+		w.Header().Set("Retry-After", "2")
+		b.passwordForm(w, r, src, ret, username, msg{"登录的人太多，请几秒后再试。", "Too many sign-ins at once; try again in a few seconds."}.in(t), http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil || !good || u == nil || u.PasswordHash == "" {
-		_, _ = b.State.Incr(ctx, ipKey, LockoutWindow)
-		_, _ = b.State.Incr(ctx, userKey, LockoutWindow)
 		b.audit(r, src, "", "login.failure", "password: wrong username or password")
 		b.passwordForm(w, r, src, ret, username, wrong, http.StatusUnauthorized)
 		return
 	}
+	// A success gives back its IP reservation (an office behind one NAT must not lock itself out
+	// by signing in) and clears the person's failures.
+	_, _ = b.State.Decr(ctx, ipKey)
 	_ = b.State.Delete(ctx, userKey)
 	b.finish(w, r, src, u.ID, "pwd", ret)
-}
-
-// peek reads a counter without changing it.
-func (b *Broker) peek(ctx context.Context, key string) (int64, error) {
-	v, err := b.State.Get(ctx, key)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	_, err = fmt.Sscan(string(v), &n)
-	return n, err
 }
 
 // ---- after login

@@ -181,13 +181,15 @@ func str(v any) string {
 // Regenerate gives the session a new ID when it is next saved and ends the old one: call it at
 // login, so an ID known before the login is worthless after it.
 func (s *SessionStore) Regenerate(ctx context.Context, sess *sessions.Session) error {
-	if sess.ID != "" {
-		if err := s.State.Delete(ctx, sessionKey(sess.ID)); err != nil {
+	// The ID is dropped first: even when the old one cannot be deleted, it is never saved again.
+	old := sess.ID
+	sess.ID = ""
+	delete(sess.Values, "_created")
+	if old != "" {
+		if err := s.State.Delete(ctx, sessionKey(old)); err != nil {
 			return fmt.Errorf("session store: %w", err)
 		}
 	}
-	sess.ID = ""
-	delete(sess.Values, "_created")
 	return nil
 }
 

@@ -100,6 +100,9 @@ type Event struct {
 type Callback struct {
 	Timestamp time.Time
 	Nonce     string
+	// Signature is the verified signature as the decoder computed it (lower-case hex), not as
+	// the sender spelled it: it keys replay detection, and a spelling the check accepts (hex in
+	// upper case) must not be a new key.
 	Signature string
 	Events    []Event // none for URL verification
 	// Reply is what to answer once the events are stored durably.

@@ -33,6 +33,7 @@ import (
 	idpsaml "github.com/qiao-gateway/qiao/idp/saml"
 	"github.com/qiao-gateway/qiao/internal/config"
 	"github.com/qiao-gateway/qiao/internal/httpx"
+	"github.com/qiao-gateway/qiao/internal/password"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
@@ -129,7 +130,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		trusted = append(trusted, n)
 	}
 	g.Broker = &broker.Broker{Store: g.Store, State: g.State, Sessions: g.Sessions, Pages: g.pages, ExternalURL: cfg.ExternalURL,
-		Log: log, ClientIP: httpx.ClientIP(trusted), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
+		Log: log, ClientIP: httpx.ClientIP(trusted), Passwords: password.NewLimiter(password.DefaultSlots(password.Default), 3*time.Second), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
 			return connectors.Login(string(src.Kind), src.Config, src.Secrets)
 		}}
 	g.OIDC = &idpoidc.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker,
@@ -190,7 +191,7 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /readyz", g.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(g.Registry, promhttp.HandlerOpts{}))
 	sub, _ := fs.Sub(static.Files, ".")
-	m.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(sub)))
+	m.Handle("GET /static/", http.StripPrefix("/static/", httpx.StaticFiles(sub)))
 	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		if err := g.pages.ExecuteTemplate(w, "home.html", map[string]string{"Version": Version}); err != nil {

@@ -123,7 +123,7 @@ func (d *Decoder) Decode(method string, q url.Values, body []byte) (*federation.
 	if err := json.Unmarshal(pt, &ev); err != nil {
 		return nil, fmt.Errorf("%w: event JSON: %v", federation.ErrMalformed, err)
 	}
-	cb := &federation.Callback{Timestamp: time.UnixMilli(ms), Nonce: nonce, Signature: sig, ReplyType: "application/json"}
+	cb := &federation.Callback{Timestamp: time.UnixMilli(ms), Nonce: nonce, Signature: used.Signature(tsText, nonce, env.Encrypt), ReplyType: "application/json"}
 	if cb.Reply, err = reply(used); err != nil {
 		return nil, err
 	}

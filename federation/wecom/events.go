@@ -62,6 +62,7 @@ func (d *Decoder) Decode(method string, q url.Values, body []byte) (*federation.
 		if err != nil {
 			return nil, verr(err)
 		}
+		cb.Signature = d.c.Signature(q.Get("timestamp"), cb.Nonce, q.Get("echostr"))
 		cb.Reply = pt
 		return cb, nil
 	}
@@ -76,6 +77,7 @@ func (d *Decoder) Decode(method string, q url.Values, body []byte) (*federation.
 	if err != nil {
 		return nil, verr(err)
 	}
+	cb.Signature = d.c.Signature(q.Get("timestamp"), cb.Nonce, env.Encrypt)
 	var ev struct {
 		MsgType    string `xml:"MsgType"`
 		Event      string `xml:"Event"`

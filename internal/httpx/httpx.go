@@ -129,12 +129,15 @@ func Observe(log *slog.Logger, m *Metrics, ip func(*http.Request) string, next h
 			if status == 0 {
 				status = http.StatusOK
 			}
+			// Labels come from a closed set: the route patterns the mux was built with and the
+			// standard methods. The request line is the client's, and a label per invented method
+			// or path would grow /metrics without bound.
 			route := r.Pattern
 			if route == "" {
 				route = "unmatched"
 			}
 			d := time.Since(start)
-			m.duration.WithLabelValues(route, r.Method, strconv.Itoa(status)).Observe(d.Seconds())
+			m.duration.WithLabelValues(route, MethodLabel(r.Method), strconv.Itoa(status)).Observe(d.Seconds())
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError
@@ -145,6 +148,17 @@ func Observe(log *slog.Logger, m *Metrics, ip func(*http.Request) string, next h
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// MethodLabel maps a request method to a metrics label: the standard methods as they are, anything
+// else (a client can send any token) to "OTHER".
+func MethodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 // SecurityHeaders sets conservative defaults; a handler may override any of them (a SAML POST form

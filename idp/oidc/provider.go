@@ -52,6 +52,13 @@ type Provider struct {
 	// HTTPClient posts back-channel logout tokens.
 	HTTPClient *http.Client
 	Now        func() time.Time
+	// Client authentication throttle: after this many failures in a window, per client or per IP
+	// address, attempts are refused (429) until the window ends. Zero takes the default.
+	ClientAuthFailures int           // DefaultClientAuthFailures
+	IPAuthFailures     int           // DefaultIPAuthFailures
+	AuthFailureWindow  time.Duration // DefaultAuthFailureWindow
+	// ClientIP returns the caller's address; nil takes the broker's (which knows trusted proxies).
+	ClientIP func(*http.Request) string
 
 	op                    *op.Provider
 	st                    *storage
@@ -75,6 +82,15 @@ func (p *Provider) Init() error {
 	}
 	if p.CodeTTL == 0 {
 		p.CodeTTL = 2 * time.Minute
+	}
+	if p.ClientAuthFailures == 0 {
+		p.ClientAuthFailures = DefaultClientAuthFailures
+	}
+	if p.IPAuthFailures == 0 {
+		p.IPAuthFailures = DefaultIPAuthFailures
+	}
+	if p.AuthFailureWindow == 0 {
+		p.AuthFailureWindow = DefaultAuthFailureWindow
 	}
 	if p.HTTPClient == nil {
 		p.HTTPClient = &http.Client{Timeout: 5 * time.Second}
@@ -194,15 +210,28 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ri := &reqInfo{enterprise: ent, w: w}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri))
 	ri.r = r
+	path := strings.TrimPrefix(r.URL.Path, "/e/"+ent)
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		writeOAuthError(w, http.StatusBadRequest, zoidc.ErrInvalidRequest().WithDescription("the request body cannot be read (at most 64 KiB of form data)"))
+		// Too large, or not form encoding.
+		p.fail(w, r, path, http.StatusBadRequest, "invalid_request")
 		return
 	}
-	path := strings.TrimPrefix(r.URL.Path, "/e/"+ent)
-	if r.Method == http.MethodPost && r.PostForm.Get("client_assertion") != "" &&
-		(path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke") && !p.clientAssertion(w, r, ri) {
+	switch path {
+	case "/authorize":
+		if !p.checkAuthorize(w, r) {
+			return
+		}
+	case "/device_authorization":
+		// The library mounts the device flow (and authenticates clients there) whether or not it is
+		// offered; qiao does not offer it.
+		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 		return
+	default:
+		if repeated(r.Form) {
+			p.fail(w, r, path, http.StatusBadRequest, "invalid_request")
+			return
+		}
 	}
 	switch path {
 	case "/.well-known/openid-configuration":
@@ -219,69 +248,22 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.Broker.Message(w, r, http.StatusOK, broker.Text2{"已退出登录", "Signed out"},
 			broker.Text2{"你已退出登录。", "You have signed out."}, nil, "/login/e/"+ent, broker.Text2{"重新登录", "Sign in again"})
 		return
-	case "/oauth/token":
-		switch r.PostForm.Get("grant_type") {
-		case "", string(zoidc.GrantTypeCode), string(zoidc.GrantTypeRefreshToken), string(zoidc.GrantTypeClientCredentials):
-		default:
-			// The library also answers the JWT bearer and token exchange grants; qiao offers neither.
-			writeOAuthError(w, http.StatusBadRequest, zoidc.ErrUnsupportedGrantType().WithDescription("supported grant types: authorization_code, refresh_token, client_credentials"))
+	case "/oauth/token", "/oauth/introspect", "/revoke":
+		// CORS preflights are the library's (its CORS handler answers them).
+		if r.Method != http.MethodOptions && !p.clientEndpoint(w, r, ri, path) {
 			return
 		}
 	case "/end_session":
+		if !p.checkEndSession(w, r, ent) {
+			return
+		}
 		if r.Form.Get("id_token_hint") == "" && !p.confirmLogout(w, r, ri) {
 			return
 		}
 	}
-	http.StripPrefix("/e/"+ent, p.op).ServeHTTP(w, r)
-}
-
-// clientAssertion checks a private_key_jwt client assertion before the library sees it, for
-// what the library leaves out: an assertion is single use (its jti is remembered while it could
-// be accepted; OpenID Connect Core §9, RFC 7523 §3), and the client_credentials grant, whose
-// library path reads only secrets, learns which client it authenticated. It reports whether the
-// request may go on.
-func (p *Provider) clientAssertion(w http.ResponseWriter, r *http.Request, ri *reqInfo) bool {
-	refuse := func(desc string) bool {
-		// 400, not 401: the client did not use the Authorization header (RFC 6749 §5.2).
-		writeOAuthError(w, http.StatusBadRequest, zoidc.ErrInvalidClient().WithDescription("%s", desc))
-		return false
-	}
-	if r.PostForm.Get("client_assertion_type") != zoidc.ClientAssertionTypeJWTAssertion {
-		return refuse("client_assertion_type must be " + zoidc.ClientAssertionTypeJWTAssertion)
-	}
-	ctx := op.ContextWithIssuer(r.Context(), p.issuer(ri.enterprise))
-	a, err := op.VerifyJWTAssertion(ctx, r.PostForm.Get("client_assertion"), p.op.JWTProfileVerifier(ctx))
-	if err != nil {
-		return refuse("the client assertion is not valid: " + err.Error())
-	}
-	if id := r.PostForm.Get("client_id"); id != "" && id != a.Issuer {
-		return refuse("client_id is not the client the assertion names")
-	}
-	if a.JWTID == "" {
-		return refuse("the client assertion has no jti")
-	}
-	// The library accepts an assertion until exp, and only within an hour of its iat.
-	until := a.ExpiresAt.AsTime()
-	if limit := a.IssuedAt.AsTime().Add(time.Hour); limit.Before(until) {
-		until = limit
-	}
-	fresh, err := p.State.PutIfAbsent(ctx, "oidc:jti:"+ri.enterprise+":"+hashToken(a.Issuer+"\x00"+a.JWTID), []byte("1"), time.Until(until)+time.Minute)
-	if err != nil {
-		writeOAuthError(w, http.StatusServiceUnavailable, zoidc.ErrServerError().WithDescription("the state store is unavailable"))
-		return false
-	}
-	if !fresh {
-		return refuse("the client assertion was already used")
-	}
-	ri.assertedClient = a.Issuer
-	r.Form.Set("client_id", a.Issuer)
-	r.PostForm.Set("client_id", a.Issuer)
-	return true
-}
-
-func writeOAuthError(w http.ResponseWriter, status int, e *zoidc.Error) {
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, status, map[string]string{"error": string(e.ErrorType), "error_description": e.Description})
+	lw := &libWriter{w: w}
+	http.StripPrefix("/e/"+ent, p.op).ServeHTTP(lw, r)
+	lw.finish(p, r, path)
 }
 
 // discovery is the library's document with what qiao really offers: the code flow only, S256 only,

@@ -147,6 +147,10 @@ type reqInfo struct {
 	// assertedClient is the client whose private_key_jwt assertion this request carried and the
 	// provider verified (clientAssertion).
 	assertedClient string
+	// authClient is the client a token, introspection or revocation request was authenticated as
+	// (a public client: identified as) before the library saw it (authenticateClient).
+	authClient string
+	authMethod string // how: basic, post, jwt or none
 }
 
 func info(ctx context.Context) *reqInfo {

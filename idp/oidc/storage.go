@@ -2,7 +2,9 @@ package oidc
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,12 +34,13 @@ var (
 	_ op.CanSetUserinfoFromRequest      = (*storage)(nil)
 )
 
-// State store keys.
-func arKey(id string) string         { return "oidc:ar:" + id }
-func codeKey(code string) string     { return "oidc:code:" + hashToken(code) }
-func usedCodeKey(code string) string { return "oidc:usedcode:" + hashToken(code) }
-func atKey(id string) string         { return "oidc:at:" + id }
-func revokedKey(grant string) string { return "oidc:revoked:" + grant }
+// State store keys. Codes are keyed by enterprise too: a code presented at another enterprise's
+// token endpoint is unknown there, and can be neither taken nor used to revoke anything.
+func arKey(id string) string              { return "oidc:ar:" + id }
+func codeKey(ent, code string) string     { return "oidc:code:" + ent + ":" + hashToken(code) }
+func usedCodeKey(ent, code string) string { return "oidc:usedcode:" + ent + ":" + hashToken(code) }
+func atKey(id string) string              { return "oidc:at:" + id }
+func revokedKey(grant string) string      { return "oidc:revoked:" + grant }
 
 // accessToken is an issued access token (opaque or JWT alike: both carry its ID).
 type accessToken struct {
@@ -145,41 +148,96 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 }
 
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
-	if err := s.p.State.Put(ctx, codeKey(code), []byte(id), s.p.CodeTTL); err != nil {
+	if err := s.p.State.Put(ctx, codeKey(s.ent(ctx), code), []byte(id), s.p.CodeTTL); err != nil {
 		return fmt.Errorf("save code: %w", err)
 	}
 	return nil
 }
 
+// redeemedCode is the tombstone of a redeemed code: whose it was, and the grant it started.
+type redeemedCode struct {
+	Client        string `json:"client"`
+	Grant         string `json:"grant"`
+	CodeChallenge string `json:"cc,omitempty"`
+}
+
 // AuthRequestByCode takes the code atomically: of two concurrent redemptions exactly one gets the
 // request. A code presented again finds the tombstone and revokes whatever the first redemption
 // issued (RFC 6749 §4.1.2).
+//
+// The library asks for the code before it authenticates the client, so the provider authenticates
+// the client first (authenticateClient) and the code is taken, or its grant revoked, only for the
+// client it was issued to, with the PKCE verifier that goes with it: whoever merely holds a leaked
+// code can neither burn it nor revoke its tokens.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	if code == "" || len(code) > 512 {
 		return nil, errors.New("malformed code")
 	}
-	id, err := s.p.State.Take(ctx, codeKey(code))
+	i := info(ctx)
+	if i.authClient == "" {
+		return nil, errors.New("the client was not authenticated before the code was presented")
+	}
+	verifier := ""
+	if i.r != nil {
+		verifier = i.r.PostForm.Get("code_verifier")
+	}
+	ent := s.ent(ctx)
+	id, err := s.p.State.Get(ctx, codeKey(ent, code))
 	if errors.Is(err, state.ErrNotFound) {
-		if grant, terr := s.p.State.Get(ctx, usedCodeKey(code)); terr == nil {
-			s.revokeGrant(ctx, string(grant), "authorization code redeemed twice")
-			return nil, errors.New("code already redeemed; the tokens it issued are revoked")
-		}
-		return nil, errors.New("unknown or expired code")
+		return nil, s.codePresentedAgain(ctx, code, i.authClient, verifier)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("take code: %w", err)
-	}
-	if err := s.p.State.Put(ctx, usedCodeKey(code), id, s.p.AccessTTL+s.p.CodeTTL); err != nil {
-		return nil, fmt.Errorf("remember redeemed code: %w", err)
+		return nil, fmt.Errorf("read code: %w", err)
 	}
 	ar, err := s.loadAuthRequest(ctx, string(id))
 	if err != nil {
 		return nil, err
 	}
+	if ar.ClientID != i.authClient {
+		return nil, errors.New("the code was issued to another client")
+	}
+	if ar.CodeChallenge != "" && !pkceMatches(ar.CodeChallenge, verifier) {
+		return nil, errors.New("the code_verifier does not match the code_challenge")
+	}
+	if _, err := s.p.State.Take(ctx, codeKey(ent, code)); errors.Is(err, state.ErrNotFound) {
+		return nil, s.codePresentedAgain(ctx, code, i.authClient, verifier) // a concurrent redemption won
+	} else if err != nil {
+		return nil, fmt.Errorf("take code: %w", err)
+	}
+	tomb, _ := json.Marshal(redeemedCode{Client: ar.ClientID, Grant: ar.ID, CodeChallenge: ar.CodeChallenge})
+	if err := s.p.State.Put(ctx, usedCodeKey(ent, code), tomb, s.p.AccessTTL+s.p.CodeTTL); err != nil {
+		return nil, fmt.Errorf("remember redeemed code: %w", err)
+	}
 	if !ar.IsDone {
 		return nil, errors.New("the authorization request has no completed login")
 	}
 	return ar, nil
+}
+
+// codePresentedAgain handles a code that is not (or no longer) there: if it was redeemed, and the
+// client presenting it again is the one it was issued to (with its PKCE verifier), the grant is
+// revoked. It returns the error for the token request.
+func (s *storage) codePresentedAgain(ctx context.Context, code, client, verifier string) error {
+	b, err := s.p.State.Get(ctx, usedCodeKey(s.ent(ctx), code))
+	if err != nil {
+		return errors.New("unknown or expired code")
+	}
+	var t redeemedCode
+	if json.Unmarshal(b, &t) != nil || t.Client != client || (t.CodeChallenge != "" && !pkceMatches(t.CodeChallenge, verifier)) {
+		return errors.New("unknown or expired code")
+	}
+	s.revokeGrant(ctx, t.Grant, "authorization code redeemed twice")
+	return errors.New("code already redeemed; the tokens it issued are revoked")
+}
+
+// pkceMatches checks a code_verifier against an S256 code_challenge (RFC 7636 §4.6); a verifier
+// that is not 43–128 unreserved characters matches nothing.
+func pkceMatches(challenge, verifier string) bool {
+	if !validPKCEValue(verifier) {
+		return false
+	}
+	h := sha256.Sum256([]byte(verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(h[:])), []byte(challenge)) == 1
 }
 
 func (s *storage) DeleteAuthRequest(ctx context.Context, id string) error {
@@ -276,6 +334,11 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 	rt, err := s.refreshToken(ctx, token)
 	if err != nil {
 		return nil, err
+	}
+	// Only the client the token was issued to (authenticated before the library asks) may spend it
+	// or, by presenting it again, revoke its family.
+	if rt.ClientID != info(ctx).authClient {
+		return nil, op.ErrInvalidRefreshToken
 	}
 	if !rt.RotatedAt.IsZero() {
 		s.revokeGrant(ctx, rt.FamilyID, "rotated refresh token presented again")
@@ -442,7 +505,7 @@ func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string
 	if err != nil {
 		return zoidc.ErrInvalidClient().WithDescription("unknown client")
 	}
-	if c.c.Secret == "" || subtle.ConstantTimeCompare([]byte(c.c.Secret), []byte(secret)) != 1 {
+	if !secretOK(c.c, secret) {
 		return zoidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
 	info(ctx).alg = c.c.IDTokenAlg
@@ -459,7 +522,7 @@ func (s *storage) ClientCredentials(ctx context.Context, id, secret string) (op.
 		if info(ctx).assertedClient != id {
 			return nil, zoidc.ErrInvalidClient().WithDescription("this client authenticates with private_key_jwt")
 		}
-	} else if c.c.Secret == "" || subtle.ConstantTimeCompare([]byte(c.c.Secret), []byte(secret)) != 1 {
+	} else if !secretOK(c.c, secret) {
 		return nil, zoidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
 	if !slices.Contains(c.GrantTypes(), zoidc.GrantTypeClientCredentials) {

@@ -58,7 +58,8 @@ func newOIDCWorld(t *testing.T) *oidcWorld {
 			config.Client{ID: "pkjwt", Type: "web", AuthMethod: "private_key_jwt", JWKS: string(jwks), RedirectURIs: []string{"https://app.example/cb"}},
 			config.Client{ID: "pkjwt-svc", Type: "service", AuthMethod: "private_key_jwt", JWKS: string(jwks)})
 		c.Enterprises = append(c.Enterprises, config.Enterprise{ID: "other", Clients: []config.Client{
-			{ID: "web-es", Type: "web", Secret: o.webSecret, AuthMethod: "client_secret_post", RedirectURIs: []string{"https://app.example/cb"}}}})
+			{ID: "web-es", Type: "web", Secret: o.webSecret, AuthMethod: "client_secret_post", RedirectURIs: []string{"https://app.example/cb"}},
+			{ID: "svc-other", Type: "service", Secret: "svc-other-secret"}}})
 	})
 	o.iss = o.base + "/e/demo"
 	return o
@@ -240,9 +241,7 @@ func TestOIDCNativeCodeFlowRefreshAndRevocation(t *testing.T) {
 	if st, m := o.token(form); st != 400 || m["error"] != "invalid_grant" {
 		t.Fatalf("wrong verifier: %d %v", st, m)
 	}
-	// The failed attempt spent the code; a fresh login gives another.
-	code = codeOf(t, o.login(b, nativeAuthz(challenge), "http://127.0.0.1:53682/"))
-	form.Set("code", code)
+	// A wrong verifier does not spend the code: only the verifier's holder can.
 	form.Set("code_verifier", verifier)
 	st, tok := o.token(form)
 	if st != 200 || tok["refresh_token"] == nil || tok["id_token"] == nil || tok["token_type"] != "Bearer" {
@@ -703,14 +702,14 @@ func TestOIDCPrivateKeyJWTAndExtraClaims(t *testing.T) {
 		t.Fatalf("private_key_jwt: %d %v", st, m)
 	}
 	// An assertion is single use, must carry a jti and must name the client_id sent with it.
-	if st, m := exchange(codeOf(t, o.login(b, q, "https://app.example/")), used); st != 400 || m["error"] != "invalid_client" {
+	if st, m := exchange(codeOf(t, o.login(b, q, "https://app.example/")), used); st != 401 || m["error"] != "invalid_client" {
 		t.Fatalf("a replayed client assertion: %d %v", st, m)
 	}
-	if st, m := exchange(codeOf(t, o.login(b, q, "https://app.example/")), clientAssertion("pkjwt", o.iss, o.pk, "")); st != 400 || m["error"] != "invalid_client" {
+	if st, m := exchange(codeOf(t, o.login(b, q, "https://app.example/")), clientAssertion("pkjwt", o.iss, o.pk, "")); st != 401 || m["error"] != "invalid_client" {
 		t.Fatalf("a client assertion without jti: %d %v", st, m)
 	}
 	if st, m := o.token(url.Values{"grant_type": {"authorization_code"}, "code": {codeOf(t, o.login(b, q, "https://app.example/"))}, "redirect_uri": {"https://app.example/cb"},
-		"client_id": {"web-es"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion(o.iss, o.pk)}}); st != 400 || m["error"] != "invalid_client" {
+		"client_id": {"web-es"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion(o.iss, o.pk)}}); st != 401 || m["error"] != "invalid_client" {
 		t.Fatalf("a client assertion for another client_id: %d %v", st, m)
 	}
 	// Without an assertion the client cannot authenticate at all.

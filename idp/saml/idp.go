@@ -7,8 +7,6 @@
 package saml
 
 import (
-	"bytes"
-	"compress/flate"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -18,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -196,86 +193,31 @@ func (p *Provider) refuse(w http.ResponseWriter, r *http.Request, status int, wh
 		broker.Text2{"应用发来的 SAML 请求被拒绝：" + why, "The app's SAML request was refused: " + why}, nil, "", broker.Text2{})
 }
 
-// readRequest decodes a SAML message (SAMLRequest or SAMLResponse) from either binding, with size
-// limits before and after inflating.
-func readRequest(r *http.Request, field string) (buf []byte, relay string, err error) {
-	switch r.Method {
-	case http.MethodGet:
-		v := r.URL.Query().Get(field)
-		if v == "" || len(v) > maxEncodedRequest {
-			return nil, "", fmt.Errorf("missing or oversized %s", field)
-		}
-		compressed, err := base64.StdEncoding.DecodeString(v)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s is not base64", field)
-		}
-		fr := flate.NewReader(bytes.NewReader(compressed))
-		defer fr.Close()
-		buf, err = io.ReadAll(io.LimitReader(fr, maxRequestXML+1))
-		if err != nil {
-			return nil, "", fmt.Errorf("%s does not inflate (DEFLATE expected)", field)
-		}
-		relay = r.URL.Query().Get("RelayState")
-	case http.MethodPost:
-		if err := r.ParseForm(); err != nil {
-			return nil, "", errors.New("the form cannot be read")
-		}
-		v := r.PostForm.Get(field)
-		if v == "" || len(v) > 4*maxRequestXML/3+4 {
-			return nil, "", fmt.Errorf("missing or oversized %s", field)
-		}
-		if buf, err = base64.StdEncoding.DecodeString(v); err != nil {
-			return nil, "", fmt.Errorf("%s is not base64", field)
-		}
-		relay = r.PostForm.Get("RelayState")
-	default:
-		return nil, "", errors.New("method not allowed")
-	}
-	if len(buf) > maxRequestXML {
-		return nil, "", fmt.Errorf("%s larger than %d bytes", field, maxRequestXML)
-	}
-	if len(relay) > 1024 {
-		return nil, "", errors.New("RelayState longer than 1024 bytes")
-	}
-	return buf, relay, nil
+// refuseErr refuses with err's status and public words (see requestError); the whole error, which
+// may quote a library, goes to the log only.
+func (p *Provider) refuseErr(w http.ResponseWriter, r *http.Request, err error, attrs ...any) {
+	status, why := publicError(err)
+	p.refuse(w, r, status, why, append(attrs, "err", err.Error())...)
 }
 
 // sso handles SP-initiated SSO on both bindings.
 func (p *Provider) sso(w http.ResponseWriter, r *http.Request, ent string) {
-	r.Body = http.MaxBytesReader(w, r.Body, 2*maxRequestXML)
-	buf, relay, err := readRequest(r, "SAMLRequest")
-	if err != nil {
-		p.refuse(w, r, http.StatusBadRequest, err.Error())
-		return
+	m, err := readMessage(w, r)
+	if err == nil && m.Field != "SAMLRequest" {
+		err = badRequest("an AuthnRequest comes as SAMLRequest", nil)
 	}
-	idp, err := p.idp(ent)
 	if err != nil {
-		p.refuse(w, r, http.StatusServiceUnavailable, "the signing key is not available")
+		p.refuseErr(w, r, err, "enterprise", ent)
 		return
 	}
 	now := p.now()
-	req := &csaml.IdpAuthnRequest{IDP: idp, HTTPRequest: r, RequestBuffer: buf, RelayState: relay, Now: now}
-	// crewjam checks well-formedness (round trip), version, Destination, expiry, the issuer and
-	// that the ACS URL is one of the SP's metadata.
-	if err := req.Validate(); err != nil {
-		p.refuse(w, r, http.StatusBadRequest, err.Error(), "enterprise", ent)
-		return
-	}
-	if req.Request.IssueInstant.After(now.Add(maxSkew)) {
-		p.refuse(w, r, http.StatusBadRequest, "IssueInstant is in the future", "sp", req.Request.Issuer.Value)
-		return
-	}
-	if req.Request.ID == "" || len(req.Request.ID) > 256 {
-		p.refuse(w, r, http.StatusBadRequest, "the request has no usable ID")
-		return
-	}
-	sp, err := p.serviceProvider(r.Context(), ent, req.Request.Issuer.Value)
+	req, sp, err := p.checkAuthnRequest(r, ent, m.XML, m.RelayState, now)
 	if err != nil {
-		p.refuse(w, r, http.StatusBadRequest, "unknown service provider")
+		p.refuseErr(w, r, err, "enterprise", ent)
 		return
 	}
-	if err := p.checkSignature(r, buf, sp, "SAMLRequest"); err != nil {
-		p.refuse(w, r, http.StatusBadRequest, err.Error(), "sp", sp.d.EntityID)
+	if err := verifySignature(m, sp, sp.signsRequests()); err != nil {
+		p.refuseErr(w, r, err, "sp", sp.d.EntityID)
 		return
 	}
 	// A request ID is good once: a replayed AuthnRequest gets nothing.
@@ -288,24 +230,70 @@ func (p *Provider) sso(w http.ResponseWriter, r *http.Request, ent string) {
 		p.refuse(w, r, http.StatusBadRequest, "this AuthnRequest was already used", "sp", sp.d.EntityID)
 		return
 	}
-	pd := &pending{Enterprise: ent, SP: sp.d.EntityID, Request: buf, RelayState: relay, Received: now,
+	pd := &pending{Enterprise: ent, SP: sp.d.EntityID, Request: m.XML, RelayState: m.RelayState, Received: now,
 		ForceAuthn: req.Request.ForceAuthn != nil && *req.Request.ForceAuthn, IsPassive: req.Request.IsPassive != nil && *req.Request.IsPassive}
 	p.answer(w, r, ent, "", pd, req, sp)
+}
+
+// checkAuthnRequest checks an AuthnRequest that arrived at now (again after a login, against the
+// time it first arrived): an Issuer that is a registered SP, SAML 2.0, an ID, Destination when
+// given, IssueInstant within maxSkew, and an HTTP-POST endpoint of the SP's metadata to answer
+// on. crewjam's Validate runs last, on a request these checks passed. The signature is the
+// caller's to check (it depends on the binding).
+func (p *Provider) checkAuthnRequest(r *http.Request, ent string, buf []byte, relay string, now time.Time) (*csaml.IdpAuthnRequest, *serviceProvider, error) {
+	ar, err := parseAuthnRequest(buf)
+	if err != nil {
+		return nil, nil, err
+	}
+	sp, err := p.serviceProvider(r.Context(), ent, ar.Issuer.Value)
+	if errors.Is(err, ErrUnknownSP) {
+		return nil, nil, badRequest("unknown service provider", nil)
+	}
+	if err != nil {
+		return nil, nil, &requestError{Status: http.StatusServiceUnavailable, Public: "the service provider's metadata cannot be read right now", Cause: err}
+	}
+	switch {
+	case ar.Destination != "" && ar.Destination != p.base(ent)+"/sso":
+		return nil, nil, badRequest("Destination is not this IdP's SSO URL", nil)
+	case ar.IssueInstant.Before(now.Add(-maxSkew)):
+		return nil, nil, badRequest("the request has expired (IssueInstant is too old)", nil)
+	case ar.IssueInstant.After(now.Add(maxSkew)):
+		return nil, nil, badRequest("IssueInstant is in the future", nil)
+	}
+	acs, err := postACS(sp.descriptor(), ar)
+	if err != nil {
+		return nil, nil, err
+	}
+	idp, err := p.idp(ent)
+	if err != nil {
+		return nil, nil, &requestError{Status: http.StatusServiceUnavailable, Public: "the signing key is not available", Cause: err}
+	}
+	req := &csaml.IdpAuthnRequest{IDP: idp, HTTPRequest: r, RequestBuffer: buf, RelayState: relay, Now: now}
+	if err := req.Validate(); err != nil {
+		return nil, nil, badRequest("the AuthnRequest is not valid", err)
+	}
+	req.ACSEndpoint = acs
+	return req, sp, nil
 }
 
 // launch is IdP-initiated SSO: /e/{ent}/saml/launch?sp=ENTITY_ID&RelayState=... (the Alibaba
 // Cloud and Tencent Cloud consoles take only this).
 func (p *Provider) launch(w http.ResponseWriter, r *http.Request, ent string) {
-	q := r.URL.Query()
-	relay := q.Get("RelayState")
-	if len(relay) > 1024 {
-		p.refuse(w, r, http.StatusBadRequest, "RelayState longer than 1024 bytes")
+	// Read like a binding's query: one value per plain parameter name.
+	q, err := parseParams(r.URL.RawQuery)
+	if err != nil {
+		p.refuseErr(w, r, err)
 		return
 	}
-	pd := &pending{Enterprise: ent, SP: q.Get("sp"), RelayState: relay, Received: p.now()}
+	relay, err := relayState(q)
+	if err != nil {
+		p.refuseErr(w, r, err)
+		return
+	}
+	pd := &pending{Enterprise: ent, SP: q["sp"].value, RelayState: relay, Received: p.now()}
 	req, sp, err := p.request(r, ent, pd)
 	if err != nil {
-		p.refuse(w, r, http.StatusNotFound, "unknown service provider "+q.Get("sp"))
+		p.refuse(w, r, http.StatusNotFound, "unknown service provider "+pd.SP)
 		return
 	}
 	p.answer(w, r, ent, "", pd, req, sp)
@@ -327,6 +315,9 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request, ent str
 // against the time it arrived (the login may have outlasted its validity); an IdP-initiated one
 // goes to the SP's default HTTP-POST ACS.
 func (p *Provider) request(r *http.Request, ent string, pd *pending) (*csaml.IdpAuthnRequest, *serviceProvider, error) {
+	if len(pd.Request) > 0 {
+		return p.checkAuthnRequest(r, ent, pd.Request, pd.RelayState, pd.Received)
+	}
 	sp, err := p.serviceProvider(r.Context(), ent, pd.SP)
 	if err != nil {
 		return nil, nil, err
@@ -335,15 +326,8 @@ func (p *Provider) request(r *http.Request, ent string, pd *pending) (*csaml.Idp
 	if err != nil {
 		return nil, nil, err
 	}
-	req := &csaml.IdpAuthnRequest{IDP: idp, HTTPRequest: r, RelayState: pd.RelayState, Now: pd.Received}
-	if len(pd.Request) > 0 {
-		req.RequestBuffer = pd.Request
-		if err := req.Validate(); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		req.ServiceProviderMetadata, req.SPSSODescriptor, req.ACSEndpoint = sp.md, sp.descriptor(), defaultACS(sp.descriptor())
-	}
+	req := &csaml.IdpAuthnRequest{IDP: idp, HTTPRequest: r, RelayState: pd.RelayState, Now: pd.Received,
+		ServiceProviderMetadata: sp.md, SPSSODescriptor: sp.descriptor(), ACSEndpoint: defaultACS(sp.descriptor())}
 	return req, sp, nil
 }
 
@@ -390,7 +374,7 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, ent, pendingID
 	if req == nil {
 		var err error
 		if req, sp, err = p.request(r, ent, pd); err != nil {
-			p.refuse(w, r, http.StatusBadRequest, err.Error())
+			p.refuseErr(w, r, err, "enterprise", ent)
 			return
 		}
 	}
@@ -414,7 +398,7 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, ent, pendingID
 	form, err := p.respond(ctx, req, sp, u, v)
 	if err != nil {
 		p.Log.Error("make SAML response", "sp", sp.d.EntityID, "err", err)
-		p.refuse(w, r, http.StatusInternalServerError, err.Error())
+		p.refuseErr(w, r, err, "sp", sp.d.EntityID)
 		return
 	}
 	// Remember the SP in the session for single logout, with a transient NameID (it cannot be

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 
@@ -103,7 +104,8 @@ func (p *Provider) respond(ctx context.Context, req *csaml.IdpAuthnRequest, sp *
 	}
 	format, value, err := nameID(sp.d, u)
 	if err != nil {
-		return form, err
+		// qiao's own words about the person's directory entry: the page may show them.
+		return form, &requestError{Status: http.StatusInternalServerError, Public: err.Error()}
 	}
 	var attrs []csaml.Attribute
 	add := func(name, friendly, field string) error {

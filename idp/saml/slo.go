@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/xml"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/beevik/etree"
 	csaml "github.com/crewjam/saml"
-	xrv "github.com/mattermost/xml-roundtrip-validator"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/qiao-gateway/qiao/broker"
@@ -29,24 +27,18 @@ import (
 // none): the request is checked like an AuthnRequest (known SP, Destination, time, single use,
 // signature), the SSO session it names ends, and a signed LogoutResponse goes back to the SP.
 func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
-	r.Body = http.MaxBytesReader(w, r.Body, 2*maxRequestXML)
-	_ = r.ParseForm() // readRequest reports a form that cannot be read
-	if r.Form.Get("SAMLResponse") != "" && r.Form.Get("SAMLRequest") == "" {
-		p.sloReturn(w, r, ent)
-		return
-	}
-	buf, relay, err := readRequest(r, "SAMLRequest")
+	m, err := readMessage(w, r)
 	if err != nil {
-		p.refuse(w, r, http.StatusBadRequest, err.Error())
+		p.refuseErr(w, r, err, "enterprise", ent)
 		return
 	}
-	if err := xrv.Validate(bytes.NewReader(buf)); err != nil {
-		p.refuse(w, r, http.StatusBadRequest, "the LogoutRequest is not well-formed XML")
+	if m.Field == "SAMLResponse" {
+		p.sloReturn(w, r, ent, m)
 		return
 	}
-	var lr csaml.LogoutRequest
-	if err := xml.Unmarshal(buf, &lr); err != nil || lr.ID == "" || lr.Issuer == nil {
-		p.refuse(w, r, http.StatusBadRequest, "not a LogoutRequest")
+	lr, err := parseLogoutRequest(m.XML)
+	if err != nil {
+		p.refuseErr(w, r, err, "enterprise", ent)
 		return
 	}
 	sp, err := p.serviceProvider(r.Context(), ent, lr.Issuer.Value)
@@ -63,8 +55,8 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 		p.refuse(w, r, http.StatusBadRequest, "IssueInstant is too old or in the future")
 		return
 	}
-	if err := p.checkSignature(r, buf, sp, "SAMLRequest"); err != nil {
-		p.refuse(w, r, http.StatusBadRequest, err.Error())
+	if err := verifySignature(m, sp, sp.signsRequests()); err != nil {
+		p.refuseErr(w, r, err, "sp", sp.d.EntityID)
 		return
 	}
 	if fresh, err := p.State.PutIfAbsent(r.Context(), "saml:req:"+ent+":"+hashKey(sp.d.EntityID, lr.ID), []byte("1"), 2*maxSkew+time.Minute); err != nil || !fresh {
@@ -81,19 +73,19 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 		matches = false
 	}
 	if !matches {
-		p.logoutResponse(w, r, ent, sp, lr.ID, csaml.StatusSuccess, "", relay)
+		p.logoutResponse(w, r, ent, sp, lr.ID, csaml.StatusSuccess, "", m.RelayState)
 		return
 	}
 	sess.Options.MaxAge = -1
 	// The session's end is announced over the back channels; the requester knows already.
 	if err := p.Sessions.Save(r.WithContext(context.WithValue(r.Context(), sloRequesterKey{}, sp.d.EntityID)), w, sess); err != nil {
-		p.logoutResponse(w, r, ent, sp, lr.ID, statusResponder, "", relay)
+		p.logoutResponse(w, r, ent, sp, lr.ID, statusResponder, "", m.RelayState)
 		return
 	}
 	p.audit(r.Context(), ent, uid, sp.d.EntityID, "saml.logout", "")
 	// The session's other SPs are told next, through the browser (SAML profiles §4.4.3.4); the
 	// requester hears last.
-	pd := &sloPending{Ent: ent, Requester: sp.d.EntityID, InResponseTo: lr.ID, Relay: relay, SID: sid, UID: uid}
+	pd := &sloPending{Ent: ent, Requester: sp.d.EntityID, InResponseTo: lr.ID, Relay: m.RelayState, SID: sid, UID: uid}
 	p.participants(r.Context(), pd, sess.Values)
 	p.propagate(w, r, "", pd)
 }
@@ -286,27 +278,19 @@ func (p *Provider) propagate(w http.ResponseWriter, r *http.Request, id string, 
 	p.logoutResponse(w, r, pd.Ent, requester, pd.InResponseTo, csaml.StatusSuccess, second, pd.Relay)
 }
 
-// sloReturn takes a participant's LogoutResponse and moves on to the next one. Its RelayState
+// sloReturn takes a participant's LogoutResponse (m) and moves on to the next one. Its RelayState
 // names the pending logout; it must answer the request sent and come from the SP it went to.
-func (p *Provider) sloReturn(w http.ResponseWriter, r *http.Request, ent string) {
-	buf, id, err := readRequest(r, "SAMLResponse")
-	if err != nil {
-		p.refuse(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
+func (p *Provider) sloReturn(w http.ResponseWriter, r *http.Request, ent string, m *message) {
+	id := m.RelayState
 	var pd sloPending
 	if raw, err := p.State.Get(r.Context(), sloPendingState+id); id == "" || err != nil || json.Unmarshal(raw, &pd) != nil || pd.Ent != ent || pd.Sent == "" {
 		// Nothing is waiting for this response (expired, or already taken): the session ended anyway.
 		p.signedOut(w, r)
 		return
 	}
-	if err := xrv.Validate(bytes.NewReader(buf)); err != nil {
-		p.refuse(w, r, http.StatusBadRequest, "the LogoutResponse is not well-formed XML")
-		return
-	}
-	var resp csaml.LogoutResponse
-	if err := xml.Unmarshal(buf, &resp); err != nil || resp.Issuer == nil {
-		p.refuse(w, r, http.StatusBadRequest, "not a LogoutResponse")
+	resp, err := parseLogoutResponse(m.XML)
+	if err != nil {
+		p.refuseErr(w, r, err, "enterprise", ent)
 		return
 	}
 	if resp.InResponseTo != pd.Sent || resp.Issuer.Value != pd.SentTo {
@@ -326,8 +310,8 @@ func (p *Provider) sloReturn(w http.ResponseWriter, r *http.Request, ent string)
 		p.refuse(w, r, http.StatusBadRequest, "unknown service provider")
 		return
 	}
-	if err := p.checkSignature(r, buf, sp, "SAMLResponse"); err != nil {
-		p.refuse(w, r, http.StatusBadRequest, err.Error())
+	if err := verifySignature(m, sp, sp.signsRequests()); err != nil {
+		p.refuseErr(w, r, err, "sp", sp.d.EntityID)
 		return
 	}
 	if resp.Status.StatusCode.Value != csaml.StatusSuccess {

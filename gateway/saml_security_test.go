@@ -295,6 +295,120 @@ func TestSAMLAssertionConsumerServiceMustBePOST(t *testing.T) {
 	}
 }
 
+// TestSAMLLogoutRequestMustMatchSession: a LogoutRequest ends the browser's SSO session only when
+// it comes from an SP this session served, names the NameID that SP was given (and the session's
+// index, when it gives one), and is signed when the SP's metadata has a signing certificate.
+// Anything else is answered with a Requester status (or refused with a 400 when unauthenticated)
+// and the session survives (SAML profiles §4.4.4.1): an unsigned request without a NameID no
+// longer logs anyone out (logout CSRF). ("signed" and "certonly" have a signing certificate in
+// their metadata, and only "signed" says it signs its AuthnRequests; "plain", "assertion" and
+// "transient" have no certificate.)
+func TestSAMLLogoutRequestMustMatchSession(t *testing.T) {
+	s := newSAMLWorld(t)
+	uid := s.user("zhangsan").ID
+	type setup struct {
+		b       *browser
+		sid     string
+		nameIDs map[string]string
+	}
+	start := func(t *testing.T) setup {
+		b := s.signedIn(t)
+		st := setup{b: b, nameIDs: map[string]string{}}
+		for _, name := range []string{"plain", "transient", "certonly", "signed"} {
+			a := s.launch(t, b, name)
+			st.nameIDs[name] = a.Subject.NameID.Value
+			st.sid = a.AuthnStatements[0].SessionIndex
+		}
+		return st
+	}
+	slo := s.base + "/e/demo/saml/slo?"
+	// request is an SP's LogoutRequest on HTTP-Redirect, signed with key when it is not nil.
+	request := func(sp, nameID, sessionIndex string, key *rsa.PrivateKey) (string, string) {
+		x, id := s.logoutRequest(s.sps[sp], nameID, sessionIndex)
+		return slo + redirectQuery("SAMLRequest", x, "", key), id
+	}
+	// want is the top-level status of the LogoutResponse, "" for a 400 page; a request that ends
+	// the session sends the browser on to the session's other SPs (or back with Success).
+	cases := []struct {
+		name string
+		url  func(st setup) (string, string) // the LogoutRequest URL and its ID
+		want string
+		ends bool
+	}{
+		{"unsigned, no NameID", func(st setup) (string, string) { return request("plain", "", "", nil) }, csaml.StatusRequester, false},
+		{"unsigned, another NameID", func(st setup) (string, string) { return request("plain", "someone-else", "", nil) }, csaml.StatusRequester, false},
+		{"NameID another SP was given", func(st setup) (string, string) {
+			return request("plain", st.nameIDs["transient"], "", nil)
+		}, csaml.StatusRequester, false},
+		{"another session index", func(st setup) (string, string) {
+			return request("plain", st.nameIDs["plain"], "not-this-session", nil)
+		}, csaml.StatusRequester, false},
+		{"from an SP the session did not serve", func(st setup) (string, string) { return request("assertion", uid, "", nil) }, csaml.StatusRequester, false},
+		{"another transient NameID", func(st setup) (string, string) {
+			return request("transient", "_not-the-one-given", "", nil)
+		}, csaml.StatusRequester, false},
+		{"signed, another NameID", func(st setup) (string, string) {
+			return request("signed", "someone-else", "", s.sps["signed"].key)
+		}, csaml.StatusRequester, false},
+		{"unsigned from an SP with a signing certificate", func(st setup) (string, string) {
+			return request("signed", uid, st.sid, nil)
+		}, "", false},
+		{"unsigned from an SP with a signing certificate, AuthnRequests unsigned", func(st setup) (string, string) {
+			return request("certonly", uid, st.sid, nil)
+		}, "", false},
+		{"certonly signed, matching", func(st setup) (string, string) {
+			return request("certonly", uid, st.sid, s.sps["certonly"].key)
+		}, "", true},
+		{"signed with another key", func(st setup) (string, string) {
+			return request("signed", uid, st.sid, s.sps["plain"].key)
+		}, "", false},
+		{"signed, matching", func(st setup) (string, string) {
+			return request("signed", uid, st.sid, s.sps["signed"].key)
+		}, "", true},
+		{"unsigned, matching, SP without a certificate", func(st setup) (string, string) {
+			return request("plain", st.nameIDs["plain"], st.sid, nil)
+		}, "", true},
+		{"matching transient NameID", func(st setup) (string, string) {
+			return request("transient", st.nameIDs["transient"], st.sid, nil)
+		}, "", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := start(t)
+			u, id := c.url(st)
+			resp, page := fetch(t, st.b, u)
+			lr, status := s.logoutAnswer(t, resp, page)
+			switch {
+			case c.ends && (status != 200 && status != 302 || lr != nil && lr.Status.StatusCode.Value != csaml.StatusSuccess):
+				t.Errorf("%d %+v, want the logout to go on", status, lr)
+			case c.ends:
+			case c.want == "" && (status != 400 || lr != nil):
+				t.Errorf("%d %+v, want a 400 page", status, lr)
+			case c.want != "" && lr == nil:
+				t.Errorf("%d, want a LogoutResponse with %s", status, c.want)
+			case c.want != "" && (lr.Status.StatusCode.Value != c.want || lr.InResponseTo != id):
+				t.Errorf("LogoutResponse %s in response to %s, want %s to %s", lr.Status.StatusCode.Value, lr.InResponseTo, c.want, id)
+			}
+			if alive := s.alive(st.b); alive == c.ends {
+				t.Errorf("session alive after the request: %v, want %v", alive, !c.ends)
+			}
+		})
+	}
+	// HTTP-POST: an unsigned LogoutRequest from an SP with a signing certificate is refused too.
+	st := start(t)
+	for _, name := range []string{"signed", "certonly"} {
+		x, _ := s.logoutRequest(s.sps[name], uid, "")
+		resp, err := st.b.c.PostForm(s.base+"/e/demo/saml/slo", url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(x)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if alive := s.alive(st.b); resp.StatusCode != 400 || !alive {
+			t.Errorf("unsigned POST LogoutRequest from %s: %d, session alive %v", name, resp.StatusCode, alive)
+		}
+	}
+}
+
 // TestSAMLRefusalsDoNotLeakLibraryErrors: the error page says what was wrong in qiao's words; the
 // text of crewjam's and goxmldsig's errors stays in the log.
 func TestSAMLRefusalsDoNotLeakLibraryErrors(t *testing.T) {

@@ -45,6 +45,8 @@ type testSP struct {
 	entity  string
 	acs     string
 	encrypt bool
+	// unsignedAuthn: its metadata has a signing certificate but does not say AuthnRequestsSigned.
+	unsignedAuthn bool
 }
 
 func newTestSP(t *testing.T, name string, signRequests, encrypt bool) *testSP {
@@ -69,6 +71,10 @@ func newTestSP(t *testing.T, name string, signRequests, encrypt bool) *testSP {
 func (s *testSP) metadata() string {
 	md := s.Metadata()
 	d := &md.SPSSODescriptors[0]
+	if s.unsignedAuthn {
+		no := false
+		d.AuthnRequestsSigned = &no
+	}
 	if !s.encrypt {
 		var kept []csaml.KeyDescriptor
 		for _, kd := range d.KeyDescriptors {
@@ -103,7 +109,9 @@ func newSAMLWorld(t *testing.T) *samlWorld {
 		"assertion": newTestSP(t, "assertion", false, false), // assertion signed only
 		"encrypted": newTestSP(t, "encrypted", false, true),  // encrypted, assertion signed only
 		"transient": newTestSP(t, "transient", false, false), // transient NameIDs, single logout on HTTP-POST
+		"certonly":  newTestSP(t, "certonly", true, false),   // a signing certificate, AuthnRequests unsigned
 	}}
+	s.sps["certonly"].unsignedAuthn = true
 	s.sps["transient"].LogoutBindings = []string{csaml.HTTPPostBinding}
 	// "soap" logs out over the back channel only (SAML bindings §3.2), as Shibboleth SPs can.
 	s.soap = make(chan soapCall, 10)

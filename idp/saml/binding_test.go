@@ -2,6 +2,7 @@ package saml
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -258,6 +259,69 @@ func TestPublicErrorHidesCauses(t *testing.T) {
 	}
 	if status, public := publicError(errors.New("pq: connection refused")); status != 500 || strings.Contains(public, "pq") {
 		t.Fatalf("%d %q", status, public)
+	}
+}
+
+// TestLogoutMatches: a LogoutRequest names the session only with the NameID its SP was given in
+// it (recorded, or derived again for a session from before the recording), from an SP the session
+// served, and the session's index if it gives one.
+func TestLogoutMatches(t *testing.T) {
+	w := newTestWorld(t)
+	ctx := context.Background()
+	other := "https://other.test/metadata"
+	session := func(recorded bool) map[any]any {
+		v := map[any]any{sessionSPsKey: []string{other, testEntity}}
+		if recorded {
+			v[sessionNameIDs] = []string{other + "\t_t-other", testEntity + "\t_t-given"}
+		}
+		return v
+	}
+	spAs := func(format string) *serviceProvider {
+		c := *w.sp
+		d := *c.d
+		d.NameIDFormat = format
+		c.d = &d
+		return &c
+	}
+	for name, c := range map[string]struct {
+		sp       *serviceProvider
+		v        map[any]any
+		nameID   string
+		index    string
+		expected bool
+	}{
+		"the given NameID":              {w.sp, session(true), "_t-given", "", true},
+		"and the session index":         {w.sp, session(true), "_t-given", "sid-1", true},
+		"an empty SessionIndex":         {w.sp, session(true), "_t-given", "\x00", true},
+		"another session index":         {w.sp, session(true), "_t-given", "sid-2", false},
+		"no NameID":                     {w.sp, session(true), "", "", false},
+		"another SP's NameID":           {w.sp, session(true), "_t-other", "", false},
+		"SP not in the session":         {w.sp, map[any]any{sessionSPsKey: []string{other}, sessionNameIDs: []string{testEntity + "\t_t-given"}}, "_t-given", "", false},
+		"derived: persistent":           {spAs("persistent"), session(false), "u-1", "", true},
+		"derived: another value":        {spAs("persistent"), session(false), "zhangsan", "", false},
+		"derived: unspecified":          {spAs("unspecified"), session(false), "zhangsan", "", true},
+		"transient cannot be derived":   {spAs("transient"), session(false), "_anything", "", false},
+		"recorded wins over derivation": {spAs("persistent"), session(true), "u-1", "", false},
+	} {
+		lr := logoutRequest("id-1", c.nameID, "")
+		if c.nameID == "" {
+			lr.NameID = nil
+		}
+		switch c.index {
+		case "":
+		case "\x00":
+			lr.SessionIndex = &csaml.SessionIndex{}
+		default:
+			lr.SessionIndex = &csaml.SessionIndex{Value: c.index}
+		}
+		if got := w.p.logoutMatches(ctx, testEnt, testUser.ID, "sid-1", c.sp, lr, c.v); got != c.expected {
+			t.Errorf("%s: %v", name, got)
+		}
+	}
+	// An empty NameID element is no NameID.
+	lr := logoutRequest("id-1", "", "")
+	if w.p.logoutMatches(ctx, testEnt, testUser.ID, "sid-1", w.sp, lr, session(true)) {
+		t.Error("an empty NameID matched")
 	}
 }
 

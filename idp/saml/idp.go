@@ -401,16 +401,16 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, ent, pendingID
 		p.refuseErr(w, r, err, "sp", sp.d.EntityID)
 		return
 	}
-	// Remember the SP in the session for single logout, with a transient NameID (it cannot be
-	// derived again).
+	// Remember the SP in the session for single logout, with the NameID it was given: its
+	// LogoutRequest must name that one, and a transient one cannot be derived again.
 	sps := broker.Strings(v[sessionSPsKey])
 	changed := !slices.Contains(sps, sp.d.EntityID)
 	if changed {
 		v[sessionSPsKey] = append(sps, sp.d.EntityID)
 	}
-	if n := req.Assertion.Subject.NameID; n.Format == NameIDTransient {
+	if entry := sp.d.EntityID + "\t" + req.Assertion.Subject.NameID.Value; !slices.Contains(broker.Strings(v[sessionNameIDs]), entry) {
 		kept := slices.DeleteFunc(broker.Strings(v[sessionNameIDs]), func(e string) bool { return strings.HasPrefix(e, sp.d.EntityID+"\t") })
-		v[sessionNameIDs], changed = append(kept, sp.d.EntityID+"\t"+n.Value), true
+		v[sessionNameIDs], changed = append(kept, entry), true
 	}
 	if changed {
 		_ = p.Sessions.Save(r, w, sess)
@@ -438,7 +438,7 @@ func defaultACS(d *csaml.SPSSODescriptor) *csaml.IndexedEndpoint {
 
 func (p *Provider) audit(ctx context.Context, ent, uid, sp, kind, reason string) {
 	outcome := "ok"
-	if kind == "saml.denied" {
+	if kind == "saml.denied" || kind == "saml.logout_refused" {
 		outcome = "denied"
 	}
 	detail, _ := json.Marshal(map[string]string{"sp": sp})

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,9 @@ import (
 
 // slo is IdP-side single logout for SP-initiated LogoutRequests on both bindings (crewjam has
 // none): the request is checked like an AuthnRequest (known SP, Destination, time, single use,
-// signature), the SSO session it names ends, and a signed LogoutResponse goes back to the SP.
+// signature — required whenever the SP's metadata has a signing certificate), the SSO session
+// ends when the request names it as that SP knows it, and a signed LogoutResponse goes back to
+// the SP.
 func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 	m, err := readMessage(w, r)
 	if err != nil {
@@ -55,7 +58,9 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 		p.refuse(w, r, http.StatusBadRequest, "IssueInstant is too old or in the future")
 		return
 	}
-	if err := verifySignature(m, sp, sp.signsRequests()); err != nil {
+	// The requester must authenticate itself (SAML profiles §4.4.4.1): by its signature whenever
+	// its metadata gives a certificate to check one with.
+	if err := verifySignature(m, sp, len(sp.signing) > 0); err != nil {
 		p.refuseErr(w, r, err, "sp", sp.d.EntityID)
 		return
 	}
@@ -63,17 +68,20 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 		p.refuse(w, r, http.StatusBadRequest, "this LogoutRequest was already used")
 		return
 	}
-	// End the browser's SSO session when it is the one the request names.
 	sess, _ := p.Sessions.New(r, "")
 	uid, _ := sess.Values[broker.KeyUser].(string)
 	sid, _ := sess.Values[broker.KeySID].(string)
 	sent, _ := sess.Values[broker.KeyEnterprise].(string)
-	matches := !sess.IsNew && sent == ent && (lr.NameID == nil || p.nameIDMatches(r, ent, sp, uid, lr.NameID.Value))
-	if lr.SessionIndex != nil && lr.SessionIndex.Value != "" && lr.SessionIndex.Value != sid {
-		matches = false
-	}
-	if !matches {
+	if sess.IsNew || uid == "" || sent != ent {
+		// No session of this enterprise in this browser: nothing to end, the person is logged out.
 		p.logoutResponse(w, r, ent, sp, lr.ID, csaml.StatusSuccess, "", m.RelayState)
+		return
+	}
+	if !p.logoutMatches(r.Context(), ent, uid, sid, sp, lr, sess.Values) {
+		// Not this session as the SP knows it — a forged or stray request (logout CSRF, when the
+		// SP cannot sign): the session stays, and the SP hears it was the requester's fault.
+		p.audit(r.Context(), ent, uid, sp.d.EntityID, "saml.logout_refused", "the LogoutRequest does not name this session")
+		p.logoutResponse(w, r, ent, sp, lr.ID, csaml.StatusRequester, csaml.StatusRequestDenied, m.RelayState)
 		return
 	}
 	sess.Options.MaxAge = -1
@@ -88,6 +96,44 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 	pd := &sloPending{Ent: ent, Requester: sp.d.EntityID, InResponseTo: lr.ID, Relay: m.RelayState, SID: sid, UID: uid}
 	p.participants(r.Context(), pd, sess.Values)
 	p.propagate(w, r, "", pd)
+}
+
+// logoutMatches says whether lr names the browser's session (person uid, index sid, values v) as
+// sp knows it: sp got an assertion in this session, lr's NameID is the one sp was given, and its
+// SessionIndex, when it has one, is the session's.
+func (p *Provider) logoutMatches(ctx context.Context, ent, uid, sid string, sp *serviceProvider, lr *csaml.LogoutRequest, v map[any]any) bool {
+	if !slices.Contains(broker.Strings(v[sessionSPsKey]), sp.d.EntityID) || lr.NameID == nil || lr.NameID.Value == "" {
+		return false
+	}
+	if lr.SessionIndex != nil && lr.SessionIndex.Value != "" && lr.SessionIndex.Value != sid {
+		return false
+	}
+	given, ok := givenNameID(v, sp.d.EntityID)
+	if !ok {
+		// A session from before every SP's NameID was recorded: derive it again (a transient
+		// one cannot be).
+		if sp.d.NameIDFormat == "transient" {
+			return false
+		}
+		u, err := p.Store.GetUser(ctx, ent, uid)
+		if err != nil {
+			return false
+		}
+		if _, given, err = nameID(sp.d, u); err != nil {
+			return false
+		}
+	}
+	return lr.NameID.Value == given
+}
+
+// givenNameID is the NameID the session's values record for the SP.
+func givenNameID(v map[any]any, entityID string) (string, bool) {
+	for _, e := range broker.Strings(v[sessionNameIDs]) {
+		if k, val, _ := strings.Cut(e, "\t"); k == entityID {
+			return val, true
+		}
+	}
+	return "", false
 }
 
 // LogoutVia is where a browser whose SSO session has just ended at qiao (the broker's logout,
@@ -150,7 +196,7 @@ type sloTarget struct{ SP, Format, Value, Redirect, Post, SOAP string }
 
 const (
 	sloPendingTTL   = 10 * time.Minute
-	sessionNameIDs  = "saml_transient" // "entityID\tvalue": transient NameIDs issued in the session
+	sessionNameIDs  = "saml_transient" // "entityID\tvalue": the NameID each SP got in the session (once transient ones only)
 	sloPendingState = "saml:slo:"
 )
 
@@ -183,11 +229,7 @@ func (p *Provider) sloTargets(ctx context.Context, ent, uid, skip string, v map[
 		}
 		if sp.d.NameIDFormat == "transient" {
 			t.Format = NameIDTransient
-			for _, e := range broker.Strings(v[sessionNameIDs]) {
-				if k, val, _ := strings.Cut(e, "\t"); k == entity {
-					t.Value = val
-				}
-			}
+			t.Value, _ = givenNameID(v, entity)
 		} else {
 			if u == nil {
 				if u, err = p.Store.GetUser(ctx, ent, uid); err != nil {
@@ -322,19 +364,15 @@ func (p *Provider) sloReturn(w http.ResponseWriter, r *http.Request, ent string,
 	p.propagate(w, r, id, &pd)
 }
 
-func (p *Provider) signedOut(w http.ResponseWriter, r *http.Request) {
-	p.Broker.Message(w, r, http.StatusOK, broker.Text2{"已退出登录", "Signed out"}, broker.Text2{"你已退出登录。", "You have signed out."}, nil, "", broker.Text2{})
+// notSignedOut is the page for a LogoutRequest refused to an SP that has no SingleLogoutService
+// to hear it on.
+func (p *Provider) notSignedOut(w http.ResponseWriter, r *http.Request, status int, why string) {
+	p.Broker.Message(w, r, status, broker.Text2{"未能退出登录", "Not signed out"},
+		broker.Text2{"应用的退出请求未被执行：" + why, "The app's logout request was not carried out: " + why}, nil, "", broker.Text2{})
 }
 
-func (p *Provider) nameIDMatches(r *http.Request, ent string, sp *serviceProvider, uid, value string) bool {
-	u, err := p.Store.GetUser(r.Context(), ent, uid)
-	if err != nil {
-		return false
-	}
-	if format, v, err := nameID(sp.d, u); err == nil && (v == value || format == NameIDTransient) {
-		return true
-	}
-	return false
+func (p *Provider) signedOut(w http.ResponseWriter, r *http.Request) {
+	p.Broker.Message(w, r, http.StatusOK, broker.Text2{"已退出登录", "Signed out"}, broker.Text2{"你已退出登录。", "You have signed out."}, nil, "", broker.Text2{})
 }
 
 // sloEndpoints are the SP's SingleLogoutService locations on each binding: where responses go
@@ -366,7 +404,14 @@ func sloEndpoints(sp *serviceProvider, response bool) (redirect, post, soap stri
 func (p *Provider) logoutResponse(w http.ResponseWriter, r *http.Request, ent string, sp *serviceProvider, inResponseTo, status, second, relay string) {
 	redirect, post, _ := sloEndpoints(sp, true)
 	if redirect == "" && post == "" {
-		p.signedOut(w, r)
+		switch status {
+		case csaml.StatusSuccess:
+			p.signedOut(w, r)
+		case csaml.StatusRequester:
+			p.notSignedOut(w, r, http.StatusBadRequest, "it does not match this browser's session")
+		default:
+			p.notSignedOut(w, r, http.StatusInternalServerError, "the session could not be ended")
+		}
 		return
 	}
 	dest := redirect

@@ -17,7 +17,7 @@ var hostileTargets = []string{
 	" //evil.example", "\x00//evil.example", "\x1f//evil.example", "//evil.example\t",
 	"https://evil.example", "https://evil.example/", "HTTPS://evil.example/x",
 	"https:evil.example", "https:/evil.example", "https:\\\\evil.example", "https:///evil.example",
-	"http://sso.example.com/", // the right host, the wrong scheme: another origin
+	"http://sso.example.com/", "http://sso.example.com:443/", // the right host, the wrong scheme: another origin
 	"https://sso.example.com:8443/", "https://sso.example.com.evil.example/",
 	"https://sso.example.com@evil.example/", "https://user@sso.example.com/",
 	"https://evil.example\\@sso.example.com/",

@@ -15,280 +15,309 @@ import (
 	"github.com/qiao-gateway/qiao/internal/state"
 )
 
+// NewStore returns an empty, ready store for one test.
+type NewStore func(t *testing.T) state.Store
+
+// Tests are the conformance tests, by name; Run runs them all as subtests.
+var Tests = []struct {
+	Name string
+	Run  func(t *testing.T, newStore NewStore)
+}{
+	{"GetPut", testGetPut},
+	{"TTLRequired", testTTLRequired},
+	{"Expiry", testExpiry},
+	{"PutIfAbsent", testPutIfAbsent},
+	{"TakeIsSingleUse", testTakeIsSingleUse},
+	{"Decr", testDecr},
+	{"IncrFixedWindow", testIncrFixedWindow},
+	{"Lock", testLock},
+	{"LockExpiresAndIsNotStolenBack", testLockExpiresAndIsNotStolenBack},
+	{"ConcurrentLockOneWinner", testConcurrentLockOneWinner},
+	{"Ping", testPing},
+}
+
 // Run runs the suite. newStore returns an empty store (or one whose keys cannot collide with
 // other runs); it is called once per subtest.
 func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
-	ctx := context.Background()
-	// Keys are unique per subtest so a shared server needs no flushing.
-	var seq atomic.Int64
-	key := func(name string) string {
-		return fmt.Sprintf("statetest:%d:%d:%s", time.Now().UnixNano(), seq.Add(1), name)
+	for _, tc := range Tests {
+		t.Run(tc.Name, func(t *testing.T) { tc.Run(t, newStore) })
 	}
+}
 
-	t.Run("GetPut", func(t *testing.T) {
-		s := newStore(t)
-		k := key("a")
-		if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
-			t.Fatalf("Get missing = %v, want ErrNotFound", err)
-		}
-		val := []byte("v1")
-		if err := s.Put(ctx, k, val, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		val[0] = 'X' // the store must have kept its own copy
-		got, err := s.Get(ctx, k)
-		if err != nil || string(got) != "v1" {
-			t.Fatalf("Get = %q, %v", got, err)
-		}
-		if err := s.Put(ctx, k, []byte("v2"), time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := s.Get(ctx, k); string(got) != "v2" {
-			t.Fatalf("overwrite: Get = %q", got)
-		}
-		bin := []byte{0, 1, 2, 255}
-		if err := s.Put(ctx, k, bin, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := s.Get(ctx, k); !bytes.Equal(got, bin) {
-			t.Fatalf("binary value = %x", got)
-		}
-		if err := s.Delete(ctx, k); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
-			t.Fatalf("after Delete: %v", err)
-		}
-		if err := s.Delete(ctx, k); err != nil {
-			t.Fatalf("Delete of a missing key: %v", err)
-		}
-	})
+var ctx = context.Background()
 
-	t.Run("TTLRequired", func(t *testing.T) {
-		s := newStore(t)
-		if err := s.Put(ctx, key("x"), []byte("v"), 0); err == nil {
-			t.Fatal("Put with zero ttl accepted")
-		}
-		if _, err := s.Incr(ctx, key("x"), -time.Second); err == nil {
-			t.Fatal("Incr with negative ttl accepted")
-		}
-		if _, err := s.Lock(ctx, key("x"), 0); err == nil {
-			t.Fatal("Lock with zero ttl accepted")
-		}
-	})
+// ---- helpers shared by the tests
 
-	t.Run("Expiry", func(t *testing.T) {
-		s := newStore(t)
-		k := key("exp")
-		if err := s.Put(ctx, k, []byte("v"), 500*time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Get(ctx, k); err != nil {
-			t.Fatalf("Get before expiry: %v", err)
-		}
-		time.Sleep(800 * time.Millisecond)
-		if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
-			t.Fatalf("Get after expiry = %v, want ErrNotFound", err)
-		}
-		if _, err := s.Take(ctx, k); !errors.Is(err, state.ErrNotFound) {
-			t.Fatalf("Take after expiry = %v", err)
-		}
-		ok, err := s.PutIfAbsent(ctx, k, []byte("again"), time.Minute)
-		if err != nil || !ok {
-			t.Fatalf("PutIfAbsent after expiry = %v, %v", ok, err)
-		}
-	})
+// seq makes keys unique per test, so a shared server needs no flushing.
+var seq atomic.Int64
 
-	t.Run("PutIfAbsent", func(t *testing.T) {
-		s := newStore(t)
-		k := key("nx")
-		ok, err := s.PutIfAbsent(ctx, k, []byte("first"), time.Minute)
-		if err != nil || !ok {
-			t.Fatalf("first = %v, %v", ok, err)
-		}
-		ok, err = s.PutIfAbsent(ctx, k, []byte("second"), time.Minute)
-		if err != nil || ok {
-			t.Fatalf("second = %v, %v", ok, err)
-		}
-		if got, _ := s.Get(ctx, k); string(got) != "first" {
-			t.Fatalf("value = %q", got)
-		}
-	})
+func key(name string) string {
+	return fmt.Sprintf("statetest:%d:%d:%s", time.Now().UnixNano(), seq.Add(1), name)
+}
 
-	t.Run("TakeIsSingleUse", func(t *testing.T) {
-		s := newStore(t)
-		k := key("code")
-		if err := s.Put(ctx, k, []byte("payload"), time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for i := 0; i < 50; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				v, err := s.Take(ctx, k)
-				switch {
-				case err == nil:
-					if string(v) != "payload" {
-						t.Errorf("Take = %q", v)
-					}
-					wins.Add(1)
-				case !errors.Is(err, state.ErrNotFound):
-					t.Errorf("Take: %v", err)
+func testGetPut(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("a")
+	if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Get missing = %v, want ErrNotFound", err)
+	}
+	val := []byte("v1")
+	if err := s.Put(ctx, k, val, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	val[0] = 'X' // the store must have kept its own copy
+	got, err := s.Get(ctx, k)
+	if err != nil || string(got) != "v1" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	if err := s.Put(ctx, k, []byte("v2"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, k); string(got) != "v2" {
+		t.Fatalf("overwrite: Get = %q", got)
+	}
+	bin := []byte{0, 1, 2, 255}
+	if err := s.Put(ctx, k, bin, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, k); !bytes.Equal(got, bin) {
+		t.Fatalf("binary value = %x", got)
+	}
+	if err := s.Delete(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("after Delete: %v", err)
+	}
+	if err := s.Delete(ctx, k); err != nil {
+		t.Fatalf("Delete of a missing key: %v", err)
+	}
+}
+
+func testTTLRequired(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	if err := s.Put(ctx, key("x"), []byte("v"), 0); err == nil {
+		t.Fatal("Put with zero ttl accepted")
+	}
+	if _, err := s.Incr(ctx, key("x"), -time.Second); err == nil {
+		t.Fatal("Incr with negative ttl accepted")
+	}
+	if _, err := s.Lock(ctx, key("x"), 0); err == nil {
+		t.Fatal("Lock with zero ttl accepted")
+	}
+}
+
+func testExpiry(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("exp")
+	if err := s.Put(ctx, k, []byte("v"), 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, k); err != nil {
+		t.Fatalf("Get before expiry: %v", err)
+	}
+	time.Sleep(800 * time.Millisecond)
+	if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Get after expiry = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Take(ctx, k); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Take after expiry = %v", err)
+	}
+	ok, err := s.PutIfAbsent(ctx, k, []byte("again"), time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("PutIfAbsent after expiry = %v, %v", ok, err)
+	}
+}
+
+func testPutIfAbsent(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("nx")
+	ok, err := s.PutIfAbsent(ctx, k, []byte("first"), time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("first = %v, %v", ok, err)
+	}
+	ok, err = s.PutIfAbsent(ctx, k, []byte("second"), time.Minute)
+	if err != nil || ok {
+		t.Fatalf("second = %v, %v", ok, err)
+	}
+	if got, _ := s.Get(ctx, k); string(got) != "first" {
+		t.Fatalf("value = %q", got)
+	}
+}
+
+func testTakeIsSingleUse(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("code")
+	if err := s.Put(ctx, k, []byte("payload"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := s.Take(ctx, k)
+			switch {
+			case err == nil:
+				if string(v) != "payload" {
+					t.Errorf("Take = %q", v)
 				}
-			}()
-		}
-		wg.Wait()
-		if wins.Load() != 1 {
-			t.Fatalf("%d concurrent Takes succeeded, want exactly 1", wins.Load())
-		}
-	})
-
-	t.Run("Decr", func(t *testing.T) {
-		s := newStore(t)
-		k := key("decr")
-		if n, err := s.Decr(ctx, k); err != nil || n != 0 {
-			t.Fatalf("Decr of a missing counter = %d, %v", n, err)
-		}
-		if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
-			t.Fatalf("Decr created the counter: %v", err)
-		}
-		for i := 0; i < 3; i++ {
-			if _, err := s.Incr(ctx, k, time.Minute); err != nil {
-				t.Fatal(err)
+				wins.Add(1)
+			case !errors.Is(err, state.ErrNotFound):
+				t.Errorf("Take: %v", err)
 			}
-		}
-		if n, err := s.Decr(ctx, k); err != nil || n != 2 {
-			t.Fatalf("Decr = %d, %v; want 2", n, err)
-		}
-		_, _ = s.Decr(ctx, k)
-		_, _ = s.Decr(ctx, k)
-		if n, err := s.Decr(ctx, k); err != nil || n != 0 {
-			t.Fatalf("Decr below zero = %d, %v; want 0", n, err)
-		}
-		if n, err := s.Incr(ctx, k, time.Minute); err != nil || n != 1 {
-			t.Fatalf("Incr after Decr = %d, %v; want 1", n, err)
-		}
-		nc := key("notcounter")
-		if err := s.Put(ctx, nc, []byte("x"), time.Minute); err != nil {
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d concurrent Takes succeeded, want exactly 1", wins.Load())
+	}
+}
+
+func testDecr(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("decr")
+	if n, err := s.Decr(ctx, k); err != nil || n != 0 {
+		t.Fatalf("Decr of a missing counter = %d, %v", n, err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Decr created the counter: %v", err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := s.Incr(ctx, k, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Decr(ctx, nc); err == nil {
-			t.Fatal("Decr of a non-counter succeeded")
-		}
-	})
+	}
+	if n, err := s.Decr(ctx, k); err != nil || n != 2 {
+		t.Fatalf("Decr = %d, %v; want 2", n, err)
+	}
+	_, _ = s.Decr(ctx, k)
+	_, _ = s.Decr(ctx, k)
+	if n, err := s.Decr(ctx, k); err != nil || n != 0 {
+		t.Fatalf("Decr below zero = %d, %v; want 0", n, err)
+	}
+	if n, err := s.Incr(ctx, k, time.Minute); err != nil || n != 1 {
+		t.Fatalf("Incr after Decr = %d, %v; want 1", n, err)
+	}
+	nc := key("notcounter")
+	if err := s.Put(ctx, nc, []byte("x"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Decr(ctx, nc); err == nil {
+		t.Fatal("Decr of a non-counter succeeded")
+	}
+}
 
-	t.Run("IncrFixedWindow", func(t *testing.T) {
-		s := newStore(t)
-		k := key("rate")
-		var wg sync.WaitGroup
-		for i := 0; i < 40; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := s.Incr(ctx, k, 2*time.Second); err != nil {
-					t.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
-		n, err := s.Incr(ctx, k, 2*time.Second)
-		if err != nil || n != 41 {
-			t.Fatalf("Incr = %d, %v; want 41", n, err)
-		}
-		// Later increments must not push the window out: the counter resets after the first TTL.
-		// The window is wide so that a slow machine still fits 41 increments in it.
-		time.Sleep(2200 * time.Millisecond)
-		n, err = s.Incr(ctx, k, 2*time.Second)
-		if err != nil || n != 1 {
-			t.Fatalf("Incr after window = %d, %v; want 1", n, err)
-		}
-		if err := s.Put(ctx, k, []byte("not a number"), time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Incr(ctx, k, time.Minute); err == nil {
-			t.Fatal("Incr of a non-counter succeeded")
-		}
-	})
+func testIncrFixedWindow(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("rate")
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Incr(ctx, k, 2*time.Second); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	n, err := s.Incr(ctx, k, 2*time.Second)
+	if err != nil || n != 41 {
+		t.Fatalf("Incr = %d, %v; want 41", n, err)
+	}
+	// Later increments must not push the window out: the counter resets after the first TTL.
+	// The window is wide so that a slow machine still fits 41 increments in it.
+	time.Sleep(2200 * time.Millisecond)
+	n, err = s.Incr(ctx, k, 2*time.Second)
+	if err != nil || n != 1 {
+		t.Fatalf("Incr after window = %d, %v; want 1", n, err)
+	}
+	if err := s.Put(ctx, k, []byte("not a number"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Incr(ctx, k, time.Minute); err == nil {
+		t.Fatal("Incr of a non-counter succeeded")
+	}
+}
 
-	t.Run("Lock", func(t *testing.T) {
-		s := newStore(t)
-		k := key("lock")
-		l1, err := s.Lock(ctx, k, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Lock(ctx, k, time.Minute); !errors.Is(err, state.ErrLocked) {
-			t.Fatalf("second Lock = %v, want ErrLocked", err)
-		}
-		if err := l1.Refresh(ctx, time.Minute); err != nil {
-			t.Fatalf("Refresh: %v", err)
-		}
-		if err := l1.Release(ctx); err != nil {
-			t.Fatalf("Release: %v", err)
-		}
-		if err := l1.Release(ctx); !errors.Is(err, state.ErrLost) {
-			t.Fatalf("double Release = %v, want ErrLost", err)
-		}
-		l2, err := s.Lock(ctx, k, time.Minute)
-		if err != nil {
-			t.Fatalf("Lock after release: %v", err)
-		}
-		_ = l2.Release(ctx)
-	})
+func testLock(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("lock")
+	l1, err := s.Lock(ctx, k, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lock(ctx, k, time.Minute); !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("second Lock = %v, want ErrLocked", err)
+	}
+	if err := l1.Refresh(ctx, time.Minute); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if err := l1.Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if err := l1.Release(ctx); !errors.Is(err, state.ErrLost) {
+		t.Fatalf("double Release = %v, want ErrLost", err)
+	}
+	l2, err := s.Lock(ctx, k, time.Minute)
+	if err != nil {
+		t.Fatalf("Lock after release: %v", err)
+	}
+	_ = l2.Release(ctx)
+}
 
-	t.Run("LockExpiresAndIsNotStolenBack", func(t *testing.T) {
-		s := newStore(t)
-		k := key("lease")
-		l1, err := s.Lock(ctx, k, 100*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(250 * time.Millisecond)
-		l2, err := s.Lock(ctx, k, time.Minute)
-		if err != nil {
-			t.Fatalf("Lock after expiry: %v", err)
-		}
-		// The expired holder must not extend or release the new holder's lock.
-		if err := l1.Refresh(ctx, time.Minute); !errors.Is(err, state.ErrLost) {
-			t.Fatalf("stale Refresh = %v, want ErrLost", err)
-		}
-		if err := l1.Release(ctx); !errors.Is(err, state.ErrLost) {
-			t.Fatalf("stale Release = %v, want ErrLost", err)
-		}
-		if _, err := s.Lock(ctx, k, time.Minute); !errors.Is(err, state.ErrLocked) {
-			t.Fatalf("lock was released by the stale holder: %v", err)
-		}
-		_ = l2.Release(ctx)
-	})
+func testLockExpiresAndIsNotStolenBack(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("lease")
+	l1, err := s.Lock(ctx, k, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(250 * time.Millisecond)
+	l2, err := s.Lock(ctx, k, time.Minute)
+	if err != nil {
+		t.Fatalf("Lock after expiry: %v", err)
+	}
+	// The expired holder must not extend or release the new holder's lock.
+	if err := l1.Refresh(ctx, time.Minute); !errors.Is(err, state.ErrLost) {
+		t.Fatalf("stale Refresh = %v, want ErrLost", err)
+	}
+	if err := l1.Release(ctx); !errors.Is(err, state.ErrLost) {
+		t.Fatalf("stale Release = %v, want ErrLost", err)
+	}
+	if _, err := s.Lock(ctx, k, time.Minute); !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("lock was released by the stale holder: %v", err)
+	}
+	_ = l2.Release(ctx)
+}
 
-	t.Run("ConcurrentLockOneWinner", func(t *testing.T) {
-		s := newStore(t)
-		k := key("race")
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for i := 0; i < 30; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := s.Lock(ctx, k, time.Minute)
-				if err == nil {
-					wins.Add(1)
-				} else if !errors.Is(err, state.ErrLocked) {
-					t.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
-		if wins.Load() != 1 {
-			t.Fatalf("%d lockers won, want 1", wins.Load())
-		}
-	})
+func testConcurrentLockOneWinner(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("race")
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Lock(ctx, k, time.Minute)
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, state.ErrLocked) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d lockers won, want 1", wins.Load())
+	}
+}
 
-	t.Run("Ping", func(t *testing.T) {
-		if err := newStore(t).Ping(ctx); err != nil {
-			t.Fatal(err)
-		}
-	})
+func testPing(t *testing.T, newStore NewStore) {
+	if err := newStore(t).Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -80,8 +80,21 @@ type Gateway struct {
 	handler     http.Handler
 }
 
+// Option changes how New builds a gateway.
+type Option func(*options)
+
+type options struct{ skipApply bool }
+
+// WithoutApply leaves the store's enterprises as they are instead of writing the config's
+// declarations into it (qiao sync: only serve and apply change configuration).
+func WithoutApply() Option { return func(o *options) { o.skipApply = true } }
+
 // New opens every backend and builds the routes. On error nothing is left open.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Gateway, err error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	g := &Gateway{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), Mux: http.NewServeMux(), eventNotify: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
@@ -111,8 +124,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	if g.Keys, err = keys.Open(cfg.KeysDir, keys.WithGrace(cfg.KeyRotationGrace.D())); err != nil {
 		return nil, &StartError{err, ""}
 	}
-	if err := ApplyDeclared(ctx, g.Store, cfg); err != nil {
-		return nil, &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
+	if !o.skipApply {
+		if err := ApplyDeclared(ctx, g.Store, cfg); err != nil {
+			return nil, &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
+		}
 	}
 	g.Sessions = &broker.SessionStore{State: g.State, CookieName: "qiao_sso", Idle: cfg.SessionIdle.D(), Absolute: cfg.SessionAbsolute.D(),
 		Secure: strings.HasPrefix(cfg.ExternalURL, "https://")}
@@ -157,6 +172,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 }
 
 func openMasterKey(cfg *config.Config, log *slog.Logger) (*secretbox.Box, error) {
+	return masterKey(cfg, log, true)
+}
+
+// masterKey opens the configured master key; without create, a missing key file is an error
+// instead of a new key.
+func masterKey(cfg *config.Config, log *slog.Logger, create bool) (*secretbox.Box, error) {
 	var key []byte
 	if cfg.MasterKey != "" {
 		k, err := secretbox.ParseKey(cfg.MasterKey)
@@ -170,6 +191,13 @@ func openMasterKey(cfg *config.Config, log *slog.Logger) (*secretbox.Box, error)
 			// make each unable to read the others' secrets.
 			return nil, &StartError{errors.New("master_key is not set and storage is PostgreSQL"),
 				"set master_key or QIAO_MASTER_KEY to the same value on every replica (generate one with: openssl rand -base64 32)"}
+		}
+		if !create {
+			k, err := secretbox.LoadKeyFile(filepath.Join(cfg.DataDir, "master.key"))
+			if err != nil {
+				return nil, &StartError{err, "nothing has been set up in " + cfg.DataDir + " yet: start qiao serve or run qiao apply first"}
+			}
+			return secretbox.New(k)
 		}
 		k, created, err := secretbox.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "master.key"))
 		if err != nil {

@@ -21,7 +21,7 @@ func appsCmd(g *globalFlags) *cobra.Command {
 			"metadata, SSO and SLO URLs, and each SP's NameID, signing, encryption and IdP-initiated launch URL.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			gw, err := openGateway(cmd, g)
+			gw, err := openReadOnly(cmd, g)
 			if err != nil {
 				return err
 			}

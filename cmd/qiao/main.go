@@ -87,12 +87,35 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.config, "config", os.Getenv("QIAO_CONFIG"), "config file (YAML); env QIAO_CONFIG")
 	root.PersistentFlags().StringVar(&g.data, "data", "", "data directory (SQLite database, master key, signing keys); env QIAO_DATA")
 	root.PersistentFlags().StringVar(&g.addr, "addr", "", "listen address HOST:PORT; env QIAO_ADDR")
-	root.AddCommand(serveCmd(g), demoCmd(g), versionCmd(), keysCmd(g), hashPasswordCmd(), simCmd(), syncCmd(g), sourcesCmd(g), appsCmd(g))
+	root.AddCommand(serveCmd(g), demoCmd(g), versionCmd(), keysCmd(g), hashPasswordCmd(), simCmd(), syncCmd(g), sourcesCmd(g), appsCmd(g), applyCmd(g))
 	return root
 }
 
 func (g *globalFlags) load() (*config.Config, error) {
 	return config.Load(g.config, os.Getenv, config.Overrides{Listen: g.addr, DataDir: g.data})
+}
+
+func applyCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "apply",
+		Short: "Write the config's enterprises, sources, clients and service providers into the store, without serving",
+		Long: "Do what qiao serve does at start to the durable store (create or migrate it, then write the enterprises the\n" +
+			"config declares) and exit. The read-only commands (apps, sources, sync tasks, sync records) and qiao sync\n" +
+			"never change the configuration: they show and use what serve or apply last wrote.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			cfg.Log.Level = "warn"
+			if err := gateway.Apply(cmd.Context(), cfg, gateway.NewLogger(cfg)); err != nil {
+				return &exitError{1, err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "applied %d enterprise(s) from the config to %s\n", len(cfg.Enterprises), redact(cfg.Storage))
+			return nil
+		},
+	}
 }
 
 func versionCmd() *cobra.Command {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -352,6 +354,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
 func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -376,6 +384,17 @@ func TestSyncCommand(t *testing.T) {
 `, ws.CorpID, srv.URL, ws.Secret, ws.ContactSecret))
 	args := []string{"sync", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme", "--source", "wecom"}
 	var out, errb bytes.Buffer
+	// Only serve and apply write the config into the store; sync uses what is there.
+	if code := runMain(context.Background(), args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "acme") {
+		t.Fatalf("sync before apply: exit %d: %s %s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := runMain(context.Background(), []string{"apply", "--config", cfg, "--data", filepath.Join(dir, "data")}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "applied 1 enterprise") {
+		t.Fatalf("apply: exit %d: %s %s", code, out.String(), errb.String())
+	}
+	out.Reset()
 	if code := runMain(context.Background(), append(args, "--dry-run"), &out, &errb); code != 0 {
 		t.Fatalf("dry run exit %d: %s %s", code, out.String(), errb.String())
 	}
@@ -449,6 +468,19 @@ enterprises:
         metadata: '`+md+`'
 `), 0o600)
 	var out, errb syncBuffer
+	// apps only reads: before anything applied the config, there is nothing to show, and nothing
+	// is created.
+	if code := runMain(context.Background(), []string{"apps", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme"}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "qiao apply") {
+		t.Fatalf("apps before apply: %d %s", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a read-only command created the data directory: %v", err)
+	}
+	if code := runMain(context.Background(), []string{"apply", "--config", cfg, "--data", filepath.Join(dir, "data")}, &out, &errb); code != 0 {
+		t.Fatalf("apply: %d %s", code, errb.String())
+	}
+	out.Reset()
 	if code := runMain(context.Background(), []string{"apps", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme"}, &out, &errb); code != 0 {
 		t.Fatalf("apps: %d %s", code, errb.String())
 	}
@@ -466,8 +498,20 @@ enterprises:
 	// A broken SP metadata stops the start with the config key named; nothing is stored.
 	os.WriteFile(cfg, []byte("enterprises:\n  - id: acme\n    service_providers:\n      - entity_id: https://x/md\n        metadata: '<nope'\n"), 0o600)
 	var errb2 syncBuffer
-	if code := runMain(context.Background(), []string{"apps", "--config", cfg, "--data", filepath.Join(dir, "data2"), "--enterprise", "acme"}, &out, &errb2); code == 0 ||
+	if code := runMain(context.Background(), []string{"apply", "--config", cfg, "--data", filepath.Join(dir, "data2")}, &out, &errb2); code == 0 ||
 		!strings.Contains(errb2.String(), "service_providers[0]") {
 		t.Fatalf("bad SP metadata: %d %s", code, errb2.String())
+	}
+	// A config changed since the last apply: apps still shows (and the store still holds) what
+	// was applied, byte for byte.
+	db := filepath.Join(dir, "data", "qiao.db")
+	before, _ := os.ReadFile(db)
+	out.Reset()
+	if code := runMain(context.Background(), []string{"apps", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "client intranet") || strings.Contains(out.String(), "https://x/md") {
+		t.Fatalf("apps after a config change: %d\n%s%s", code, out.String(), errb.String())
+	}
+	if after, _ := os.ReadFile(db); !bytes.Equal(before, after) {
+		t.Fatal("a read-only command changed the database file")
 	}
 }

@@ -26,7 +26,7 @@ func sourcesCmd(g *globalFlags) *cobra.Command {
 			"login callback URL, the last sync task and the time and outcome of the last event received.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			gw, err := openGateway(cmd, g)
+			gw, err := openReadOnly(cmd, g)
 			if err != nil {
 				return err
 			}

@@ -31,7 +31,7 @@ func syncCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			cfg.Log.Level = "warn"
-			gw, err := gateway.New(cmd.Context(), cfg, gateway.NewLogger(cfg))
+			gw, err := gateway.New(cmd.Context(), cfg, gateway.NewLogger(cfg), gateway.WithoutApply())
 			if err != nil {
 				return &exitError{1, err}
 			}
@@ -134,18 +134,18 @@ func printSummary(w io.Writer, res *dirsync.Result, dry bool) {
 	}
 }
 
-// openGateway opens the gateway's backends for a read-only command.
-func openGateway(cmd *cobra.Command, g *globalFlags) (*gateway.Gateway, error) {
+// openReadOnly opens what the gateway stored, read-only, for a command that only looks.
+func openReadOnly(cmd *cobra.Command, g *globalFlags) (*gateway.ReadOnly, error) {
 	cfg, err := g.load()
 	if err != nil {
 		return nil, err
 	}
 	cfg.Log.Level = "warn"
-	gw, err := gateway.New(cmd.Context(), cfg, gateway.NewLogger(cfg))
+	ro, err := gateway.OpenReadOnly(cmd.Context(), cfg, gateway.NewLogger(cfg))
 	if err != nil {
 		return nil, &exitError{1, err}
 	}
-	return gw, nil
+	return ro, nil
 }
 
 func syncTasksCmd(g *globalFlags) *cobra.Command {
@@ -156,7 +156,7 @@ func syncTasksCmd(g *globalFlags) *cobra.Command {
 		Short: "List recent sync tasks, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			gw, err := openGateway(cmd, g)
+			gw, err := openReadOnly(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -196,7 +196,7 @@ func syncRecordsCmd(g *globalFlags) *cobra.Command {
 		Short: "Show what a sync task did to each object: upstream data, local data before and after",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			gw, err := openGateway(cmd, g)
+			gw, err := openReadOnly(cmd, g)
 			if err != nil {
 				return err
 			}

@@ -79,8 +79,25 @@ func ParseDSN(dsn string) (Dialect, string, error) {
 	return "", "", fmt.Errorf("unsupported storage DSN %q (want sqlite://PATH or postgres://...)", config.RedactDSN(dsn))
 }
 
+// ErrNoDatabase means a read-only open found no database: nothing has created it yet.
+var ErrNoDatabase = errors.New("no database yet")
+
+// ErrSchemaBehind means a read-only open found a database this qiao would migrate first.
+var ErrSchemaBehind = errors.New("the database schema is older than this qiao")
+
 // Open connects, applies pending migrations and checks the master key.
 func Open(ctx context.Context, dsn string, box *secretbox.Box) (*Store, error) {
+	return open(ctx, dsn, box, false)
+}
+
+// OpenReadOnly connects without changing anything: no migrations, no directories created, and
+// the connection itself refuses writes (SQLite mode=ro; PostgreSQL
+// default_transaction_read_only). It is for commands that only look.
+func OpenReadOnly(ctx context.Context, dsn string, box *secretbox.Box) (*Store, error) {
+	return open(ctx, dsn, box, true)
+}
+
+func open(ctx context.Context, dsn string, box *secretbox.Box, readOnly bool) (*Store, error) {
 	dialect, src, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
@@ -91,7 +108,15 @@ func Open(ctx context.Context, dsn string, box *secretbox.Box) (*Store, error) {
 		if src == "" {
 			return nil, errors.New("sqlite DSN names no file")
 		}
-		if src != ":memory:" {
+		dsn := "file:" + src + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		switch {
+		case readOnly:
+			if _, err := os.Stat(src); err != nil {
+				return nil, fmt.Errorf("%w at %s: %v", ErrNoDatabase, src, err)
+			}
+			dsn = "file:" + src + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+		case src != ":memory:":
 			if err := os.MkdirAll(filepath.Dir(src), 0o700); err != nil {
 				return nil, fmt.Errorf("create database directory: %w", err)
 			}
@@ -99,8 +124,7 @@ func Open(ctx context.Context, dsn string, box *secretbox.Box) (*Store, error) {
 		// WAL lets readers run beside the writer; busy_timeout waits for the writer instead of
 		// failing; _txlock=immediate takes the write lock at BEGIN so two transactions never
 		// deadlock upgrading read locks.
-		db, err = sql.Open("sqlite", "file:"+src+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"+
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+		db, err = sql.Open("sqlite", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
@@ -108,6 +132,9 @@ func Open(ctx context.Context, dsn string, box *secretbox.Box) (*Store, error) {
 			db.SetMaxOpenConns(1)
 		}
 	case Postgres:
+		if readOnly {
+			src = withParam(src, "default_transaction_read_only", "on")
+		}
 		db, err = sql.Open("pgx", src)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
@@ -123,7 +150,11 @@ func Open(ctx context.Context, dsn string, box *secretbox.Box) (*Store, error) {
 		return nil, fmt.Errorf("connect to %s database %s: %w", dialect, config.RedactDSN(dsn), err)
 	}
 	s := &Store{db: db, q: db, box: box, dialect: dialect, now: time.Now}
-	if err := s.migrate(ctx); err != nil {
+	migrate := s.migrate
+	if readOnly {
+		migrate = s.checkMigrated
+	}
+	if err := migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -134,16 +165,56 @@ func Open(ctx context.Context, dsn string, box *secretbox.Box) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+// withParam adds a connection parameter to a PostgreSQL URL DSN (pgx passes unknown ones to the
+// server as run-time settings).
+func withParam(dsn, k, v string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	q.Set(k, v)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// checkMigrated refuses a database with pending migrations, which a read-only open cannot apply.
+func (s *Store) checkMigrated(ctx context.Context) error {
+	p, err := s.migrations(nil)
+	if err != nil {
+		return err
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNoDatabase, err)
+	}
+	for _, m := range st {
+		if m.State != goose.StateApplied {
+			return fmt.Errorf("%w (migration %d is not applied): start qiao serve or run qiao apply once", ErrSchemaBehind, m.Source.Version)
+		}
+	}
+	return nil
+}
+
+func (s *Store) migrations(opts []goose.ProviderOption) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
 	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
+		return nil, fmt.Errorf("migrations: %w", err)
 	}
 	gd := goose.DialectSQLite3
-	var opts []goose.ProviderOption
-	opts = append(opts, goose.WithDisableGlobalRegistry(true))
 	if s.dialect == Postgres {
 		gd = goose.DialectPostgres
+	}
+	p, err := goose.NewProvider(gd, s.db, sub, append(opts, goose.WithDisableGlobalRegistry(true))...)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return p, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var opts []goose.ProviderOption
+	if s.dialect == Postgres {
 		// Replicas starting together must not migrate concurrently.
 		locker, err := lock.NewPostgresSessionLocker()
 		if err != nil {
@@ -151,9 +222,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(gd, s.db, sub, opts...)
+	p, err := s.migrations(opts)
 	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
+		return err
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("apply migrations: %w", err)

@@ -106,6 +106,20 @@ func ParseKey(s string) ([]byte, error) {
 	return nil, errors.New("master key is neither base64 nor hex (generate one with: openssl rand -base64 32)")
 }
 
+// LoadKeyFile reads the master key from path; a missing file is an error wrapping
+// fs.ErrNotExist.
+func LoadKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read master key file: %w", err)
+	}
+	k, err := ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("master key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
 // LoadOrCreateKeyFile reads the master key from path, or, when the file does not exist, generates
 // one and writes it with mode 0600. It never overwrites an existing file.
 func LoadOrCreateKeyFile(path string) (key []byte, created bool, err error) {

@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/qiao-gateway/qiao/broker"
+	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
+	idpsaml "github.com/qiao-gateway/qiao/idp/saml"
+	"github.com/qiao-gateway/qiao/internal/config"
+)
+
+// ReadOnly is a look at what a gateway has stored, for commands that only read (qiao apps,
+// sources, sync tasks and records). Opening it changes nothing: no migrations, no config applied,
+// no keys or master key generated, and the database connection refuses writes.
+type ReadOnly struct {
+	Config *config.Config
+	Store  directory.Store
+	// The rooms whose derived facts (issuer, entity ID, callback-domain check) the commands show;
+	// they hold no backends.
+	Broker *broker.Broker
+	OIDC   *idpoidc.Provider
+	SAML   *idpsaml.Provider
+}
+
+// OpenReadOnly opens the configured durable store read-only.
+func OpenReadOnly(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ReadOnly, error) {
+	box, err := masterKey(cfg, log, false)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlstore.OpenReadOnly(ctx, cfg.Storage, box)
+	if err != nil {
+		fix := "check the storage setting and that the database server is running"
+		switch {
+		case errors.Is(err, sqlstore.ErrNoDatabase), errors.Is(err, sqlstore.ErrSchemaBehind):
+			fix = "start qiao serve, or run qiao apply, once with this configuration"
+		case errors.Is(err, sqlstore.ErrWrongMasterKey):
+			fix = "use the master key this database was created with (master_key, QIAO_MASTER_KEY or DATA_DIR/master.key)"
+		}
+		return nil, &StartError{fmt.Errorf("cannot open the durable store: %w", err), fix}
+	}
+	return &ReadOnly{Config: cfg, Store: st, Broker: &broker.Broker{ExternalURL: cfg.ExternalURL},
+		OIDC: &idpoidc.Provider{ExternalURL: cfg.ExternalURL}, SAML: &idpsaml.Provider{ExternalURL: cfg.ExternalURL}}, nil
+}
+
+// Close closes the store.
+func (r *ReadOnly) Close() error { return r.Store.Close() }
+
+// Apply opens the configured store (creating and migrating it, and the master key, when needed)
+// and writes the enterprises the config declares into it: what qiao serve does at start, without
+// serving. It reports what the store now holds of each declared enterprise.
+func Apply(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	box, err := openMasterKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	st, err := sqlstore.Open(ctx, cfg.Storage, box)
+	if err != nil {
+		return &StartError{fmt.Errorf("cannot open the durable store: %w", err), "check the storage setting and that the database server is running"}
+	}
+	defer st.Close()
+	if err := ApplyDeclared(ctx, st, cfg); err != nil {
+		return &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
+	}
+	return nil
+}

@@ -216,6 +216,17 @@ func TestClientAuthenticationIsThrottled(t *testing.T) {
 	if r := h.post("acme", "/oauth/token", cc, "svc2", svcSecret+"2"); r.status != 200 {
 		t.Fatalf("a good client from another address: %d %s", r.status, r.body)
 	}
+	// Introspection by a client that does not authenticate (a public client's bare client_id) is a
+	// failure like any other.
+	h.ip, h.p.ClientAuthFailures = "198.51.100.9", 100
+	for i := 0; i < 12; i++ {
+		if r := h.post("acme", "/oauth/introspect", url.Values{"token": {"x"}, "client_id": {"native"}}); r.status != 401 {
+			t.Fatalf("introspection by a public client: %d %s", r.status, r.body)
+		}
+	}
+	if r := h.post("acme", "/oauth/introspect", url.Values{"token": {"x"}}, "svc2", svcSecret+"2"); r.status != 429 {
+		t.Fatalf("a good client after unauthenticated introspections from its address: %d %s", r.status, r.body)
+	}
 	// Assertions count too: a bad one is a failure like a bad secret.
 	h.p.ClientAuthFailures = 2
 	h.ip = "203.0.113.1"

@@ -304,7 +304,8 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request) {
 	sess, _ := p.Sessions.New(r, "")
 	if why := p.needsLogin(ctx, ar, sess.IsNew, sess.Values); why != "" {
 		if ar.hasPrompt(zoidc.PromptNone) {
-			op.AuthRequestError(w, r, ar, zoidc.ErrLoginRequired().WithDescription("%s", why), p.op)
+			// The reason is for the person's page, not the client: it gets the code's fixed text.
+			op.AuthRequestError(w, r, ar, zoidc.ErrLoginRequired().WithDescription("%s", errorDescriptions["login_required"]), p.op)
 			return
 		}
 		ar.Rounds++

@@ -44,6 +44,13 @@ func TestRefreshTokensEndWithThePersonsAccess(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("RevokeUserRefreshTokens: %d, %v", n, err)
 	}
+	// Directly at the storage the library asks (the rotation's conditional update would also refuse
+	// a revoked token, later, so the endpoint alone cannot tell which check holds).
+	ctx := h.entCtx("acme")
+	info(ctx).authClient = "web"
+	if _, err := h.p.st.TokenRequestByRefreshToken(ctx, rt); err == nil {
+		t.Fatal("TokenRequestByRefreshToken accepted a revoked refresh token")
+	}
 	for _, tok := range []string{rt, other} {
 		if r := refresh(tok); r.status != 400 || r.err() != "invalid_grant" {
 			t.Fatalf("a refresh token after the person's access ended: %d %s", r.status, r.body)

@@ -118,3 +118,51 @@ func TestUnreachablePostgres(t *testing.T) {
 		t.Fatalf("unreachable database: %v", err)
 	}
 }
+
+// A read-only open changes nothing: a missing database stays missing, an unmigrated one is
+// refused, and writes through the connection fail.
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "sub", "qiao.db")
+	if _, err := sqlstore.OpenReadOnly(ctx, "sqlite://"+missing, box(t, 1)); !errors.Is(err, sqlstore.ErrNoDatabase) {
+		t.Fatalf("missing SQLite file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a read-only open created the database directory")
+	}
+	dsns := map[string]string{"sqlite": "sqlite://" + filepath.Join(t.TempDir(), "qiao.db")}
+	if os.Getenv("QIAO_TEST_POSTGRES") != "" {
+		dsns["postgres"] = newPostgresDB(t)
+	}
+	for name, dsn := range dsns {
+		t.Run(name, func(t *testing.T) {
+			if name == "postgres" {
+				if _, err := sqlstore.OpenReadOnly(ctx, dsn, box(t, 1)); err == nil {
+					t.Fatal("an unmigrated database was opened read-only")
+				}
+			}
+			rw, err := sqlstore.Open(ctx, dsn, box(t, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rw.PutEnterprise(ctx, &directory.Enterprise{ID: "acme", Name: "Acme"}); err != nil {
+				t.Fatal(err)
+			}
+			rw.Close()
+			ro, err := sqlstore.OpenReadOnly(ctx, dsn, box(t, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ro.Close()
+			if e, err := ro.GetEnterprise(ctx, "acme"); err != nil || e.Name != "Acme" {
+				t.Fatalf("read through a read-only store: %v %v", e, err)
+			}
+			if err := ro.PutEnterprise(ctx, &directory.Enterprise{ID: "other", Name: "Other"}); err == nil {
+				t.Fatal("a write through a read-only store succeeded")
+			}
+			if _, err := sqlstore.OpenReadOnly(ctx, dsn, box(t, 2)); !errors.Is(err, sqlstore.ErrWrongMasterKey) {
+				t.Fatalf("wrong master key, read-only: %v", err)
+			}
+		})
+	}
+}

@@ -341,7 +341,9 @@ func TestHostileCallbacksAreRejected(t *testing.T) {
 		}, 403},
 		"garbage body":  {now, "n6", func(q url.Values, b string) (url.Values, string) { return q, "not xml at all" }, 400},
 		"bad timestamp": {now, "n7", func(q url.Values, b string) (url.Values, string) { q.Set("timestamp", "yesterday"); return q, b }, 400},
-		"oversized":     {now, "n8", func(q url.Values, b string) (url.Values, string) { return q, b + strings.Repeat(" ", MaxEventBody) }, 413},
+		"oversized": {now, "n8", func(q url.Values, b string) (url.Values, string) {
+			return q, b + strings.Repeat(" ", dirsync.MaxEventBody)
+		}, 413},
 		"truncated base64": {now, "n9", func(q url.Values, b string) (url.Values, string) {
 			return q, strings.Replace(b, "]]></Encrypt>", "=]]></Encrypt>", 1)
 		}, 403},

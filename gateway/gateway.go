@@ -227,8 +227,12 @@ func (g *Gateway) routes() {
 		}
 	})
 	m.HandleFunc("GET /e/{enterprise}/keys", g.jwks)
-	m.HandleFunc("GET /e/{enterprise}/sources/{source}/events", g.sourceEvents)
-	m.HandleFunc("POST /e/{enterprise}/sources/{source}/events", g.sourceEvents)
+	events := &dirsync.EventEndpoint{Store: g.Store, State: g.State, MaxSkew: g.Config.EventMaxSkew.D(), Notify: g.eventNotify, Log: g.Log,
+		Decoder: func(src *directory.IdentitySource) (federation.CallbackDecoder, error) {
+			return connectors.Decoder(string(src.Kind), src.Config, src.Secrets)
+		}}
+	m.Handle("GET /e/{enterprise}/sources/{source}/events", events)
+	m.Handle("POST /e/{enterprise}/sources/{source}/events", events)
 	g.Broker.Routes(m)
 	g.SAML.Routes(m)
 	g.OIDC.Routes(m)

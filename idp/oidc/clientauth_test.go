@@ -21,6 +21,9 @@ func TestClientCredentialsOnlyFromTheBody(t *testing.T) {
 	if tok.status != 200 || tok.json["access_token"] == nil {
 		t.Fatalf("private_key_jwt in the body: %d %s", tok.status, tok.body)
 	}
+	if r := h.post("acme", "/oauth/token", cc); r.status != 401 || r.err() != "invalid_client" {
+		t.Fatalf("the spent assertion again, in the body: %d %s", r.status, r.body)
+	}
 	// The library reads the query too: there, the spent assertion would authenticate again.
 	replay := url.Values{"client_assertion_type": {assertionType}, "client_assertion": {h.assertion("acme", "j-1")}}
 	req, _ := http.NewRequest(http.MethodPost, h.iss("acme")+"/oauth/introspect?"+replay.Encode(), strings.NewReader(url.Values{"token": {tok.json["access_token"].(string)}}.Encode()))
@@ -61,6 +64,12 @@ func TestClientCredentialsOnlyFromTheBody(t *testing.T) {
 		if r := h.do(req); r.status != 400 || r.err() != "invalid_request" || r.json["access_token"] != nil || r.json["active"] != nil {
 			t.Errorf("%s with %v in the query: %d %s", c.path, c.query, r.status, r.body)
 		}
+	}
+	// Nothing else is read from the query either: a token there is not the request's token.
+	req, _ = http.NewRequest(http.MethodPost, h.iss("acme")+"/oauth/introspect?"+url.Values{"token": {tok.json["access_token"].(string)}}.Encode(), nil)
+	req.SetBasicAuth("svc", svcSecret)
+	if r := h.do(req); r.status != 200 || r.json["active"] != false {
+		t.Fatalf("introspection of a token in the query: %d %s", r.status, r.body)
 	}
 	// The query's assertion j-2 was not consumed either: it still works, once, from the body.
 	cc.Set("client_assertion", h.assertion("acme", "j-2"))
@@ -169,8 +178,19 @@ func TestRefreshTokenSpentOnlyByItsClient(t *testing.T) {
 	if !h.introspect(rot.json["access_token"].(string)) {
 		t.Fatal("another client presenting a rotated refresh token revoked the family")
 	}
-	if r := h.post("acme", "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rot.json["refresh_token"].(string)}}, "web", webSecret); r.status != 200 {
-		t.Fatalf("the family's current refresh token after another client tried it: %d %s", r.status, r.body)
+	cur := h.post("acme", "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rot.json["refresh_token"].(string)}}, "web", webSecret)
+	if cur.status != 200 {
+		t.Fatalf("the family's current refresh token after another client tried it: %d %s", cur.status, cur.body)
+	}
+	// The storage itself refuses a rotated token presented again by its client, and ends the family
+	// (the rotation's conditional update would refuse it too, later).
+	ctx := h.entCtx("acme")
+	info(ctx).authClient = "web"
+	if _, err := h.p.st.TokenRequestByRefreshToken(ctx, rt1); err == nil {
+		t.Fatal("TokenRequestByRefreshToken accepted a rotated refresh token")
+	}
+	if h.introspect(cur.json["access_token"].(string)) {
+		t.Fatal("a rotated refresh token presented again left the family's access token active")
 	}
 }
 

@@ -20,6 +20,10 @@ func TestIntrospectionStaysInItsEnterprise(t *testing.T) {
 		if !h.introspect(tok) {
 			t.Fatalf("acme's own resource server: %s inactive", tok)
 		}
+		// Nor does a client of this enterprise that is not a resource server.
+		if r := h.post("acme", "/oauth/introspect", url.Values{"token": {tok}}, "web2", webSecret+"2"); r.status != 200 || r.json["active"] != false {
+			t.Fatalf("web2 introspecting another client's token: %d %s", r.status, r.body)
+		}
 		r := h.post("beta", "/oauth/introspect", url.Values{"token": {tok}}, "svc", svcSecret)
 		if r.status != 200 || r.json["active"] != false || len(r.json) != 1 {
 			t.Fatalf("beta's resource server introspecting acme's token: %d %s", r.status, r.body)

@@ -1,4 +1,4 @@
-package gateway
+package demo
 
 import (
 	"crypto/rand"
@@ -13,8 +13,8 @@ import (
 	"github.com/qiao-gateway/qiao/internal/password"
 )
 
-// DemoCredentials are what `qiao demo` prints for a person to use.
-type DemoCredentials struct {
+// Credentials are what `qiao demo` prints for a person to use.
+type Credentials struct {
 	Username          string
 	Password          string
 	DemoAppSecret     string
@@ -27,19 +27,19 @@ func randomSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// DemoSims are the simulators the demo's WeCom and DingTalk sources point at.
-type DemoSims struct {
+// Sims are the simulators the demo's WeCom and DingTalk sources point at.
+type Sims struct {
 	WeCom       *wecomsim.Setup
 	WeComURL    string
 	DingTalk    *dingtalksim.Setup
 	DingTalkURL string
 }
 
-// DemoConfig returns the configuration of the demo: enterprise "demo" with its own directory
+// Config returns the configuration of the demo: enterprise "demo" with its own directory
 // (source "local", user zhangsan), sources "wecom" and "dingtalk" on the simulators (when sims is
 // not nil) and the clients sase-client, demo-app and demo-service. Secrets are fresh each run
 // unless pw is given.
-func DemoConfig(addr, dataDir, pw string, sims *DemoSims) (*config.Config, *DemoCredentials, error) {
+func Config(addr, dataDir, pw string, sims *Sims) (*config.Config, *Credentials, error) {
 	cfg := config.Default()
 	cfg.Listen = addr
 	cfg.DataDir = dataDir
@@ -48,7 +48,7 @@ func DemoConfig(addr, dataDir, pw string, sims *DemoSims) (*config.Config, *Demo
 	if pw == "" {
 		pw = randomSecret()[:12]
 	}
-	creds := &DemoCredentials{Username: "zhangsan", Password: pw, DemoAppSecret: randomSecret(), DemoServiceSecret: randomSecret()}
+	creds := &Credentials{Username: "zhangsan", Password: pw, DemoAppSecret: randomSecret(), DemoServiceSecret: randomSecret()}
 	hash, err := password.Hash(pw, password.Default)
 	if err != nil {
 		return nil, nil, err
@@ -83,7 +83,7 @@ func DemoConfig(addr, dataDir, pw string, sims *DemoSims) (*config.Config, *Demo
 	return cfg, creds, nil
 }
 
-func demoSources(addr string, sims *DemoSims) []config.Source {
+func demoSources(addr string, sims *Sims) []config.Source {
 	out := []config.Source{{ID: "local", Kind: "local", Name: "本地账号", Description: "Log on with a demo password"}}
 	if sims == nil {
 		return out

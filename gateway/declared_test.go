@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/qiao-gateway/qiao/demo"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
 	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
@@ -30,7 +31,7 @@ func openStore(t *testing.T) *sqlstore.Store {
 func TestApplyDeclaredIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
-	cfg, _, err := DemoConfig("127.0.0.1:18080", t.TempDir(), "pw-for-test", &DemoSims{WeCom: wecomsim.NewSetup(10, 1, "127.0.0.1:18080"), WeComURL: "http://127.0.0.1:18081", DingTalk: dingtalksim.NewSetup(10, 1, "127.0.0.1:18080"), DingTalkURL: "http://127.0.0.1:18082"})
+	cfg, _, err := demo.Config("127.0.0.1:18080", t.TempDir(), "pw-for-test", &demo.Sims{WeCom: wecomsim.NewSetup(10, 1, "127.0.0.1:18080"), WeComURL: "http://127.0.0.1:18081", DingTalk: dingtalksim.NewSetup(10, 1, "127.0.0.1:18080"), DingTalkURL: "http://127.0.0.1:18082"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qiao-gateway/qiao/demo"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
@@ -62,7 +63,7 @@ func newWorld(t *testing.T, users int, data string, serve bool, opts ...func(*co
 	wsrv, dsrv := httptest.NewServer(w.wsim), httptest.NewServer(w.dsim)
 	w.wURL, w.dURL = wsrv.URL, dsrv.URL
 	t.Cleanup(func() { wsrv.Close(); dsrv.Close(); w.wsim.Close(); w.dsim.Close() })
-	cfg, _, err := DemoConfig(addr, data, "pw", &DemoSims{WeCom: w.ws, WeComURL: w.wURL, DingTalk: w.ds, DingTalkURL: w.dURL})
+	cfg, _, err := demo.Config(addr, data, "pw", &demo.Sims{WeCom: w.ws, WeComURL: w.wURL, DingTalk: w.ds, DingTalkURL: w.dURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +473,7 @@ func TestNothingLostWhenKilledBetweenAckAndApply(t *testing.T) {
 	cmd.Process.Kill() // SIGKILL: the child never applies
 	cmd.Wait()
 	// Restart on the same data: the worker resumes from the inbox.
-	cfg, _, _ := DemoConfig("127.0.0.1:0", data, "pw", &DemoSims{WeCom: w.ws, WeComURL: w.wURL, DingTalk: w.ds, DingTalkURL: w.dURL})
+	cfg, _, _ := demo.Config("127.0.0.1:0", data, "pw", &demo.Sims{WeCom: w.ws, WeComURL: w.wURL, DingTalk: w.ds, DingTalkURL: w.dURL})
 	cfg.MasterKey = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
 	gw, err := New(w.ctx, cfg, NewLogger(cfg))
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qiao-gateway/qiao/demo"
 	"github.com/qiao-gateway/qiao/gateway"
 	"github.com/qiao-gateway/qiao/internal/config"
 )
@@ -28,7 +29,7 @@ type Demo struct {
 	GW     *gateway.Gateway
 	Config *config.Config
 	Base   string // http://127.0.0.1:PORT
-	Creds  *gateway.DemoCredentials
+	Creds  *demo.Credentials
 	close  func()
 }
 
@@ -44,7 +45,7 @@ func StartDemo(name string, tweak func(*config.Config)) (*Demo, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	cfg, creds, err := gateway.DemoConfig(ln.Addr().String(), dir, "pw", nil)
+	cfg, creds, err := demo.Config(ln.Addr().String(), dir, "pw", nil)
 	if err != nil {
 		return fail(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qiao-gateway/qiao/demo"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
 	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
@@ -52,7 +53,7 @@ func run(conc, n int) error {
 	defer dsrv.Close()
 	dir, _ := os.MkdirTemp("", "loginbench-")
 	defer os.RemoveAll(dir)
-	cfg, _, err := gateway.DemoConfig(addr, dir, "pw", &gateway.DemoSims{WeCom: ws, WeComURL: wsrv.URL, DingTalk: ds, DingTalkURL: dsrv.URL})
+	cfg, _, err := demo.Config(addr, dir, "pw", &demo.Sims{WeCom: ws, WeComURL: wsrv.URL, DingTalk: ds, DingTalkURL: dsrv.URL})
 	if err != nil {
 		return err
 	}

@@ -60,8 +60,8 @@ func demoCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("DingTalk simulator: %w (choose another address with --dingtalk-addr)", err)
 			}
-			sims := &gateway.DemoSims{WeCom: ws, WeComURL: wURL, DingTalk: ds, DingTalkURL: dURL}
-			cfg, creds, err := gateway.DemoConfig(addr, dataDir, pw, sims)
+			sims := &demo.Sims{WeCom: ws, WeComURL: wURL, DingTalk: ds, DingTalkURL: dURL}
+			cfg, creds, err := demo.Config(addr, dataDir, pw, sims)
 			if err != nil {
 				return err
 			}
@@ -144,7 +144,7 @@ func serveBackground(ctx context.Context, addr string, h http.Handler) (string, 
 	return "http://" + ln.Addr().String(), nil
 }
 
-func printDemo(w io.Writer, ext, dataDir string, c *gateway.DemoCredentials, s *gateway.DemoSims) {
+func printDemo(w io.Writer, ext, dataDir string, c *demo.Credentials, s *demo.Sims) {
 	fmt.Fprintf(w, `qiao demo is ready.
 
   gateway            %[1]s/

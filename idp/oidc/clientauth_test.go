@@ -77,8 +77,23 @@ func TestClientCredentialsOnlyFromTheBody(t *testing.T) {
 		t.Fatalf("an assertion first sent (and refused) in the query: %d %s", r.status, r.body)
 	}
 	// Token requests are POSTs (RFC 6749 §3.2); one method per request (§2.3); no repeated parameters.
-	if r := h.get("acme", "/oauth/token?grant_type=client_credentials"); r.status != 405 || r.err() != "invalid_request" {
-		t.Errorf("GET token: %d %s", r.status, r.body)
+	creds := url.Values{"grant_type": {"client_credentials"}, "client_id": {"svc"}, "client_secret": {svcSecret}}.Encode()
+	for _, m := range []string{http.MethodGet, http.MethodOptions, http.MethodPut, http.MethodDelete} {
+		for _, path := range []string{"/oauth/token", "/oauth/introspect", "/revoke"} {
+			req, _ := http.NewRequest(m, h.iss("acme")+path+"?"+creds, strings.NewReader(creds))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			// 405, or 400 where the body repeats the query (PUT bodies are parsed too).
+			if r := h.do(req); r.status != 405 && r.status != 400 || r.err() != "invalid_request" || r.json["access_token"] != nil {
+				t.Errorf("%s %s: %d %s", m, path, r.status, r.body)
+			}
+		}
+	}
+	// A CORS preflight is answered, and only that.
+	req, _ = http.NewRequest(http.MethodOptions, h.iss("acme")+"/oauth/token?"+creds, nil)
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	if r := h.do(req); r.status >= 300 || strings.Contains(r.body, "access_token") {
+		t.Errorf("a CORS preflight: %d %s", r.status, r.body)
 	}
 	for name, form := range map[string]url.Values{
 		"two assertions": {"grant_type": {"client_credentials"}, "client_assertion_type": {assertionType},

@@ -249,8 +249,11 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			broker.Text2{"你已退出登录。", "You have signed out."}, nil, "/login/e/"+ent, broker.Text2{"重新登录", "Sign in again"})
 		return
 	case "/oauth/token", "/oauth/introspect", "/revoke":
-		// CORS preflights are the library's (its CORS handler answers them).
-		if r.Method != http.MethodOptions && !p.clientEndpoint(w, r, ri, path) {
+		// CORS preflights are the library's: its CORS handler answers them without calling the
+		// endpoint. Any other OPTIONS request would reach the endpoint itself, so it is checked (and
+		// refused) like any other method.
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
+		if !preflight && !p.clientEndpoint(w, r, ri, path) {
 			return
 		}
 	case "/end_session":

@@ -59,8 +59,8 @@ func redirectQuery(field string, msg []byte, relay string, key *rsa.PrivateKey) 
 }
 
 // logoutRequest is the SP's LogoutRequest to the IdP, unsigned XML, naming nameID and
-// sessionIndex when they are not empty.
-func (s *samlWorld) logoutRequest(sp *testSP, nameID, sessionIndex string) (xmlBytes []byte, id string) {
+// sessionIndex when they are not empty, altered by alter.
+func (s *samlWorld) logoutRequest(sp *testSP, nameID, sessionIndex string, alter ...func(*csaml.LogoutRequest)) (xmlBytes []byte, id string) {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	lr := &csaml.LogoutRequest{ID: "id-" + hex.EncodeToString(b), Version: "2.0", IssueInstant: time.Now(), Destination: s.base + "/e/demo/saml/slo",
@@ -70,6 +70,9 @@ func (s *samlWorld) logoutRequest(sp *testSP, nameID, sessionIndex string) (xmlB
 	}
 	if sessionIndex != "" {
 		lr.SessionIndex = &csaml.SessionIndex{Value: sessionIndex}
+	}
+	for _, a := range alter {
+		a(lr)
 	}
 	return elementXML(lr.Element()), lr.ID
 }
@@ -323,8 +326,8 @@ func TestSAMLLogoutRequestMustMatchSession(t *testing.T) {
 	}
 	slo := s.base + "/e/demo/saml/slo?"
 	// request is an SP's LogoutRequest on HTTP-Redirect, signed with key when it is not nil.
-	request := func(sp, nameID, sessionIndex string, key *rsa.PrivateKey) (string, string) {
-		x, id := s.logoutRequest(s.sps[sp], nameID, sessionIndex)
+	request := func(sp, nameID, sessionIndex string, key *rsa.PrivateKey, alter ...func(*csaml.LogoutRequest)) (string, string) {
+		x, id := s.logoutRequest(s.sps[sp], nameID, sessionIndex, alter...)
 		return slo + redirectQuery("SAMLRequest", x, "", key), id
 	}
 	// want is the top-level status of the LogoutResponse, "" for a 400 page; a request that ends
@@ -359,6 +362,15 @@ func TestSAMLLogoutRequestMustMatchSession(t *testing.T) {
 		{"certonly signed, matching", func(st setup) (string, string) {
 			return request("certonly", uid, st.sid, s.sps["certonly"].key)
 		}, "", true},
+		{"matching, another Destination", func(st setup) (string, string) {
+			return request("plain", st.nameIDs["plain"], st.sid, nil, func(lr *csaml.LogoutRequest) { lr.Destination = "https://elsewhere.test/slo" })
+		}, "", false},
+		{"matching, stale", func(st setup) (string, string) {
+			return request("plain", st.nameIDs["plain"], st.sid, nil, func(lr *csaml.LogoutRequest) { lr.IssueInstant = time.Now().Add(-10 * time.Minute) })
+		}, "", false},
+		{"matching, from the future", func(st setup) (string, string) {
+			return request("plain", st.nameIDs["plain"], st.sid, nil, func(lr *csaml.LogoutRequest) { lr.IssueInstant = time.Now().Add(10 * time.Minute) })
+		}, "", false},
 		{"signed with another key", func(st setup) (string, string) {
 			return request("signed", uid, st.sid, s.sps["plain"].key)
 		}, "", false},

@@ -208,7 +208,8 @@ func TestCheckAuthnRequest(t *testing.T) {
 		req, _, err := w.p.checkAuthnRequest(r, testEnt, toXML(authnRequest("id-1", alter).Element()), "", testNow)
 		return req, err
 	}
-	if req, err := check(nil); err != nil || req.ACSEndpoint.Location != testACS || req.ACSEndpoint.Binding != csaml.HTTPPostBinding {
+	// The SP's metadata lists Artifact before HTTP-POST at this URL: the POST one is chosen.
+	if req, err := check(nil); err != nil || req.ACSEndpoint.Location != testACS || req.ACSEndpoint.Binding != csaml.HTTPPostBinding || req.ACSEndpoint.Index != 1 {
 		t.Fatalf("the good request: %v", err)
 	}
 	for name, c := range map[string]struct {
@@ -227,6 +228,7 @@ func TestCheckAuthnRequest(t *testing.T) {
 		}, "not in the app's metadata"},
 		"Artifact binding":    {func(a *csaml.AuthnRequest) { a.ProtocolBinding = csaml.HTTPArtifactBinding }, "HTTP-POST"},
 		"ACS URL not in md":   {func(a *csaml.AuthnRequest) { a.AssertionConsumerServiceURL = "https://evil.test/acs" }, "AssertionConsumerServiceURL"},
+		"Artifact-only URL":   {func(a *csaml.AuthnRequest) { a.AssertionConsumerServiceURL = testArtifactACS }, "AssertionConsumerServiceURL"},
 		"version":             {func(a *csaml.AuthnRequest) { a.Version = "1.0" }, "SAML 2.0"},
 		"no ID":               {func(a *csaml.AuthnRequest) { a.ID = "" }, "ID"},
 		"index and wrong URL": {func(a *csaml.AuthnRequest) { a.AssertionConsumerServiceIndex = "2" }, "HTTP-POST"},

@@ -36,6 +36,8 @@ const (
 	testIdP    = "https://idp.test"
 	testEntity = "https://sp.test/metadata"
 	testACS    = "https://sp.test/acs"
+	// testArtifactACS takes HTTP-Artifact only.
+	testArtifactACS = "https://sp.test/artifact"
 )
 
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -107,8 +109,11 @@ func newTestWorld(tb testing.TB) *testWorld {
 			`<KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>` +
 			base64.StdEncoding.EncodeToString(der) + `</X509Certificate></X509Data></KeyInfo></KeyDescriptor>` +
 			`<SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://sp.test/slo"/>` +
-			`<AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="` + testACS + `" index="1"/>` +
+			// Artifact first at the POST endpoint's URL (crewjam would pick it), and a URL with
+			// Artifact only.
 			`<AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" Location="` + testACS + `" index="2"/>` +
+			`<AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="` + testACS + `" index="1"/>` +
+			`<AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" Location="` + testArtifactACS + `" index="3"/>` +
 			`</SPSSODescriptor></EntityDescriptor>`
 		if w.sp, worldErr = parseSP(&directory.ServiceProvider{EnterpriseID: testEnt, EntityID: testEntity}, []byte(md)); worldErr != nil {
 			return

@@ -6,7 +6,6 @@ package dingtalk
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -40,8 +39,14 @@ type Settings struct {
 	Timeout       time.Duration
 }
 
-// SettingsFrom reads a source's config and secrets maps.
+// SettingsFrom reads a source's config and secrets maps and checks what every call needs.
 func SettingsFrom(cfg, secrets map[string]string) (Settings, error) {
+	s := settingsFrom(cfg, secrets)
+	return s, s.validate()
+}
+
+// settingsFrom reads the maps, filling the standard edition's hosts where none is configured.
+func settingsFrom(cfg, secrets map[string]string) Settings {
 	s := Settings{CorpID: cfg["corp_id"], AppKey: cfg["app_key"], AgentID: cfg["agent_id"], AppSecret: secrets["app_secret"],
 		OAPIBase: strings.TrimRight(cfg["oapi_base_url"], "/"), APIBase: strings.TrimRight(cfg["api_base_url"], "/"),
 		LoginBase: strings.TrimRight(cfg["login_base_url"], "/")}
@@ -57,13 +62,17 @@ func SettingsFrom(cfg, secrets map[string]string) (Settings, error) {
 	if p := secrets["proxies"]; p != "" {
 		s.Proxies = strings.Split(p, ",")
 	}
+	return s
+}
+
+func (s *Settings) validate() error {
 	switch {
 	case s.AppKey == "":
-		return s, errors.New("config.app_key is required (DingTalk developer console → 应用凭证 → AppKey/Client ID)")
+		return &federation.SettingError{Key: "config.app_key", Reason: "is required (DingTalk developer console → 应用凭证 → AppKey/Client ID)"}
 	case s.AppSecret == "":
-		return s, errors.New("secrets.app_secret is required (AppSecret/Client Secret)")
+		return &federation.SettingError{Key: "secrets.app_secret", Reason: "is required (AppSecret/Client Secret)"}
 	}
-	return s, nil
+	return nil
 }
 
 var tokens = upstream.NewTokenCache(5 * time.Minute)

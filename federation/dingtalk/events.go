@@ -22,18 +22,22 @@ type Decoder struct{ byKey []*msgcrypt.Crypter }
 
 // NewDecoder returns a decoder for a source's callback token and aes_key.
 func NewDecoder(cfg, secrets map[string]string) (*Decoder, error) {
-	if secrets["callback_token"] == "" || secrets["aes_key"] == "" {
+	return newDecoder(secrets["callback_token"], secrets["aes_key"], cfg["event_receive_key"], cfg["app_key"], cfg["corp_id"])
+}
+
+// newDecoder accepts pushes encrypted for any of the receive keys given (empty ones skipped).
+func newDecoder(token, aesKey string, keys ...string) (*Decoder, error) {
+	if token == "" || aesKey == "" {
 		return nil, errors.New("secrets.callback_token and secrets.aes_key are required for event callbacks")
 	}
 	d := &Decoder{}
-	keys := []string{cfg["event_receive_key"], cfg["app_key"], cfg["corp_id"]}
 	seen := map[string]bool{}
 	for _, k := range keys {
 		if k == "" || seen[k] {
 			continue
 		}
 		seen[k] = true
-		c, err := msgcrypt.New(secrets["callback_token"], secrets["aes_key"], k)
+		c, err := msgcrypt.New(token, aesKey, k)
 		if err != nil {
 			return nil, fmt.Errorf("callback key: %w", err)
 		}

@@ -5,7 +5,6 @@ package wecom
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,6 +20,7 @@ import (
 const (
 	DefaultAPIBase   = "https://qyapi.weixin.qq.com"
 	DefaultLoginBase = "https://login.work.weixin.qq.com"
+	DefaultOpenBase  = "https://open.work.weixin.qq.com"
 )
 
 // Settings are a WeCom source's connection settings (from its config and secrets).
@@ -39,8 +39,14 @@ type Settings struct {
 	Timeout       time.Duration
 }
 
-// SettingsFrom reads a source's config and secrets maps.
+// SettingsFrom reads a source's config and secrets maps and checks what every call needs.
 func SettingsFrom(cfg, secrets map[string]string) (Settings, error) {
+	s := settingsFrom(cfg, secrets)
+	return s, s.validate()
+}
+
+// settingsFrom reads the maps, filling the platform's hosts where none is configured.
+func settingsFrom(cfg, secrets map[string]string) Settings {
 	s := Settings{CorpID: cfg["corp_id"], AgentID: cfg["agent_id"], Secret: secrets["secret"], ContactSecret: secrets["contact_secret"],
 		APIBase: strings.TrimRight(cfg["api_base_url"], "/"), LoginBase: strings.TrimRight(cfg["login_base_url"], "/")}
 	if s.APIBase == "" {
@@ -51,7 +57,7 @@ func SettingsFrom(cfg, secrets map[string]string) (Settings, error) {
 	}
 	s.OpenBase = strings.TrimRight(cfg["open_base_url"], "/")
 	if s.OpenBase == "" {
-		s.OpenBase = "https://open.work.weixin.qq.com"
+		s.OpenBase = DefaultOpenBase
 	}
 	s.OAuthBase = strings.TrimRight(cfg["oauth_base_url"], "/")
 	if s.OAuthBase == "" {
@@ -60,13 +66,17 @@ func SettingsFrom(cfg, secrets map[string]string) (Settings, error) {
 	if p := secrets["proxies"]; p != "" {
 		s.Proxies = strings.Split(p, ",")
 	}
+	return s
+}
+
+func (s *Settings) validate() error {
 	switch {
 	case s.CorpID == "":
-		return s, errors.New("config.corp_id is required (WeCom admin console → 我的企业 → 企业ID)")
+		return &federation.SettingError{Key: "config.corp_id", Reason: "is required (WeCom admin console → 我的企业 → 企业ID)"}
 	case s.Secret == "" && s.ContactSecret == "":
-		return s, errors.New("secrets.secret (the app's Secret) or secrets.contact_secret (通讯录同步 Secret) is required")
+		return &federation.SettingError{Key: "secrets.secret", Reason: "(the app's Secret) or secrets.contact_secret (通讯录同步 Secret) is required"}
 	}
-	return s, nil
+	return nil
 }
 
 // tokens is shared by every client in the process: one token per (corp, secret).

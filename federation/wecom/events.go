@@ -21,10 +21,14 @@ type Decoder struct{ c *msgcrypt.Crypter }
 
 // NewDecoder returns a decoder for a source's callback token and EncodingAESKey.
 func NewDecoder(cfg, secrets map[string]string) (*Decoder, error) {
-	if secrets["callback_token"] == "" || secrets["encoding_aes_key"] == "" {
+	return newDecoder(secrets["callback_token"], secrets["encoding_aes_key"], cfg["corp_id"])
+}
+
+func newDecoder(token, aesKey, corpID string) (*Decoder, error) {
+	if token == "" || aesKey == "" {
 		return nil, errors.New("secrets.callback_token and secrets.encoding_aes_key are required for event callbacks")
 	}
-	c, err := msgcrypt.New(secrets["callback_token"], secrets["encoding_aes_key"], cfg["corp_id"])
+	c, err := msgcrypt.New(token, aesKey, corpID)
 	if err != nil {
 		return nil, fmt.Errorf("callback key: %w", err)
 	}

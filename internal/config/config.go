@@ -81,7 +81,7 @@ type Enterprise struct {
 // Source is an identity source declared in the file.
 type Source struct {
 	ID          string `yaml:"id"`
-	Kind        string `yaml:"kind"` // wecom, dingtalk, local
+	Kind        string `yaml:"kind"` // LocalKind or a registered platform kind (wecom, dingtalk)
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
 	Enabled     *bool  `yaml:"enabled"`
@@ -413,10 +413,9 @@ func (e *Enterprise) validate(at string) error {
 			return &Error{key + ".id", fmt.Sprintf("source %q declared twice", s.ID)}
 		}
 		seen[s.ID] = true
-		switch s.Kind {
-		case "wecom", "dingtalk", "local":
-		default:
-			return &Error{key + ".kind", fmt.Sprintf("%q must be wecom, dingtalk or local", s.Kind)}
+		check, ok := sourceKind(s.Kind)
+		if !ok {
+			return &Error{key + ".kind", fmt.Sprintf("%q must be %s", s.Kind, kindList())}
 		}
 		if s.Sync.CycleHours != 0 && (s.Sync.CycleHours < 1 || s.Sync.CycleHours > 24) {
 			return &Error{key + ".sync.cycle_hours", fmt.Sprintf("%d must be between 1 and 24", s.Sync.CycleHours)}
@@ -432,6 +431,15 @@ func (e *Enterprise) validate(at string) error {
 		for _, p := range []*int{s.Sync.DeleteUsers, s.Sync.DeleteDepts} {
 			if p != nil && *p < 0 {
 				return &Error{key + ".sync", "deletion thresholds must not be negative"}
+			}
+		}
+		if check != nil {
+			if err := check(s.Config, s.Secrets); err != nil {
+				var ce *Error
+				if errors.As(err, &ce) {
+					return &Error{key + "." + ce.Key, ce.Reason}
+				}
+				return &Error{key, err.Error()}
 			}
 		}
 	}

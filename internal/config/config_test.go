@@ -20,6 +20,48 @@ func write(t *testing.T, body string) string {
 
 func noEnv(string) string { return "" }
 
+// The platform kinds register from federation/connectors, which internal can't import; these
+// stand-ins (no settings checked) let the tests here load configs that name them. connectors'
+// tests load the same configs with the real kinds and their checks.
+func init() {
+	RegisterSourceKind("wecom", nil)
+	RegisterSourceKind("dingtalk", func(cfg, _ map[string]string) error {
+		switch {
+		case cfg["keyed"] != "":
+			return &Error{"config.keyed", "stand-in refusal"}
+		case cfg["plain"] != "":
+			return errors.New("stand-in plain refusal")
+		}
+		return nil
+	})
+}
+
+// A registered kind's check runs after the source's own rules, and its error is reported under
+// the source's key.
+func TestSourceKindCheck(t *testing.T) {
+	src := "enterprises:\n- id: demo\n  sources:\n  - id: d\n    kind: dingtalk\n"
+	for _, tc := range []struct{ body, key, reason string }{
+		{src + "    config: {keyed: x}\n", "enterprises[0].sources[0].config.keyed", "stand-in refusal"},
+		{src + "    config: {plain: x}\n", "enterprises[0].sources[0]", "stand-in plain refusal"},
+		{src + "    config: {keyed: x}\n    sync: {cycle_hours: 30}\n", "enterprises[0].sources[0].sync.cycle_hours", "between 1 and 24"},
+	} {
+		_, err := Load(write(t, tc.body), noEnv, Overrides{})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != tc.key || !strings.Contains(ce.Reason, tc.reason) {
+			t.Errorf("%q: got %v; want key %q reason containing %q", tc.body, err, tc.key, tc.reason)
+		}
+	}
+	if _, err := Load(write(t, src+"    config: {other: x}\n"), noEnv, Overrides{}); err != nil {
+		t.Fatalf("a source its check accepts: %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("registering local, config's own kind, did not panic")
+		}
+	}()
+	RegisterSourceKind(LocalKind, nil)
+}
+
 func TestDefaults(t *testing.T) {
 	c, err := Load("", noEnv, Overrides{})
 	if err != nil {

@@ -6,7 +6,6 @@ package dirsync
 
 import (
 	"encoding/json"
-	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -88,12 +87,6 @@ type mapped struct {
 	Attrs    map[string]string
 }
 
-// builtin maps upstream attributes to local fields, per kind of source.
-var builtin = map[directory.SourceKind]map[string]string{
-	directory.KindWeCom:    {"username": "userid", "name": "name", "email": "email", "mobile": "mobile"},
-	directory.KindDingTalk: {"username": "userid", "name": "name", "email": "email", "mobile": "mobile"},
-}
-
 func statusOf(s federation.UserStatus) directory.UserStatus {
 	switch s {
 	case federation.StatusActive:
@@ -106,12 +99,11 @@ func statusOf(s federation.UserStatus) directory.UserStatus {
 	return directory.UserInactive
 }
 
-// mapUser applies the built-in table, then the source's field mappings.
+// mapUser applies the kind's default mapping (its reader knows what it names its attributes;
+// an unregistered kind's zero Kind gives the standard one), then the source's field mappings.
 func mapUser(src *directory.IdentitySource, u *federation.User) mapped {
-	table := maps.Clone(builtin[src.Kind])
-	if table == nil {
-		table = map[string]string{"username": "userid", "name": "name", "email": "email", "mobile": "mobile"}
-	}
+	kind, _ := federation.LookupKind(string(src.Kind))
+	table := kind.Mapping()
 	attrs := map[string]string{}
 	for _, m := range src.Sync.FieldMappings {
 		if name, ok := strings.CutPrefix(m.Local, "ext."); ok {

@@ -300,15 +300,10 @@ func (b *Broker) CheckCallbackDomain(src *directory.IdentitySource) error {
 	return nil
 }
 
+// inAppUA reports whether the browser is the source's platform app, where its in-app login applies.
 func inAppUA(r *http.Request, kind directory.SourceKind) bool {
-	ua := r.UserAgent()
-	switch kind {
-	case directory.KindWeCom:
-		return strings.Contains(ua, "wxwork")
-	case directory.KindDingTalk:
-		return strings.Contains(ua, "DingTalk")
-	}
-	return false
+	k, ok := federation.LookupKind(string(kind))
+	return ok && k.InApp != nil && k.InApp(r.UserAgent())
 }
 
 func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
@@ -348,17 +343,19 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	// One binding cookie per login, so logins started in two tabs do not overwrite each other.
 	http.SetCookie(w, &http.Cookie{Name: bindingCookie(st), Value: binding, Path: "/e/" + src.EnterpriseID + "/sources/", MaxAge: int(LoginTTL.Seconds()),
 		HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteLaxMode})
-	if inApp && src.Kind == directory.KindDingTalk {
+	if page, ok := login.(federation.InAppPage); ok && inApp {
 		// H5 free login: the page asks the DingTalk container for a code (dd.requestAuthCode) and
-		// brings it to the callback with this login's state.
+		// brings it to the callback with this login's state. DingTalk's is the only such login,
+		// so the page is DingTalk's.
+		corpID, clientID := page.InAppPage()
 		t := lang(r)
 		title := src.Description
 		if title == "" {
 			title = src.Name
 		}
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' https://g.alicdn.com; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
-		b.render(w, r, http.StatusOK, "login_dingtalk_inapp.html", map[string]any{"SourceTitle": title, "CorpID": src.Config["corp_id"],
-			"ClientID": src.Config["app_key"], "Callback": b.callbackURL(src) + "?" + url.Values{"state": {st}, "inapp": {"1"}}.Encode(),
+		b.render(w, r, http.StatusOK, "login_dingtalk_inapp.html", map[string]any{"SourceTitle": title, "CorpID": corpID,
+			"ClientID": clientID, "Callback": b.callbackURL(src) + "?" + url.Values{"state": {st}, "inapp": {"1"}}.Encode(),
 			"Browser": "/login/e/" + src.EnterpriseID + "/s/" + src.ID + "?" + url.Values{"return": {ret}, "browser": {"1"}}.Encode(),
 			"Wait":    msg{"正在通过钉钉登录…", "Signing in with DingTalk…"}.in(t), "Fallback": msg{"改用浏览器登录", "Use the browser login instead"}.in(t)})
 		return

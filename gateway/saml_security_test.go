@@ -77,13 +77,6 @@ func (s *samlWorld) logoutRequest(sp *testSP, nameID, sessionIndex string, alter
 	return elementXML(lr.Element()), lr.ID
 }
 
-// signedLogoutURL is the SP's LogoutRequest for nameID on HTTP-Redirect, its query signed with
-// the SP's key.
-func (s *samlWorld) signedLogoutURL(sp *testSP, nameID, relay string) string {
-	x, _ := s.logoutRequest(sp, nameID, "")
-	return s.base + "/e/demo/saml/slo?" + redirectQuery("SAMLRequest", x, relay, sp.key)
-}
-
 // launch signs the browser in to the SP (IdP-initiated) and returns the assertion it got.
 func (s *samlWorld) launch(t *testing.T, b *browser, name string) *csaml.Assertion {
 	t.Helper()

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -23,6 +22,7 @@ import (
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/password"
 	"github.com/qiao-gateway/qiao/internal/state"
+	"github.com/qiao-gateway/qiao/pages"
 )
 
 // Limits of the password fallback.
@@ -41,7 +41,7 @@ type Broker struct {
 	Store       directory.Store
 	State       state.Store
 	Sessions    *SessionStore
-	Pages       *template.Template
+	Pages       *pages.Renderer
 	ExternalURL string
 	OpenLogin   LoginOpener
 	Log         *slog.Logger
@@ -84,33 +84,16 @@ func (b *Broker) now() time.Time {
 
 // ---- page plumbing
 
-func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name string, data map[string]any) {
-	t := lang(r)
-	data["T"] = t
-	if _, ok := data["Title"]; !ok {
-		data["Title"] = t.SignIn
-	}
-	data["CSRF"] = b.csrf(w, r)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	if err := b.Pages.ExecuteTemplate(w, name, data); err != nil {
-		b.Log.Error("render login page", "page", name, "err", err)
-	}
-}
-
 // fail ends a login on a page that says what happened and what an admin can do, with the request
 // ID as the reference that matches the log line.
-func (b *Broker) fail(w http.ResponseWriter, r *http.Request, status int, reason string, user, admin msg, ent string, attrs ...any) {
-	t := lang(r)
+func (b *Broker) fail(w http.ResponseWriter, r *http.Request, status int, reason string, user, admin pages.Text2, ent string, attrs ...any) {
 	ref := httpx.RequestID(r.Context())
 	b.Log.Warn("login failed", append([]any{"reason", reason, "enterprise", ent, "request_id", ref, "ip", b.ip(r)}, attrs...)...)
 	again := "/login"
 	if ent != "" && directory.ValidID(ent) {
 		again = "/login/e/" + ent
 	}
-	b.render(w, r, status, "login_error.html", map[string]any{"Title": t.SignIn, "Heading": msg{"无法登录", "Could not sign in"}.in(t),
-		"Message": user.in(t), "Admin": admin.in(t), "Ref": ref, "Again": again})
+	b.Pages.LoginError(w, r, status, user, admin, again)
 }
 
 func (b *Broker) ip(r *http.Request) string {
@@ -127,21 +110,6 @@ func randomToken(n int) string {
 }
 
 func (b *Broker) secure() bool { return strings.HasPrefix(b.ExternalURL, "https://") }
-
-// csrf returns the browser's CSRF token (double-submit: a SameSite=Strict cookie and a form field).
-func (b *Broker) csrf(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie("qiao_csrf"); err == nil && len(c.Value) == 43 {
-		return c.Value
-	}
-	tok := randomToken(32)
-	http.SetCookie(w, &http.Cookie{Name: "qiao_csrf", Value: tok, Path: "/", HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteStrictMode})
-	return tok
-}
-
-func (b *Broker) csrfOK(r *http.Request) bool {
-	c, err := r.Cookie("qiao_csrf")
-	return err == nil && len(c.Value) == 43 && subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) == 1
-}
 
 // safeReturn accepts only a path on the gateway's own origin, judged as a browser would resolve
 // it (httpx.LocalRedirect), so the broker never redirects off the gateway.
@@ -169,26 +137,26 @@ func (b *Broker) enterpriseForm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u, http.StatusSeeOther)
 		return
 	}
-	b.render(w, r, http.StatusOK, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ""})
+	b.Pages.Render(w, r, http.StatusOK, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ""})
 }
 
 func (b *Broker) enterpriseSubmit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil || !b.csrfOK(r) {
-		b.fail(w, r, http.StatusForbidden, "csrf", msg{"页面已过期，请重试。", "The page expired; please try again."}, msg{}, "")
+	if err := r.ParseForm(); err != nil || !pages.CSRFOK(r) {
+		b.fail(w, r, http.StatusForbidden, "csrf", pages.Text2{"页面已过期，请重试。", "The page expired; please try again."}, pages.Text2{}, "")
 		return
 	}
 	ent := strings.ToLower(strings.TrimSpace(r.PostFormValue("enterprise")))
 	ret := b.safeReturn(r.PostFormValue("return"))
-	t := lang(r)
+	t := pages.Lang(r)
 	if !directory.ValidID(ent) {
-		b.render(w, r, http.StatusBadRequest, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ent,
-			"Error": msg{"企业 ID 只能包含小写字母、数字、- 和 _。", "An enterprise ID has only lowercase letters, digits, - and _."}.in(t)})
+		b.Pages.Render(w, r, http.StatusBadRequest, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ent,
+			"Error": pages.Text2{"企业 ID 只能包含小写字母、数字、- 和 _。", "An enterprise ID has only lowercase letters, digits, - and _."}.In(t)})
 		return
 	}
 	if _, err := b.Store.GetEnterprise(r.Context(), ent); err != nil {
-		b.render(w, r, http.StatusNotFound, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ent,
-			"Error": msg{"没有这个企业 ID，请与管理员核对。", "There is no enterprise with this ID; check it with your administrator."}.in(t)})
+		b.Pages.Render(w, r, http.StatusNotFound, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ent,
+			"Error": pages.Text2{"没有这个企业 ID，请与管理员核对。", "There is no enterprise with this ID; check it with your administrator."}.In(t)})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: "qiao_ent", Value: ent, Path: "/login", MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteLaxMode})
@@ -215,14 +183,14 @@ func (b *Broker) sources(w http.ResponseWriter, r *http.Request) {
 	ret := b.safeReturn(q.Get("return"))
 	e, err := b.Store.GetEnterprise(r.Context(), ent)
 	if err != nil {
-		b.fail(w, r, http.StatusNotFound, "unknown enterprise", msg{"没有这个企业 ID。", "There is no enterprise with this ID."},
-			msg{"", ""}, "")
+		b.fail(w, r, http.StatusNotFound, "unknown enterprise", pages.Text2{"没有这个企业 ID。", "There is no enterprise with this ID."},
+			pages.Text2{"", ""}, "")
 		return
 	}
 	srcs, err := b.enabledSources(r.Context(), ent)
 	if err != nil || len(srcs) == 0 {
-		b.fail(w, r, http.StatusServiceUnavailable, "no enabled source", msg{"这个企业暂时没有可用的登录方式。", "This enterprise has no way to sign in right now."},
-			msg{"请至少启用一个身份源。", "Enable at least one identity source."}, ent)
+		b.fail(w, r, http.StatusServiceUnavailable, "no enabled source", pages.Text2{"这个企业暂时没有可用的登录方式。", "This enterprise has no way to sign in right now."},
+			pages.Text2{"请至少启用一个身份源。", "Enable at least one identity source."}, ent)
 		return
 	}
 	hint := q.Get("idp_hint")
@@ -241,7 +209,7 @@ func (b *Broker) sources(w http.ResponseWriter, r *http.Request) {
 		}
 		cs = append(cs, choice{title, "/login/e/" + ent + "/s/" + s.ID + "?" + url.Values{"return": {ret}}.Encode()})
 	}
-	b.render(w, r, http.StatusOK, "login_sources.html", map[string]any{"EnterpriseName": e.Name, "Sources": cs, "Return": ret})
+	b.Pages.Render(w, r, http.StatusOK, "login_sources.html", map[string]any{"EnterpriseName": e.Name, "Sources": cs, "Return": ret})
 }
 
 // ---- starting a login
@@ -259,16 +227,16 @@ func (b *Broker) source(w http.ResponseWriter, r *http.Request) (*directory.Iden
 	ent, srcID := r.PathValue("enterprise"), r.PathValue("source")
 	src, err := b.Store.GetSource(r.Context(), ent, srcID)
 	if errors.Is(err, directory.ErrNotFound) {
-		b.fail(w, r, http.StatusNotFound, "unknown source", msg{"没有这个登录方式。", "There is no such way to sign in."}, msg{}, ent, "source", srcID)
+		b.fail(w, r, http.StatusNotFound, "unknown source", pages.Text2{"没有这个登录方式。", "There is no such way to sign in."}, pages.Text2{}, ent, "source", srcID)
 		return nil, false
 	}
 	if err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "store", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		b.fail(w, r, http.StatusServiceUnavailable, "store", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, ent, "err", err)
 		return nil, false
 	}
 	if !src.Enabled {
-		b.fail(w, r, http.StatusForbidden, "source closed", msg{"这个登录方式已关闭。", "This way to sign in is closed."},
-			msg{"身份源 " + src.ID + " 已关闭；需要时请在管理端开启。", "Identity source " + src.ID + " is closed; enable it if it should be used."}, ent)
+		b.fail(w, r, http.StatusForbidden, "source closed", pages.Text2{"这个登录方式已关闭。", "This way to sign in is closed."},
+			pages.Text2{"身份源 " + src.ID + " 已关闭；需要时请在管理端开启。", "Identity source " + src.ID + " is closed; enable it if it should be used."}, ent)
 		return nil, false
 	}
 	return src, true
@@ -317,14 +285,14 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := b.CheckCallbackDomain(src); err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "callback domain", msg{"这个登录方式配置有误。", "This way to sign in is misconfigured."},
-			msg{err.Error(), err.Error()}, src.EnterpriseID)
+		b.fail(w, r, http.StatusServiceUnavailable, "callback domain", pages.Text2{"这个登录方式配置有误。", "This way to sign in is misconfigured."},
+			pages.Text2{err.Error(), err.Error()}, src.EnterpriseID)
 		return
 	}
 	login, err := b.OpenLogin(src)
 	if err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "connector", msg{"这个登录方式配置有误。", "This way to sign in is misconfigured."},
-			msg{err.Error(), err.Error()}, src.EnterpriseID)
+		b.fail(w, r, http.StatusServiceUnavailable, "connector", pages.Text2{"这个登录方式配置有误。", "This way to sign in is misconfigured."},
+			pages.Text2{err.Error(), err.Error()}, src.EnterpriseID)
 		return
 	}
 	binding := randomToken(32)
@@ -333,11 +301,11 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	inApp := inAppUA(r, src.Kind) && r.URL.Query().Get("browser") == ""
 	p, _ := json.Marshal(pending{Enterprise: src.EnterpriseID, Source: src.ID, Return: ret, Binding: binding, InApp: inApp})
 	if err := b.State.Put(r.Context(), "login:"+st, p, LoginTTL); err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "state", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, src.EnterpriseID, "err", err)
+		b.fail(w, r, http.StatusServiceUnavailable, "state", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, src.EnterpriseID, "err", err)
 		return
 	}
 	lg := "zh"
-	if lang(r).Lang == "en" {
+	if pages.Lang(r).Lang == "en" {
 		lg = "en"
 	}
 	// One binding cookie per login, so logins started in two tabs do not overwrite each other.
@@ -348,21 +316,21 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		// brings it to the callback with this login's state. DingTalk's is the only such login,
 		// so the page is DingTalk's.
 		corpID, clientID := page.InAppPage()
-		t := lang(r)
+		t := pages.Lang(r)
 		title := src.Description
 		if title == "" {
 			title = src.Name
 		}
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' https://g.alicdn.com; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
-		b.render(w, r, http.StatusOK, "login_dingtalk_inapp.html", map[string]any{"SourceTitle": title, "CorpID": corpID,
+		b.Pages.Render(w, r, http.StatusOK, "login_dingtalk_inapp.html", map[string]any{"SourceTitle": title, "CorpID": corpID,
 			"ClientID": clientID, "Callback": b.callbackURL(src) + "?" + url.Values{"state": {st}, "inapp": {"1"}}.Encode(),
 			"Browser": "/login/e/" + src.EnterpriseID + "/s/" + src.ID + "?" + url.Values{"return": {ret}, "browser": {"1"}}.Encode(),
-			"Wait":    msg{"正在通过钉钉登录…", "Signing in with DingTalk…"}.in(t), "Fallback": msg{"改用浏览器登录", "Use the browser login instead"}.in(t)})
+			"Wait":    pages.Text2{"正在通过钉钉登录…", "Signing in with DingTalk…"}.In(t), "Fallback": pages.Text2{"改用浏览器登录", "Use the browser login instead"}.In(t)})
 		return
 	}
 	target, err := login.AuthURL(b.callbackURL(src), st, lg, inApp)
 	if err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "auth url", msg{"这个登录方式配置有误。", "This way to sign in is misconfigured."}, msg{err.Error(), err.Error()}, src.EnterpriseID)
+		b.fail(w, r, http.StatusServiceUnavailable, "auth url", pages.Text2{"这个登录方式配置有误。", "This way to sign in is misconfigured."}, pages.Text2{err.Error(), err.Error()}, src.EnterpriseID)
 		return
 	}
 	http.Redirect(w, r, target, http.StatusFound)
@@ -381,23 +349,23 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	st := q.Get("state")
 	if st == "" || len(st) > 128 {
-		b.fail(w, r, http.StatusBadRequest, "missing state", msg{"登录请求无效，请重新登录。", "The sign-in request is not valid; please sign in again."}, msg{}, ent)
+		b.fail(w, r, http.StatusBadRequest, "missing state", pages.Text2{"登录请求无效，请重新登录。", "The sign-in request is not valid; please sign in again."}, pages.Text2{}, ent)
 		return
 	}
 	raw, err := b.State.Take(r.Context(), "login:"+st)
 	if errors.Is(err, state.ErrNotFound) {
-		b.fail(w, r, http.StatusBadRequest, "unknown, used or expired state", msg{"登录已过期或已使用，请重新登录。", "This sign-in expired or was already used; please sign in again."}, msg{}, ent)
+		b.fail(w, r, http.StatusBadRequest, "unknown, used or expired state", pages.Text2{"登录已过期或已使用，请重新登录。", "This sign-in expired or was already used; please sign in again."}, pages.Text2{}, ent)
 		return
 	}
 	if err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "state", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		b.fail(w, r, http.StatusServiceUnavailable, "state", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, ent, "err", err)
 		return
 	}
 	var p pending
 	_ = json.Unmarshal(raw, &p)
 	c, cerr := r.Cookie(bindingCookie(st))
 	if cerr != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(p.Binding)) != 1 || p.Enterprise != ent || p.Source != srcID {
-		b.fail(w, r, http.StatusBadRequest, "state not bound to this browser", msg{"这个登录不是在此浏览器中发起的，请重新登录。", "This sign-in was not started in this browser; please sign in again."}, msg{}, ent)
+		b.fail(w, r, http.StatusBadRequest, "state not bound to this browser", pages.Text2{"这个登录不是在此浏览器中发起的，请重新登录。", "This sign-in was not started in this browser; please sign in again."}, pages.Text2{}, ent)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: bindingCookie(st), Path: "/e/" + ent + "/sources/", MaxAge: -1})
@@ -408,8 +376,8 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	// The three hosts must match: the one configured for the source, the external URL's, and the
 	// one the request arrived on.
 	if err := b.CheckCallbackDomain(src); err != nil || !strings.EqualFold(r.Host, src.Config["callback_domain"]) {
-		b.fail(w, r, http.StatusBadRequest, "callback host", msg{"登录回调地址不正确。", "The sign-in came back to the wrong address."},
-			msg{"回调到达的主机 " + r.Host + " 与身份源配置的回调域名不一致。", "The callback arrived on host " + r.Host + ", not the source's callback domain."}, ent)
+		b.fail(w, r, http.StatusBadRequest, "callback host", pages.Text2{"登录回调地址不正确。", "The sign-in came back to the wrong address."},
+			pages.Text2{"回调到达的主机 " + r.Host + " 与身份源配置的回调域名不一致。", "The callback arrived on host " + r.Host + ", not the source's callback domain."}, ent)
 		return
 	}
 	code := q.Get("code")
@@ -417,12 +385,12 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		code = q.Get("authCode")
 	}
 	if code == "" {
-		b.fail(w, r, http.StatusUnauthorized, "declined upstream", msg{"登录已取消。", "The sign-in was cancelled."}, msg{}, ent, "error", q.Get("error"))
+		b.fail(w, r, http.StatusUnauthorized, "declined upstream", pages.Text2{"登录已取消。", "The sign-in was cancelled."}, pages.Text2{}, ent, "error", q.Get("error"))
 		return
 	}
 	login, err := b.OpenLogin(src)
 	if err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "connector", msg{"这个登录方式配置有误。", "This way to sign in is misconfigured."}, msg{err.Error(), err.Error()}, ent)
+		b.fail(w, r, http.StatusServiceUnavailable, "connector", pages.Text2{"这个登录方式配置有误。", "This way to sign in is misconfigured."}, pages.Text2{err.Error(), err.Error()}, ent)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
@@ -430,26 +398,26 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	id, err := login.Exchange(ctx, code, p.InApp)
 	if errors.Is(err, federation.ErrNotMember) {
 		b.audit(r, src, "", "login.failure", "not a member of the organisation")
-		b.fail(w, r, http.StatusForbidden, "not a member", msg{"这个账号不属于本企业。", "This account is not a member of the organisation."},
-			msg{"登录的人不在该平台的本企业通讯录中。", "The person who signed in is not in the platform's directory of this organisation."}, ent)
+		b.fail(w, r, http.StatusForbidden, "not a member", pages.Text2{"这个账号不属于本企业。", "This account is not a member of the organisation."},
+			pages.Text2{"登录的人不在该平台的本企业通讯录中。", "The person who signed in is not in the platform's directory of this organisation."}, ent)
 		return
 	}
 	if err != nil {
 		b.audit(r, src, "", "login.failure", "upstream: "+err.Error())
-		b.fail(w, r, http.StatusBadGateway, "upstream exchange", msg{"暂时无法完成登录，请重试。", "The sign-in could not be completed; please try again."},
-			msg{err.Error(), err.Error()}, ent, "err", err)
+		b.fail(w, r, http.StatusBadGateway, "upstream exchange", pages.Text2{"暂时无法完成登录，请重试。", "The sign-in could not be completed; please try again."},
+			pages.Text2{err.Error(), err.Error()}, ent, "err", err)
 		return
 	}
 	link, err := b.Store.GetUserLink(r.Context(), ent, src.ID, id.UserID)
 	if errors.Is(err, directory.ErrNotFound) {
 		b.audit(r, src, "", "login.failure", "not in the synced directory: "+id.UserID)
-		b.fail(w, r, http.StatusForbidden, "not in directory", msg{"你的账号不在本企业已同步的通讯录中，请联系管理员。", "Your account is not in this enterprise's synced directory; ask your administrator."},
-			msg{fmt.Sprintf("%s 用户 %s 不在企业 %s 的已同步通讯录中：检查同步范围或先运行同步。", src.Kind, id.UserID, ent),
+		b.fail(w, r, http.StatusForbidden, "not in directory", pages.Text2{"你的账号不在本企业已同步的通讯录中，请联系管理员。", "Your account is not in this enterprise's synced directory; ask your administrator."},
+			pages.Text2{fmt.Sprintf("%s 用户 %s 不在企业 %s 的已同步通讯录中：检查同步范围或先运行同步。", src.Kind, id.UserID, ent),
 				fmt.Sprintf("%s user %s is not in the synced directory of enterprise %s: check the sync scope or run a sync.", src.Kind, id.UserID, ent)}, ent)
 		return
 	}
 	if err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "store", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		b.fail(w, r, http.StatusServiceUnavailable, "store", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, ent, "err", err)
 		return
 	}
 	b.finish(w, r, src, link.UserID, id.Method, p.Return)
@@ -460,20 +428,20 @@ func (b *Broker) finish(w http.ResponseWriter, r *http.Request, src *directory.I
 	ent := src.EnterpriseID
 	u, err := b.Store.GetUser(r.Context(), ent, userID)
 	if err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "store", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		b.fail(w, r, http.StatusServiceUnavailable, "store", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, ent, "err", err)
 		return
 	}
 	if u.Status != directory.UserActive {
 		b.audit(r, src, u.ID, "login.failure", "user is "+string(u.Status))
-		b.fail(w, r, http.StatusForbidden, "user not active", msg{"你的账号已停用或已离职，无法登录。", "Your account is disabled or has left the organisation."},
-			msg{"用户 " + u.Username + " 的状态是 " + string(u.Status) + "。", "User " + u.Username + " is " + string(u.Status) + "."}, ent)
+		b.fail(w, r, http.StatusForbidden, "user not active", pages.Text2{"你的账号已停用或已离职，无法登录。", "Your account is disabled or has left the organisation."},
+			pages.Text2{"用户 " + u.Username + " 的状态是 " + string(u.Status) + "。", "User " + u.Username + " is " + string(u.Status) + "."}, ent)
 		return
 	}
 	sess, _ := b.Sessions.New(r, "")
 	// A new ID at every login, and the old one ended: an ID known before the login (planted in
 	// this browser, say) is worthless after it. No login without it.
 	if err := b.Sessions.Regenerate(r.Context(), sess); err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "session", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		b.fail(w, r, http.StatusServiceUnavailable, "session", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, ent, "err", err)
 		return
 	}
 	for k := range sess.Values {
@@ -485,7 +453,7 @@ func (b *Broker) finish(w http.ResponseWriter, r *http.Request, src *directory.I
 	// cookie's secret ID.
 	sess.Values[KeySID] = randomToken(16)
 	if err := b.Sessions.Save(r, w, sess); err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "session", msg{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, msg{}, ent, "err", err)
+		b.fail(w, r, http.StatusServiceUnavailable, "session", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, ent, "err", err)
 		return
 	}
 	b.audit(r, src, u.ID, "login.success", method)
@@ -518,7 +486,7 @@ func (b *Broker) passwordForm(w http.ResponseWriter, r *http.Request, src *direc
 	if title == "" {
 		title = src.Name
 	}
-	b.render(w, r, status, "login_password.html", map[string]any{"SourceTitle": title, "Return": ret, "Username": username, "Error": errText,
+	b.Pages.Render(w, r, status, "login_password.html", map[string]any{"SourceTitle": title, "Return": ret, "Username": username, "Error": errText,
 		"Action": "/login/e/" + src.EnterpriseID + "/s/" + src.ID + "/password", "Back": "/login/e/" + src.EnterpriseID + "?" + url.Values{"return": {ret}}.Encode()})
 }
 
@@ -528,18 +496,18 @@ func hashKey(parts ...string) string {
 
 func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil || !b.csrfOK(r) {
-		b.fail(w, r, http.StatusForbidden, "csrf", msg{"页面已过期，请重试。", "The page expired; please try again."}, msg{}, r.PathValue("enterprise"))
+	if err := r.ParseForm(); err != nil || !pages.CSRFOK(r) {
+		b.fail(w, r, http.StatusForbidden, "csrf", pages.Text2{"页面已过期，请重试。", "The page expired; please try again."}, pages.Text2{}, r.PathValue("enterprise"))
 		return
 	}
 	src, ok := b.source(w, r)
 	if !ok {
 		return
 	}
-	t := lang(r)
+	t := pages.Lang(r)
 	ret := b.safeReturn(r.PostFormValue("return"))
 	if src.Kind != directory.KindLocal {
-		b.fail(w, r, http.StatusNotFound, "password on an upstream source", msg{"这个登录方式不使用密码。", "This way to sign in does not use a password."}, msg{}, src.EnterpriseID)
+		b.fail(w, r, http.StatusNotFound, "password on an upstream source", pages.Text2{"这个登录方式不使用密码。", "This way to sign in does not use a password."}, pages.Text2{}, src.EnterpriseID)
 		return
 	}
 	username := strings.TrimSpace(r.PostFormValue("username"))
@@ -547,16 +515,16 @@ func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ipKey := "pwip:" + hashKey(b.ip(r))
 	userKey := "pwuser:" + hashKey(src.EnterpriseID, strings.ToLower(username))
-	wrong := msg{"用户名或密码错误。", "Wrong username or password."}.in(t)
-	tooMany := msg{"尝试次数过多，请 15 分钟后再试。", "Too many attempts; try again in 15 minutes."}.in(t)
+	wrong := pages.Text2{"用户名或密码错误。", "Wrong username or password."}.In(t)
+	tooMany := pages.Text2{"尝试次数过多，请 15 分钟后再试。", "Too many attempts; try again in 15 minutes."}.In(t)
 	// Every attempt reserves its place in both counters before the password is checked: reading
 	// a counter first and adding a failure after the (slow) check let 60 concurrent guesses
 	// through where 5 were allowed. A reservation is given back only by a success, so at most the
 	// limit of attempts per window is ever checked, however many arrive at once.
 	nIP, err := b.State.Incr(ctx, ipKey, LockoutWindow)
 	if err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "state unavailable", msg{"登录服务暂时不可用，请稍后再试。", "Sign-in is unavailable right now; try again shortly."},
-			msg{"状态存储（state）不可用。", "The state store does not answer."}, src.EnterpriseID, "err", err)
+		b.fail(w, r, http.StatusServiceUnavailable, "state unavailable", pages.Text2{"登录服务暂时不可用，请稍后再试。", "Sign-in is unavailable right now; try again shortly."},
+			pages.Text2{"状态存储（state）不可用。", "The state store does not answer."}, src.EnterpriseID, "err", err)
 		return
 	}
 	if nIP > MaxIPFailures {
@@ -569,8 +537,8 @@ func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 	if err != nil || nUser > MaxUserFailures {
 		_, _ = b.State.Decr(ctx, ipKey) // the IP's attempt was not checked
 		if err != nil {
-			b.fail(w, r, http.StatusServiceUnavailable, "state unavailable", msg{"登录服务暂时不可用，请稍后再试。", "Sign-in is unavailable right now; try again shortly."},
-				msg{"状态存储（state）不可用。", "The state store does not answer."}, src.EnterpriseID, "err", err)
+			b.fail(w, r, http.StatusServiceUnavailable, "state unavailable", pages.Text2{"登录服务暂时不可用，请稍后再试。", "Sign-in is unavailable right now; try again shortly."},
+				pages.Text2{"状态存储（state）不可用。", "The state store does not answer."}, src.EnterpriseID, "err", err)
 			return
 		}
 		b.audit(r, src, "", "login.failure", "password: account locked after repeated failures")
@@ -595,7 +563,7 @@ func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 		_, _ = b.State.Decr(ctx, userKey)
 		b.Log.Warn("password check refused: every verification slot is busy", "enterprise", src.EnterpriseID, "slots", b.passwords.Slots())
 		w.Header().Set("Retry-After", "2")
-		b.passwordForm(w, r, src, ret, username, msg{"登录的人太多，请几秒后再试。", "Too many sign-ins at once; try again in a few seconds."}.in(t), http.StatusServiceUnavailable)
+		b.passwordForm(w, r, src, ret, username, pages.Text2{"登录的人太多，请几秒后再试。", "Too many sign-ins at once; try again in a few seconds."}.In(t), http.StatusServiceUnavailable)
 		return
 	}
 	if err != nil || !good || u == nil || u.PasswordHash == "" {
@@ -625,13 +593,13 @@ func (b *Broker) done(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	b.render(w, r, http.StatusOK, "login_done.html", map[string]any{"Title": lang(r).SignedIn, "Name": u.Name, "Username": u.Username, "Enterprise": ent})
+	b.Pages.Render(w, r, http.StatusOK, "login_done.html", map[string]any{"Title": pages.Lang(r).SignedIn, "Name": u.Name, "Username": u.Username, "Enterprise": ent})
 }
 
 func (b *Broker) logout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if err := r.ParseForm(); err != nil || !b.csrfOK(r) {
-		b.fail(w, r, http.StatusForbidden, "csrf", msg{"页面已过期，请重试。", "The page expired; please try again."}, msg{}, "")
+	if err := r.ParseForm(); err != nil || !pages.CSRFOK(r) {
+		b.fail(w, r, http.StatusForbidden, "csrf", pages.Text2{"页面已过期，请重试。", "The page expired; please try again."}, pages.Text2{}, "")
 		return
 	}
 	sess, _ := b.Sessions.New(r, "")
@@ -652,38 +620,4 @@ func (b *Broker) AfterLogout(ctx context.Context, values map[any]any, final stri
 		return final
 	}
 	return b.LogoutVia(ctx, values, final)
-}
-
-// Text2 is one piece of page text in Chinese and English.
-type Text2 [2]string
-
-func (m Text2) in(t *Text) string { return msg{m[0], m[1]}.in(t) }
-
-// MessageForm is a one-button form on a message page.
-type MessageForm struct {
-	Action string
-	Hidden map[string]string
-	Button Text2
-}
-
-// Message renders a page with a heading, a message and optionally a form or a link, in the
-// browser's language: the protocol rooms use it for their error and confirmation pages.
-func (b *Broker) Message(w http.ResponseWriter, r *http.Request, status int, heading, message Text2, form *MessageForm, link string, linkText Text2) {
-	t := lang(r)
-	data := map[string]any{"Title": heading.in(t), "Heading": heading.in(t), "Message": message.in(t), "Alert": status >= 400,
-		"Link": link, "LinkText": linkText.in(t)}
-	if status >= 400 {
-		data["Ref"] = httpx.RequestID(r.Context())
-	}
-	if form != nil {
-		data["Form"] = map[string]any{"Action": form.Action, "Hidden": form.Hidden, "Button": form.Button.in(t)}
-	}
-	b.render(w, r, status, "message.html", data)
-}
-
-// RequestExpired is the page for a protocol request (OIDC or SAML) that is gone by the time the
-// person comes back from logging in.
-func (b *Broker) RequestExpired(w http.ResponseWriter, r *http.Request) {
-	b.Message(w, r, http.StatusBadRequest, Text2{"登录请求已失效", "Sign-in request expired"},
-		Text2{"这个登录请求已过期或不存在。请回到应用重新登录。", "This sign-in request expired or is unknown. Go back to the app and sign in again."}, nil, "", Text2{})
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
+	"github.com/qiao-gateway/qiao/pages"
 	"github.com/qiao-gateway/qiao/static"
 	"github.com/qiao-gateway/qiao/templates"
 )
@@ -144,16 +145,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		_, n, _ := net.ParseCIDR(c) // validated by config
 		trusted = append(trusted, n)
 	}
-	g.Broker = &broker.Broker{Store: g.Store, State: g.State, Sessions: g.Sessions, Pages: g.pages, ExternalURL: cfg.ExternalURL,
+	rend := &pages.Renderer{Templates: g.pages, Secure: strings.HasPrefix(cfg.ExternalURL, "https://"), Log: log}
+	g.Broker = &broker.Broker{Store: g.Store, State: g.State, Sessions: g.Sessions, Pages: rend, ExternalURL: cfg.ExternalURL,
 		Log: log, ClientIP: httpx.ClientIP(trusted), Passwords: password.NewLimiter(password.DefaultSlots(password.Default), 3*time.Second), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
 			return connectors.Login(string(src.Kind), src.Config, src.Secrets)
 		}}
-	g.OIDC = &idpoidc.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker,
+	g.OIDC = &idpoidc.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker, Pages: rend,
 		ExternalURL: cfg.ExternalURL, CryptoKey: g.Box.Derive("oidc"), Log: log}
 	if err := g.OIDC.Init(); err != nil {
 		return nil, err
 	}
-	g.SAML = &idpsaml.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker,
+	g.SAML = &idpsaml.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker, Pages: rend,
 		ExternalURL: cfg.ExternalURL, Log: log}
 	// Ending an SSO session (logout, a departed user) tells the relying parties that used it over
 	// the back channels: OIDC back-channel logout, SAML SOAP logout.

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/internal/httpx"
+	"github.com/qiao-gateway/qiao/pages"
 )
 
 // Every error qiao's OpenID Provider answers carries an RFC error code and the fixed description of
@@ -105,15 +105,15 @@ func (p *Provider) fail(w http.ResponseWriter, r *http.Request, path string, sta
 
 // errorPage tells a person that the app's request cannot be served, naming only the RFC code.
 func (p *Provider) errorPage(w http.ResponseWriter, r *http.Request, status int, code string) {
-	if p.Broker == nil || p.Broker.Pages == nil {
+	if p.Pages == nil {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "The request cannot be completed ("+code+").", status)
 		return
 	}
-	p.Broker.Message(w, r, status, broker.Text2{"无法完成请求", "The request cannot be completed"},
-		broker.Text2{"应用发来的请求无效或已失效（" + code + "）。请回到应用重试；如果问题仍在，请联系应用的管理员。",
+	p.Pages.Message(w, r, status, pages.Text2{"无法完成请求", "The request cannot be completed"},
+		pages.Text2{"应用发来的请求无效或已失效（" + code + "）。请回到应用重试；如果问题仍在，请联系应用的管理员。",
 			"The app's request is invalid or expired (" + code + "). Go back to the app and try again; if it keeps happening, contact the app's administrator."},
-		nil, "", broker.Text2{})
+		nil, "", pages.Text2{})
 }
 
 // libWriter stands between the op library's handlers and the client. Error responses (4xx, 5xx)

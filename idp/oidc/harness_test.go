@@ -27,6 +27,7 @@ import (
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
+	"github.com/qiao-gateway/qiao/pages"
 	"github.com/qiao-gateway/qiao/templates"
 )
 
@@ -67,13 +68,14 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h.state = state.NewMemory()
-	pages, err := templates.Parse()
+	tmpl, err := templates.Parse()
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sessions := &broker.SessionStore{State: h.state, CookieName: "qiao_sso"}
-	b := &broker.Broker{Store: h.store, State: h.state, Sessions: sessions, Pages: pages, Log: log}
+	pg := &pages.Renderer{Templates: tmpl, Log: log}
+	b := &broker.Broker{Store: h.store, State: h.state, Sessions: sessions, Pages: pg, Log: log}
 	h.pk, err = rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func newHarness(t *testing.T) *harness {
 	mux := http.NewServeMux()
 	h.srv = httptest.NewServer(mux)
 	t.Cleanup(h.srv.Close)
-	h.p = &Provider{Store: h.store, State: h.state, Keys: km, Sessions: sessions, Broker: b, ExternalURL: h.srv.URL,
+	h.p = &Provider{Store: h.store, State: h.state, Keys: km, Sessions: sessions, Broker: b, Pages: pg, ExternalURL: h.srv.URL,
 		Log: log, ClientIP: func(*http.Request) string { return h.ip }}
 	if err := h.p.Init(); err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ import (
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
+	"github.com/qiao-gateway/qiao/pages"
 )
 
 // Provider serves every enterprise's OpenID Provider under /e/{enterprise}/.
@@ -38,7 +39,8 @@ type Provider struct {
 	State       state.Store
 	Keys        *keys.Manager
 	Sessions    *broker.SessionStore
-	Broker      *broker.Broker // renders the pages (errors, logout confirmation)
+	Broker      *broker.Broker
+	Pages       *pages.Renderer // error and confirmation pages
 	ExternalURL string
 	// CryptoKey encrypts opaque access tokens and codes; replicas must share it (derive it from the
 	// master key).
@@ -245,8 +247,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// allow exactly that handler, by its hash, on this response.
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-hashes' '"+formPostHandlerHash+"'; frame-ancestors 'none'; base-uri 'none'")
 	case "/logged-out":
-		p.Broker.Message(w, r, http.StatusOK, broker.Text2{"已退出登录", "Signed out"},
-			broker.Text2{"你已退出登录。", "You have signed out."}, nil, "/login/e/"+ent, broker.Text2{"重新登录", "Sign in again"})
+		p.Pages.Message(w, r, http.StatusOK, pages.Text2{"已退出登录", "Signed out"},
+			pages.Text2{"你已退出登录。", "You have signed out."}, nil, "/login/e/"+ent, pages.Text2{"重新登录", "Sign in again"})
 		return
 	case "/oauth/token", "/oauth/introspect", "/revoke":
 		// CORS preflights are the library's: its CORS handler answers them without calling the
@@ -296,7 +298,7 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
 	ar, err := p.st.loadAuthRequest(ctx, id)
 	if err != nil {
-		p.Broker.RequestExpired(w, r)
+		p.Pages.RequestExpired(w, r)
 		return
 	}
 	callback := op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.issuer(ent)), ar.ID)
@@ -313,8 +315,8 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		ar.Rounds++
 		if ar.Rounds > 3 {
-			p.Broker.Message(w, r, http.StatusBadRequest, broker.Text2{"无法完成登录", "Could not finish signing in"},
-				broker.Text2{"登录没有完成（" + why + "）。请回到应用重新登录。", "The sign-in did not complete (" + why + "). Go back to the app and sign in again."}, nil, "", broker.Text2{})
+			p.Pages.Message(w, r, http.StatusBadRequest, pages.Text2{"无法完成登录", "Could not finish signing in"},
+				pages.Text2{"登录没有完成（" + why + "）。请回到应用重新登录。", "The sign-in did not complete (" + why + "). Go back to the app and sign in again."}, nil, "", pages.Text2{})
 			return
 		}
 		if err := p.st.saveAuthRequest(ctx, ar, p.AuthRequestTTL); err != nil {
@@ -396,8 +398,8 @@ func (p *Provider) confirmLogout(w http.ResponseWriter, r *http.Request, ri *req
 			hidden[k] = v
 		}
 	}
-	p.Broker.Message(w, r, http.StatusOK, broker.Text2{"退出登录", "Sign out"}, broker.Text2{"要退出登录吗？", "Do you want to sign out?"},
-		&broker.MessageForm{Action: r.URL.Path, Hidden: hidden, Button: broker.Text2{"退出登录", "Sign out"}}, "", broker.Text2{})
+	p.Pages.Message(w, r, http.StatusOK, pages.Text2{"退出登录", "Sign out"}, pages.Text2{"要退出登录吗？", "Do you want to sign out?"},
+		&pages.MessageForm{Action: r.URL.Path, Hidden: hidden, Button: pages.Text2{"退出登录", "Sign out"}}, "", pages.Text2{})
 	return false
 }
 

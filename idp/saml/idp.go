@@ -32,6 +32,7 @@ import (
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
+	"github.com/qiao-gateway/qiao/pages"
 )
 
 // Provider serves every enterprise's SAML IdP under /e/{enterprise}/saml/.
@@ -41,6 +42,7 @@ type Provider struct {
 	Keys        *keys.Manager
 	Sessions    *broker.SessionStore
 	Broker      *broker.Broker
+	Pages       *pages.Renderer // error and confirmation pages
 	ExternalURL string
 	Log         *slog.Logger
 	HTTPClient  *http.Client // fetches SP metadata by URL
@@ -189,8 +191,8 @@ func newID() string {
 // refuse ends an SSO request on an error page: qiao never answers a bad request with an assertion.
 func (p *Provider) refuse(w http.ResponseWriter, r *http.Request, status int, why string, attrs ...any) {
 	p.Log.Warn("SAML request refused", append([]any{"reason", why, "request_id", httpx.RequestID(r.Context())}, attrs...)...)
-	p.Broker.Message(w, r, status, broker.Text2{"无法登录应用", "Could not sign in to the app"},
-		broker.Text2{"应用发来的 SAML 请求被拒绝：" + why, "The app's SAML request was refused: " + why}, nil, "", broker.Text2{})
+	p.Pages.Message(w, r, status, pages.Text2{"无法登录应用", "Could not sign in to the app"},
+		pages.Text2{"应用发来的 SAML 请求被拒绝：" + why, "The app's SAML request was refused: " + why}, nil, "", pages.Text2{})
 }
 
 // refuseErr refuses with err's status and public words (see requestError); the whole error, which
@@ -305,7 +307,7 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request, ent str
 	b, err := p.State.Get(r.Context(), "saml:pending:"+id)
 	var pd pending
 	if err != nil || len(id) > 64 || json.Unmarshal(b, &pd) != nil || pd.Enterprise != ent {
-		p.Broker.RequestExpired(w, r)
+		p.Pages.RequestExpired(w, r)
 		return
 	}
 	p.answer(w, r, ent, id, &pd, nil, nil)
@@ -391,8 +393,8 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, ent, pendingID
 	if u.Status != directory.UserActive {
 		// A departed or disabled person gets no assertion, whatever their session says.
 		p.audit(ctx, ent, u.ID, pd.SP, "saml.denied", "user is "+string(u.Status))
-		p.Broker.Message(w, r, http.StatusForbidden, broker.Text2{"无法登录应用", "Could not sign in to the app"},
-			broker.Text2{"你的账号已停用或已离职，无法登录。", "Your account is disabled or has left the organisation."}, nil, "", broker.Text2{})
+		p.Pages.Message(w, r, http.StatusForbidden, pages.Text2{"无法登录应用", "Could not sign in to the app"},
+			pages.Text2{"你的账号已停用或已离职，无法登录。", "Your account is disabled or has left the organisation."}, nil, "", pages.Text2{})
 		return
 	}
 	form, err := p.respond(ctx, req, sp, u, v)

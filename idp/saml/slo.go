@@ -22,6 +22,7 @@ import (
 	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/keys"
+	"github.com/qiao-gateway/qiao/pages"
 )
 
 // slo is IdP-side single logout for SP-initiated LogoutRequests on both bindings (crewjam has
@@ -367,12 +368,12 @@ func (p *Provider) sloReturn(w http.ResponseWriter, r *http.Request, ent string,
 // notSignedOut is the page for a LogoutRequest refused to an SP that has no SingleLogoutService
 // to hear it on.
 func (p *Provider) notSignedOut(w http.ResponseWriter, r *http.Request, status int, why string) {
-	p.Broker.Message(w, r, status, broker.Text2{"未能退出登录", "Not signed out"},
-		broker.Text2{"应用的退出请求未被执行：" + why, "The app's logout request was not carried out: " + why}, nil, "", broker.Text2{})
+	p.Pages.Message(w, r, status, pages.Text2{"未能退出登录", "Not signed out"},
+		pages.Text2{"应用的退出请求未被执行：" + why, "The app's logout request was not carried out: " + why}, nil, "", pages.Text2{})
 }
 
 func (p *Provider) signedOut(w http.ResponseWriter, r *http.Request) {
-	p.Broker.Message(w, r, http.StatusOK, broker.Text2{"已退出登录", "Signed out"}, broker.Text2{"你已退出登录。", "You have signed out."}, nil, "", broker.Text2{})
+	p.Pages.Message(w, r, http.StatusOK, pages.Text2{"已退出登录", "Signed out"}, pages.Text2{"你已退出登录。", "You have signed out."}, nil, "", pages.Text2{})
 }
 
 // sloEndpoints are the SP's SingleLogoutService locations on each binding: where responses go

@@ -1,11 +1,11 @@
-package broker
+package pages
 
 import (
 	"net/http"
 	"strings"
 )
 
-// Text is the wording of the login pages in one language.
+// Text is the wording of the pages' fixed parts in one language.
 type Text struct {
 	Lang, SignIn, EnterpriseID, EnterpriseHelp, Continue, ChooseSource, OtherEnterprise, Username, Password, Back,
 	ForAdmins, Reference, TryAgain, SignedIn, SignOut, SignedOut string
@@ -21,8 +21,8 @@ var texts = map[string]*Text{
 		SignOut: "Sign out", SignedOut: "Signed out"},
 }
 
-// lang picks zh-CN or English from ui_locales or Accept-Language (Chinese first by default).
-func lang(r *http.Request) *Text {
+// Lang picks zh-CN or English from ui_locales or Accept-Language (Chinese first by default).
+func Lang(r *http.Request) *Text {
 	pref := r.URL.Query().Get("ui_locales") + "," + r.Header.Get("Accept-Language")
 	for _, part := range strings.FieldsFunc(pref, func(c rune) bool { return c == ',' || c == ' ' }) {
 		tag := strings.ToLower(strings.SplitN(part, ";", 2)[0])
@@ -36,11 +36,13 @@ func lang(r *http.Request) *Text {
 	return texts["zh-CN"]
 }
 
-type msg struct{ zh, en string }
+// Text2 is one piece of page text in Chinese and English.
+type Text2 [2]string
 
-func (m msg) in(t *Text) string {
+// In is the text in t's language.
+func (m Text2) In(t *Text) string {
 	if t.Lang == "en" {
-		return m.en
+		return m[1]
 	}
-	return m.zh
+	return m[0]
 }

@@ -1,0 +1,126 @@
+package dirsync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/qiao-gateway/qiao/directory"
+)
+
+// apply writes the plan in one transaction, with its records, and returns the users to revoke.
+func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, progress func(int)) ([]string, error) {
+	var departed []string
+	total := len(p.Depts) + len(p.Users)
+	err := e.Store.InTx(ctx, func(tx directory.Store) error {
+		departed = departed[:0]
+		var recs []*directory.SyncRecord
+		flush := func() error {
+			if len(recs) == 0 {
+				return nil
+			}
+			err := tx.AddSyncRecords(ctx, recs)
+			recs = recs[:0]
+			return err
+		}
+		done := 0
+		step := func() error {
+			done++
+			if done%2000 == 0 {
+				progress(done)
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if e.midApply != nil && done == total/2 {
+				return e.midApply()
+			}
+			return ctx.Err()
+		}
+		// Parents before children for creates; children before parents for deletes.
+		for _, d := range p.Depts {
+			if d.Action == ActDelete {
+				continue
+			}
+			if err := tx.PutDepartment(ctx, d.After); err != nil {
+				return fmt.Errorf("department %s: %w", d.After.UpstreamID, err)
+			}
+			recs = append(recs, &directory.SyncRecord{TaskID: task.ID, ObjectType: "department", UpstreamID: d.After.UpstreamID,
+				Action: d.Action, Upstream: d.Upstream.Raw, LocalBefore: deptJSON(d.Before), LocalAfter: deptJSON(d.After)})
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		for _, uc := range p.Users {
+			rec := &directory.SyncRecord{TaskID: task.ID, ObjectType: "user", UpstreamID: uc.UpstreamID, Action: uc.Action, Error: uc.Error}
+			rec.Upstream = uc.Upstream
+			switch uc.Action {
+			case ActCreate:
+				if err := tx.CreateUser(ctx, uc.After); err != nil {
+					return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
+				}
+				uc.LinkAfter.UserID = uc.After.ID
+				if err := tx.PutUserLink(ctx, uc.LinkAfter); err != nil {
+					return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
+				}
+			case ActUpdate, ActMove:
+				if uc.Action == ActUpdate || !sameUser(uc.Before, uc.After) {
+					if err := tx.UpdateUser(ctx, uc.After); err != nil {
+						return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
+					}
+				}
+				if err := tx.PutUserLink(ctx, uc.LinkAfter); err != nil {
+					return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
+				}
+			case ActDelete:
+				if err := tx.DeleteUserLink(ctx, uc.LinkBefore.EnterpriseID, uc.LinkBefore.SourceID, uc.UpstreamID); err != nil {
+					return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
+				}
+				// A user still linked to another source stays as that source says.
+				others, err := tx.LinksOfUser(ctx, uc.Before.EnterpriseID, uc.Before.ID)
+				if err != nil {
+					return err
+				}
+				if len(others) == 0 && uc.Before.Status != directory.UserDeparted {
+					if err := tx.UpdateUser(ctx, uc.After); err != nil {
+						return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
+					}
+				} else {
+					uc.After = uc.Before
+					uc.Departs = false
+				}
+			}
+			rec.LocalBefore, rec.LocalAfter = linkJSON(uc.Before, uc.LinkBefore), linkJSON(uc.After, uc.LinkAfter)
+			if uc.Action == ActDelete {
+				rec.LocalAfter = userJSON(uc.After)
+			}
+			recs = append(recs, rec)
+			if uc.Departs && uc.Before != nil {
+				departed = append(departed, uc.Before.ID)
+			}
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		dels := slices.Clone(p.Depts)
+		slices.Reverse(dels)
+		for _, d := range dels {
+			if d.Action != ActDelete {
+				continue
+			}
+			if err := tx.DeleteDepartment(ctx, d.Before.EnterpriseID, d.Before.SourceID, d.Before.UpstreamID); err != nil {
+				return fmt.Errorf("department %s: %w", d.Before.UpstreamID, err)
+			}
+			recs = append(recs, &directory.SyncRecord{TaskID: task.ID, ObjectType: "department", UpstreamID: d.Before.UpstreamID,
+				Action: ActDelete, LocalBefore: deptJSON(d.Before)})
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		return flush()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return departed, nil
+}

@@ -1,0 +1,115 @@
+package storetest
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qiao-gateway/qiao/directory"
+)
+
+func testClientsAndServiceProviders(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	seed(t, s, "acme")
+	c := &directory.OIDCClient{EnterpriseID: "acme", ID: "sase-client", Name: "SASE", Type: directory.ClientNative, AuthMethod: "none",
+		RedirectURIs: []string{"http://127.0.0.1/callback"}, GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256"}
+	if err := s.PutClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetClient(ctx, "acme", "sase-client")
+	if err != nil || got.Type != directory.ClientNative || got.RedirectURIs[0] != "http://127.0.0.1/callback" || got.IDTokenAlg != "ES256" || got.Secret != "" {
+		t.Fatalf("client = %+v, %v", got, err)
+	}
+	if err := s.PutClient(ctx, &directory.OIDCClient{EnterpriseID: "acme", ID: "x", Type: "weird"}); err == nil {
+		t.Fatal("unknown client type accepted")
+	}
+	sp := &directory.ServiceProvider{EnterpriseID: "acme", EntityID: "https://sp.example.com/metadata", Name: "SP",
+		MetadataXML: "<EntityDescriptor/>", NameIDFormat: "persistent", Attributes: map[string]string{"mail": "email"}, SignAssertion: true}
+	if err := s.PutServiceProvider(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	gsp, err := s.GetServiceProvider(ctx, "acme", sp.EntityID)
+	if err != nil || gsp.Attributes["mail"] != "email" || !gsp.SignAssertion || gsp.SignResponse {
+		t.Fatalf("sp = %+v, %v", gsp, err)
+	}
+	if l, _ := s.ListServiceProviders(ctx, "acme"); len(l) != 1 {
+		t.Fatalf("ListServiceProviders = %d", len(l))
+	}
+	if l, _ := s.ListClients(ctx, "acme"); len(l) != 1 {
+		t.Fatalf("ListClients = %d", len(l))
+	}
+	if err := s.DeleteServiceProvider(ctx, "acme", sp.EntityID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClient(ctx, "acme", "sase-client"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testRefreshTokens(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	seed(t, s, "acme")
+	now := time.Now()
+	mk := func(id, fam, user string, exp time.Time) *directory.RefreshToken {
+		return &directory.RefreshToken{ID: id, FamilyID: fam, EnterpriseID: "acme", ClientID: "c", UserID: user,
+			Scopes: []string{"openid", "offline_access"}, AMR: []string{"wecom_qr"}, AuthTime: now, ExpiresAt: exp, SourceID: "wecom", SessionID: "sid-" + id}
+	}
+	for _, tok := range []*directory.RefreshToken{
+		mk("t1", "f1", "u1", now.Add(time.Hour)), mk("t2", "f1", "u1", now.Add(time.Hour)),
+		mk("t3", "f2", "u2", now.Add(time.Hour)), mk("old", "f3", "u3", now.Add(-time.Hour)),
+	} {
+		if err := s.CreateRefreshToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.GetRefreshToken(ctx, "t1")
+	if err != nil || got.Scopes[1] != "offline_access" || got.AMR[0] != "wecom_qr" || !got.RotatedAt.IsZero() ||
+		got.SourceID != "wecom" || got.SessionID != "sid-t1" {
+		t.Fatalf("token = %+v, %v", got, err)
+	}
+	// Concurrent rotation: exactly one wins.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.RotateRefreshToken(ctx, "t1", time.Now())
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, directory.ErrConflict) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d rotations of one token succeeded", wins.Load())
+	}
+	if err := s.RotateRefreshToken(ctx, "missing", now); !errors.Is(err, directory.ErrNotFound) {
+		t.Fatalf("rotating a missing token: %v", err)
+	}
+	if n, err := s.RevokeRefreshFamily(ctx, "f1", now); err != nil || n != 2 {
+		t.Fatalf("RevokeRefreshFamily = %d, %v", n, err)
+	}
+	if err := s.RotateRefreshToken(ctx, "t2", now); !errors.Is(err, directory.ErrConflict) {
+		t.Fatalf("rotating a revoked token: %v", err)
+	}
+	if cs, err := s.RefreshTokenClients(ctx, "acme", "u2", now); err != nil || len(cs) != 1 || cs[0] != "c" {
+		t.Fatalf("RefreshTokenClients = %v, %v", cs, err)
+	}
+	if cs, _ := s.RefreshTokenClients(ctx, "acme", "u3", now); len(cs) != 0 {
+		t.Fatalf("an expired token's client is listed: %v", cs)
+	}
+	if n, err := s.RevokeUserRefreshTokens(ctx, "acme", "u2", now); err != nil || n != 1 {
+		t.Fatalf("RevokeUserRefreshTokens = %d, %v", n, err)
+	}
+	if cs, _ := s.RefreshTokenClients(ctx, "acme", "u2", now); len(cs) != 0 {
+		t.Fatalf("a revoked token's client is listed: %v", cs)
+	}
+	if n, err := s.DeleteExpiredRefreshTokens(ctx, now); err != nil || n != 1 {
+		t.Fatalf("DeleteExpiredRefreshTokens = %d, %v", n, err)
+	}
+}

@@ -1,0 +1,86 @@
+// Package access is the access lifecycle: the one place that ends what lets a person keep using
+// the apps once they may no longer — their SSO sessions, their refresh tokens, and the relying
+// parties' own sessions (OIDC back-channel logout, SAML SOAP logout) — and records that it did.
+// Sync and events call it when a person departs upstream or is disabled; the admin API and
+// source closing are next. The gateway only constructs it.
+package access
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/qiao-gateway/qiao/directory"
+)
+
+// Sessions ends the SSO sessions of a person. Ending each session tells the protocols that took
+// part in it (they register as session participants), so their relying parties hear at once.
+type Sessions interface {
+	RevokeUser(ctx context.Context, enterpriseID, userID string) (int, error)
+}
+
+// TokenHolders hear that a person's refresh tokens were revoked: relying parties that held one
+// but were not in any live session (an app that only refreshes) still learn the person is gone.
+type TokenHolders interface {
+	UserDeparted(ctx context.Context, enterpriseID, userID string, clients []string)
+}
+
+// Service ends access.
+type Service struct {
+	Store    directory.Store
+	Sessions Sessions
+	Holders  []TokenHolders
+	Now      func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+// Reason says why access ended, for the audit record.
+type Reason struct {
+	Actor string // who ended it: "sync", "event", an administrator's ID
+	Text  string
+}
+
+// Departed is the reason sync and events give.
+var Departed = Reason{Actor: "sync", Text: "user departed, disabled or removed upstream"}
+
+// EndUser ends a person's access everywhere, in this order: their SSO sessions (each one's
+// participants told), then their refresh tokens (their holders told), then the audit record.
+// Each step runs even when an earlier one failed, so a failure leaves as little access as
+// possible; the errors are returned together.
+func (s *Service) EndUser(ctx context.Context, enterpriseID, userID string, why Reason) error {
+	var errs []error
+	sessions, err := s.Sessions.RevokeUser(ctx, enterpriseID, userID)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("end sessions: %w", err))
+	}
+	now := s.now()
+	holders, err := s.Store.RefreshTokenClients(ctx, enterpriseID, userID, now)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list refresh token holders: %w", err))
+	}
+	tokens, err := s.Store.RevokeUserRefreshTokens(ctx, enterpriseID, userID, now)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("revoke refresh tokens: %w", err))
+	}
+	for _, h := range s.Holders {
+		h.UserDeparted(ctx, enterpriseID, userID, holders)
+	}
+	outcome := "ok"
+	if len(errs) > 0 {
+		outcome = "error"
+	}
+	detail, _ := json.Marshal(map[string]int{"sessions": sessions, "refresh_tokens": tokens})
+	if err := s.Store.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke", Actor: why.Actor,
+		UserID: userID, Outcome: outcome, Reason: why.Text, Detail: detail}); err != nil {
+		errs = append(errs, fmt.Errorf("audit: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,3 +1,5 @@
+// Package broker is the login broker: enterprise and source choice, upstream redirects, callback
+// checks, and the resolution of an upstream identity to a directory user, ending in an SSO session.
 package broker
 
 import (
@@ -23,6 +25,7 @@ import (
 	"github.com/qiao-gateway/qiao/internal/password"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/pages"
+	"github.com/qiao-gateway/qiao/session"
 )
 
 // Limits of the password fallback.
@@ -40,16 +43,13 @@ type LoginOpener func(src *directory.IdentitySource) (federation.Login, error)
 type Broker struct {
 	Store       directory.Store
 	State       state.Store
-	Sessions    *SessionStore
+	Sessions    *session.Store
 	Pages       *pages.Renderer
 	ExternalURL string
 	OpenLogin   LoginOpener
 	Log         *slog.Logger
 	ClientIP    func(*http.Request) string
 	Now         func() time.Time
-	// LogoutVia, when set, is where a browser whose session just ended goes before final (SAML
-	// single logout to the session's service providers); see AfterLogout.
-	LogoutVia func(ctx context.Context, values map[any]any, final string) string
 	// Passwords bounds concurrent password checks (default: sized from the machine's memory).
 	Passwords *password.Limiter
 	// dummyHash equalises the time of a password check for an unknown user.
@@ -437,22 +437,12 @@ func (b *Broker) finish(w http.ResponseWriter, r *http.Request, src *directory.I
 			pages.Text2{"用户 " + u.Username + " 的状态是 " + string(u.Status) + "。", "User " + u.Username + " is " + string(u.Status) + "."}, ent)
 		return
 	}
-	sess, _ := b.Sessions.New(r, "")
-	// A new ID at every login, and the old one ended: an ID known before the login (planted in
-	// this browser, say) is worthless after it. No login without it.
-	if err := b.Sessions.Regenerate(r.Context(), sess); err != nil {
-		b.fail(w, r, http.StatusServiceUnavailable, "session", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, ent, "err", err)
-		return
-	}
-	for k := range sess.Values {
-		delete(sess.Values, k)
-	}
-	sess.Values[KeyEnterprise], sess.Values[KeyUser] = ent, u.ID
-	sess.Values[KeySource], sess.Values[KeyAMR], sess.Values[KeyAuthTime] = src.ID, method, b.now().UnixMilli()
 	// sid names this login to relying parties (ID token sid, back-channel logout); it is not the
 	// cookie's secret ID.
-	sess.Values[KeySID] = randomToken(16)
-	if err := b.Sessions.Save(r, w, sess); err != nil {
+	sess := &session.Session{Enterprise: ent, User: u.ID, Source: src.ID, AMR: method, AuthTime: b.now().UnixMilli(), SID: randomToken(16)}
+	// A new ID at every login, and the old one ended: an ID known before the login (planted in
+	// this browser, say) is worthless after it. No login without it.
+	if err := b.Sessions.Start(w, r, sess); err != nil {
 		b.fail(w, r, http.StatusServiceUnavailable, "session", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, ent, "err", err)
 		return
 	}
@@ -581,14 +571,13 @@ func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 // ---- after login
 
 func (b *Broker) done(w http.ResponseWriter, r *http.Request) {
-	sess, _ := b.Sessions.New(r, "")
-	ent, _ := sess.Values[KeyEnterprise].(string)
-	uid, _ := sess.Values[KeyUser].(string)
-	if sess.IsNew || uid == "" {
+	sess, _ := b.Sessions.Load(r)
+	if sess == nil || sess.User == "" {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	u, err := b.Store.GetUser(r.Context(), ent, uid)
+	ent := sess.Enterprise
+	u, err := b.Store.GetUser(r.Context(), ent, sess.User)
 	if err != nil {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
@@ -602,22 +591,12 @@ func (b *Broker) logout(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, r, http.StatusForbidden, "csrf", pages.Text2{"页面已过期，请重试。", "The page expired; please try again."}, pages.Text2{}, "")
 		return
 	}
-	sess, _ := b.Sessions.New(r, "")
+	sess, _ := b.Sessions.Load(r)
 	dest := "/login"
-	if !sess.IsNew {
-		sess.Options.MaxAge = -1
-		if err := b.Sessions.Save(r, w, sess); err == nil {
-			dest = b.AfterLogout(r.Context(), sess.Values, dest)
+	if sess != nil {
+		if err := b.Sessions.End(w, r, sess); err == nil {
+			dest = b.Sessions.LogoutHops(r.Context(), sess, dest)
 		}
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
-}
-
-// AfterLogout is where the browser goes once its session (whose values are given) has ended:
-// final, or first through the apps that must hear of it in the browser (LogoutVia).
-func (b *Broker) AfterLogout(ctx context.Context, values map[any]any, final string) string {
-	if b == nil || b.LogoutVia == nil {
-		return final
-	}
-	return b.LogoutVia(ctx, values, final)
 }

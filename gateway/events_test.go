@@ -26,6 +26,7 @@ import (
 	"github.com/qiao-gateway/qiao/federation/msgcrypt"
 	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
 	"github.com/qiao-gateway/qiao/internal/config"
+	"github.com/qiao-gateway/qiao/session"
 )
 
 type world struct {
@@ -170,10 +171,9 @@ func TestWeComEventsEndToEnd(t *testing.T) {
 	}
 	// ... and an SSO session, which the departure must end.
 	sr := httptest.NewRequest("GET", "/", nil)
-	sess, _ := w.gw.Sessions.New(sr, "")
-	sess.Values["ent"], sess.Values["uid"] = "demo", lu.ID
+	sess := &session.Session{Enterprise: "demo", User: lu.ID}
 	rec := httptest.NewRecorder()
-	if err := w.gw.Sessions.Save(sr, rec, sess); err != nil {
+	if err := w.gw.Sessions.Save(rec, sr, sess); err != nil {
 		t.Fatal(err)
 	}
 	cookie := rec.Result().Cookies()[0]
@@ -194,7 +194,7 @@ func TestWeComEventsEndToEnd(t *testing.T) {
 	}
 	sr = httptest.NewRequest("GET", "/", nil)
 	sr.AddCookie(cookie)
-	if again, _ := w.gw.Sessions.New(sr, ""); !again.IsNew {
+	if again, _ := w.gw.Sessions.Load(sr); again != nil {
 		t.Fatal("the departed user's SSO session still opens")
 	}
 	w.ctl(w.wURL, "POST", "/_sim/users", `{"userid":"zhangsan","name":"张三丰"}`)

@@ -38,6 +38,7 @@ import (
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
 	"github.com/qiao-gateway/qiao/pages"
+	"github.com/qiao-gateway/qiao/session"
 	"github.com/qiao-gateway/qiao/static"
 	"github.com/qiao-gateway/qiao/templates"
 )
@@ -71,7 +72,7 @@ type Gateway struct {
 	Registry *prometheus.Registry
 	Mux      *http.ServeMux
 	Sync     *dirsync.Engine
-	Sessions *broker.SessionStore
+	Sessions *session.Store
 	Broker   *broker.Broker
 	OIDC     *idpoidc.Provider
 	SAML     *idpsaml.Provider
@@ -130,7 +131,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
 		}
 	}
-	g.Sessions = &broker.SessionStore{State: g.State, CookieName: "qiao_sso", Idle: cfg.SessionIdle.D(), Absolute: cfg.SessionAbsolute.D(),
+	g.Sessions = &session.Store{State: g.State, CookieName: "qiao_sso", Idle: cfg.SessionIdle.D(), Absolute: cfg.SessionAbsolute.D(),
 		Secure: strings.HasPrefix(cfg.ExternalURL, "https://")}
 	g.Sync = &dirsync.Engine{Store: g.Store, State: g.State, Log: log, Retention: cfg.SyncRecordRetention.D(),
 		Open: func(ctx context.Context, src *directory.IdentitySource) (federation.DirectoryReader, error) {
@@ -150,21 +151,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Log: log, ClientIP: httpx.ClientIP(trusted), Passwords: password.NewLimiter(password.DefaultSlots(password.Default), 3*time.Second), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
 			return connectors.Login(string(src.Kind), src.Config, src.Secrets)
 		}}
-	g.OIDC = &idpoidc.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker, Pages: rend,
-		ExternalURL: cfg.ExternalURL, CryptoKey: g.Box.Derive("oidc"), Log: log}
+	g.OIDC = &idpoidc.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Pages: rend,
+		ExternalURL: cfg.ExternalURL, CryptoKey: g.Box.Derive("oidc"), Log: log, ClientIP: g.Broker.ClientIP}
 	if err := g.OIDC.Init(); err != nil {
 		return nil, err
 	}
-	g.SAML = &idpsaml.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Broker: g.Broker, Pages: rend,
+	g.SAML = &idpsaml.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Pages: rend,
 		ExternalURL: cfg.ExternalURL, Log: log}
-	// Ending an SSO session (logout, a departed user) tells the relying parties that used it over
-	// the back channels: OIDC back-channel logout, SAML SOAP logout.
-	g.Sessions.OnEnd = func(ctx context.Context, values map[string]any) {
-		g.OIDC.SessionEnded(ctx, values)
-		g.SAML.SessionEnded(ctx, values)
-	}
-	// ... and, while the browser is at hand (logout, end_session), the other SAML SPs that used it.
-	g.Broker.LogoutVia = g.SAML.LogoutVia
+	// Ending an SSO session (logout, a departed user) tells the apps that used it over the back
+	// channels (OIDC back-channel logout, SAML SOAP logout) and, while the browser is at hand
+	// (logout, end_session), sends it through the SAML SPs that hear in the browser.
+	g.Sessions.Register(g.OIDC, g.SAML)
 	g.reportCallbackDomains(ctx)
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.routes()

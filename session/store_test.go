@@ -1,4 +1,4 @@
-package broker
+package session
 
 import (
 	"context"
@@ -30,29 +30,32 @@ func stores(t *testing.T) map[string]state.Store {
 
 // request runs one request through the store: read the session, let f change it, save it, and
 // return the Set-Cookie the browser would keep.
-func request(t *testing.T, s *SessionStore, cookie *http.Cookie, f func(values map[interface{}]interface{})) (*http.Cookie, map[interface{}]interface{}, bool) {
+func request(t *testing.T, s *Store, cookie *http.Cookie, f func(sess *Session)) (*http.Cookie, *Session, bool) {
 	t.Helper()
 	r := httptest.NewRequest("GET", "/", nil)
 	if cookie != nil {
 		r.AddCookie(cookie)
 	}
-	sess, err := s.New(r, "")
+	sess, err := s.Load(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	isNew := sess.IsNew
+	isNew := sess == nil
+	if isNew {
+		sess = &Session{}
+	}
 	if f != nil {
-		f(sess.Values)
+		f(sess)
 	}
 	w := httptest.NewRecorder()
-	if err := s.Save(r, w, sess); err != nil {
+	if err := s.Save(w, r, sess); err != nil {
 		t.Fatal(err)
 	}
 	cs := w.Result().Cookies()
 	if len(cs) != 1 {
 		t.Fatalf("%d cookies set", len(cs))
 	}
-	return cs[0], sess.Values, isNew
+	return cs[0], sess, isNew
 }
 
 func TestSessionStore(t *testing.T) {
@@ -60,31 +63,30 @@ func TestSessionStore(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var clock atomic.Int64
 			clock.Store(time.Now().UnixNano())
-			s := &SessionStore{State: st, CookieName: "qiao_sso", Idle: 30 * time.Minute, Absolute: 8 * time.Hour, Secure: true,
+			s := &Store{State: st, CookieName: "qiao_sso", Idle: 30 * time.Minute, Absolute: 8 * time.Hour, Secure: true,
 				Now: func() time.Time { return time.Unix(0, clock.Load()) }}
-			c1, _, isNew := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyEnterprise], v[KeyUser] = "demo", "u-"+name })
+			c1, _, isNew := request(t, s, nil, func(v *Session) { v.Enterprise, v.User = "demo", "u-"+name })
 			if !isNew || !c1.HttpOnly || !c1.Secure || c1.SameSite != http.SameSiteLaxMode || len(c1.Value) != 43 {
 				t.Fatalf("cookie = %+v", c1)
 			}
 			_, vals, isNew := request(t, s, c1, nil)
-			if isNew || vals[KeyUser] != "u-"+name {
+			if isNew || vals.User != "u-"+name {
 				t.Fatalf("second request: new=%v values=%v", isNew, vals)
 			}
 			// Fixation: an ID the store never issued is not adopted.
 			planted := &http.Cookie{Name: "qiao_sso", Value: strings.Repeat("A", 43)}
-			c2, _, isNew := request(t, s, planted, func(v map[interface{}]interface{}) { v["x"] = "y" })
+			c2, _, isNew := request(t, s, planted, func(v *Session) { v.User = "y" })
 			if !isNew || c2.Value == planted.Value {
 				t.Fatal("a planted session ID was adopted")
 			}
-			// Regenerate at login: the old ID stops working.
+			// Start at login: the old ID stops working.
 			r := httptest.NewRequest("GET", "/", nil)
 			r.AddCookie(c1)
-			sess, _ := s.New(r, "")
-			if err := s.Regenerate(context.Background(), sess); err != nil {
+			sess, _ := s.Load(r)
+			w := httptest.NewRecorder()
+			if err := s.Start(w, r, sess); err != nil {
 				t.Fatal(err)
 			}
-			w := httptest.NewRecorder()
-			s.Save(r, w, sess)
 			c3 := w.Result().Cookies()[0]
 			if c3.Value == c1.Value {
 				t.Fatal("Regenerate kept the ID")
@@ -93,8 +95,8 @@ func TestSessionStore(t *testing.T) {
 				t.Fatal("the pre-login ID still opens the session")
 			}
 			// RevokeUser ends every session of the user, and only theirs.
-			other, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyEnterprise], v[KeyUser] = "demo", "someone-else" })
-			c4, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyEnterprise], v[KeyUser] = "demo", "u-"+name })
+			other, _, _ := request(t, s, nil, func(v *Session) { v.Enterprise, v.User = "demo", "someone-else" })
+			c4, _, _ := request(t, s, nil, func(v *Session) { v.Enterprise, v.User = "demo", "u-"+name })
 			n, err := s.RevokeUser(context.Background(), "demo", "u-"+name)
 			if err != nil || n != 2 {
 				t.Fatalf("RevokeUser = %d, %v (want the regenerated session and the new one)", n, err)
@@ -104,11 +106,11 @@ func TestSessionStore(t *testing.T) {
 					t.Fatal("a revoked session still opens")
 				}
 			}
-			if _, vals, isNew := request(t, s, other, nil); isNew || vals[KeyUser] != "someone-else" {
+			if _, vals, isNew := request(t, s, other, nil); isNew || vals.User != "someone-else" {
 				t.Fatal("RevokeUser ended another user's session")
 			}
 			// Absolute timeout, however active the session.
-			c5, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyUser] = "z" })
+			c5, _, _ := request(t, s, nil, func(v *Session) { v.User = "z" })
 			for i := 0; i < 17; i++ {
 				clock.Add(int64(29 * time.Minute))
 				if _, _, isNew := request(t, s, c5, nil); isNew && i < 15 {
@@ -119,13 +121,14 @@ func TestSessionStore(t *testing.T) {
 				t.Fatal("a session outlived its absolute timeout")
 			}
 			// Logout deletes the session and the cookie.
-			c6, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyUser] = "z" })
+			c6, _, _ := request(t, s, nil, func(v *Session) { v.User = "z" })
 			r = httptest.NewRequest("GET", "/", nil)
 			r.AddCookie(c6)
-			sess, _ = s.New(r, "")
-			sess.Options.MaxAge = -1
+			sess, _ = s.Load(r)
 			w = httptest.NewRecorder()
-			s.Save(r, w, sess)
+			if err := s.End(w, r, sess); err != nil {
+				t.Fatal(err)
+			}
 			if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].MaxAge >= 0 {
 				t.Fatalf("logout cookie = %+v", cs)
 			}
@@ -140,8 +143,8 @@ func TestSessionStore(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	st := state.NewMemory()
 	defer st.Close()
-	s := &SessionStore{State: st, CookieName: "qiao_sso", Idle: 150 * time.Millisecond, Absolute: time.Hour}
-	c, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyUser] = "u" })
+	s := &Store{State: st, CookieName: "qiao_sso", Idle: 150 * time.Millisecond, Absolute: time.Hour}
+	c, _, _ := request(t, s, nil, func(v *Session) { v.User = "u" })
 	time.Sleep(300 * time.Millisecond)
 	if _, _, isNew := request(t, s, c, nil); !isNew {
 		t.Fatal("an idle session survived its idle timeout")
@@ -151,10 +154,10 @@ func TestIdleTimeout(t *testing.T) {
 func TestSessionsPerUserAreBounded(t *testing.T) {
 	st := state.NewMemory()
 	defer st.Close()
-	s := &SessionStore{State: st, CookieName: "qiao_sso", Idle: time.Hour, Absolute: 2 * time.Hour}
+	s := &Store{State: st, CookieName: "qiao_sso", Idle: time.Hour, Absolute: 2 * time.Hour}
 	var cookies []*http.Cookie
 	for i := 0; i < MaxSessionsPerUser+3; i++ {
-		c, _, _ := request(t, s, nil, func(v map[interface{}]interface{}) { v[KeyEnterprise], v[KeyUser] = "demo", "busy" })
+		c, _, _ := request(t, s, nil, func(v *Session) { v.Enterprise, v.User = "demo", "busy" })
 		cookies = append(cookies, c)
 	}
 	for i, c := range cookies {

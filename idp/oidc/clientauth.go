@@ -305,9 +305,6 @@ func (p *Provider) clientIP(r *http.Request) string {
 	if p.ClientIP != nil {
 		return p.ClientIP(r)
 	}
-	if p.Broker != nil && p.Broker.ClientIP != nil {
-		return p.Broker.ClientIP(r)
-	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

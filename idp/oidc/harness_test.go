@@ -21,13 +21,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
 	"github.com/qiao-gateway/qiao/pages"
+	"github.com/qiao-gateway/qiao/session"
 	"github.com/qiao-gateway/qiao/templates"
 )
 
@@ -73,9 +73,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sessions := &broker.SessionStore{State: h.state, CookieName: "qiao_sso"}
+	sessions := &session.Store{State: h.state, CookieName: "qiao_sso"}
 	pg := &pages.Renderer{Templates: tmpl, Log: log}
-	b := &broker.Broker{Store: h.store, State: h.state, Sessions: sessions, Pages: pg, Log: log}
 	h.pk, err = rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +116,7 @@ func newHarness(t *testing.T) *harness {
 	mux := http.NewServeMux()
 	h.srv = httptest.NewServer(mux)
 	t.Cleanup(h.srv.Close)
-	h.p = &Provider{Store: h.store, State: h.state, Keys: km, Sessions: sessions, Broker: b, Pages: pg, ExternalURL: h.srv.URL,
+	h.p = &Provider{Store: h.store, State: h.state, Keys: km, Sessions: sessions, Pages: pg, ExternalURL: h.srv.URL,
 		Log: log, ClientIP: func(*http.Request) string { return h.ip }}
 	if err := h.p.Init(); err != nil {
 		t.Fatal(err)

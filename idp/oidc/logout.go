@@ -12,9 +12,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/keys"
+	"github.com/qiao-gateway/qiao/session"
 )
 
 // BackchannelLogoutEvent is the events member of a logout token (OpenID Back-Channel Logout 1.0).
@@ -23,15 +23,17 @@ const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logo
 // SessionEnded tells the relying parties that received tokens in an SSO session that it ended
 // (logout, revocation of a departed user): a signed logout token POSTed to each client's
 // backchannel_logout_uri. Delivery runs in the background.
-func (p *Provider) SessionEnded(ctx context.Context, values map[string]any) {
-	ent, _ := values[broker.KeyEnterprise].(string)
-	uid, _ := values[broker.KeyUser].(string)
-	sid, _ := values[broker.KeySID].(string)
-	if ent == "" || uid == "" {
+func (p *Provider) SessionEnded(ctx context.Context, s *session.Session) {
+	if s.Enterprise == "" || s.User == "" {
 		return
 	}
-	p.notifyLogout(ctx, ent, uid, sid, broker.Strings(values[broker.KeyRPs]))
+	p.notifyLogout(ctx, s.Enterprise, s.User, s.SID, s.RPs)
 }
+
+// LogoutHop is next: OIDC relying parties hear of a logout over the back channel only.
+func (p *Provider) LogoutHop(_ context.Context, _ *session.Session, next string) string { return next }
+
+var _ session.Participant = (*Provider)(nil)
 
 // UserDeparted tells the clients that hold a departed user's refresh tokens (whether or not an SSO
 // session of theirs is still alive) with a logout token naming the user, without a sid.

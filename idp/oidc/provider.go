@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,12 +24,12 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
-	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
 	"github.com/qiao-gateway/qiao/pages"
+	"github.com/qiao-gateway/qiao/session"
 )
 
 // Provider serves every enterprise's OpenID Provider under /e/{enterprise}/.
@@ -38,8 +37,7 @@ type Provider struct {
 	Store       directory.Store
 	State       state.Store
 	Keys        *keys.Manager
-	Sessions    *broker.SessionStore
-	Broker      *broker.Broker
+	Sessions    *session.Store
 	Pages       *pages.Renderer // error and confirmation pages
 	ExternalURL string
 	// CryptoKey encrypts opaque access tokens and codes; replicas must share it (derive it from the
@@ -59,7 +57,8 @@ type Provider struct {
 	ClientAuthFailures int           // DefaultClientAuthFailures
 	IPAuthFailures     int           // DefaultIPAuthFailures
 	AuthFailureWindow  time.Duration // DefaultAuthFailureWindow
-	// ClientIP returns the caller's address; nil takes the broker's (which knows trusted proxies).
+	// ClientIP returns the caller's address (the gateway's, which knows trusted proxies); nil takes
+	// the connection's.
 	ClientIP func(*http.Request) string
 
 	op                    *op.Provider
@@ -306,8 +305,8 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, callback, http.StatusFound)
 		return
 	}
-	sess, _ := p.Sessions.New(r, "")
-	if why := p.needsLogin(ctx, ar, sess.IsNew, sess.Values); why != "" {
+	sess, _ := p.Sessions.Load(r)
+	if why := p.needsLogin(ctx, ar, sess); why != "" {
 		if ar.hasPrompt(zoidc.PromptNone) {
 			// The reason is for the person's page, not the client: it gets the code's fixed text.
 			op.AuthRequestError(w, r, ar, zoidc.ErrLoginRequired().WithDescription("%s", errorDescriptions["login_required"]), p.op)
@@ -332,14 +331,13 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login/e/"+ent+"?"+q.Encode(), http.StatusFound)
 		return
 	}
-	v := sess.Values
-	ar.UserID, _ = v[broker.KeyUser].(string)
-	ar.AuthTime = broker.LoginTime(v)
-	if amr, _ := v[broker.KeyAMR].(string); amr != "" {
-		ar.AMR = []string{amr}
+	ar.UserID = sess.User
+	ar.AuthTime = sess.LoginTime()
+	if sess.AMR != "" {
+		ar.AMR = []string{sess.AMR}
 	}
-	ar.Source, _ = v[broker.KeySource].(string)
-	ar.SID, _ = v[broker.KeySID].(string)
+	ar.Source = sess.Source
+	ar.SID = sess.SID
 	ar.IsDone = true
 	if err := p.st.saveAuthRequest(ctx, ar, 2*p.CodeTTL+time.Minute); err != nil {
 		p.Log.Error("save auth request", "err", err)
@@ -347,10 +345,8 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Remember the relying party in the session, for back-channel logout when it ends.
-	rps := broker.Strings(v[broker.KeyRPs])
-	if !slices.Contains(rps, ar.ClientID) {
-		v[broker.KeyRPs] = append(rps, ar.ClientID)
-		if err := p.Sessions.Save(r, w, sess); err != nil {
+	if sess.AddRP(ar.ClientID) {
+		if err := p.Sessions.Save(w, r, sess); err != nil {
 			p.Log.Warn("remember relying party in session", "err", err)
 		}
 	}
@@ -358,19 +354,18 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 // needsLogin says why the SSO session cannot answer this request ("" when it can).
-func (p *Provider) needsLogin(ctx context.Context, ar *authRequest, isNew bool, v map[any]any) string {
-	ent, _ := v[broker.KeyEnterprise].(string)
-	uid, _ := v[broker.KeyUser].(string)
-	if isNew || uid == "" || ent != ar.Enterprise {
+func (p *Provider) needsLogin(ctx context.Context, ar *authRequest, sess *session.Session) string {
+	if sess == nil || sess.User == "" || sess.Enterprise != ar.Enterprise {
 		return "no session"
 	}
+	uid := sess.User
 	if err := p.st.activeUser(ctx, uid); err != nil {
 		return "the account is not active"
 	}
 	if ar.HintSubject != "" && ar.HintSubject != uid {
 		return "the session belongs to another user than id_token_hint"
 	}
-	authTime := broker.LoginTime(v)
+	authTime := sess.LoginTime()
 	if maxAge, ok := ar.maxAge(); ok && p.now().Sub(authTime) > maxAge && authTime.Before(ar.CreatedAt.Truncate(time.Millisecond)) {
 		// A login made after this request began satisfies max_age and prompt=login, however old
 		// it is by the time the person comes back.

@@ -16,7 +16,6 @@ import (
 
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 
-	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
@@ -454,24 +453,21 @@ func (s *storage) TerminateSessionFromRequest(ctx context.Context, esr *op.EndSe
 	if i.r == nil || i.w == nil {
 		return redirect, nil
 	}
-	sess, err := s.p.Sessions.New(i.r, "")
-	if err != nil || sess.IsNew {
+	sess, err := s.p.Sessions.Load(i.r)
+	if err != nil || sess == nil {
 		return redirect, nil
 	}
-	ent, _ := sess.Values[broker.KeyEnterprise].(string)
-	uid, _ := sess.Values[broker.KeyUser].(string)
-	if ent != i.enterprise || (esr.UserID != "" && esr.UserID != uid) {
+	if sess.Enterprise != i.enterprise || (esr.UserID != "" && esr.UserID != sess.User) {
 		return redirect, nil
 	}
 	if esr.IDTokenHintClaims == nil && !i.confirmed {
 		return redirect, nil
 	}
-	sess.Options.MaxAge = -1
-	if err := s.p.Sessions.Save(i.r, i.w, sess); err != nil {
+	if err := s.p.Sessions.End(i.w, i.r, sess); err != nil {
 		return "", fmt.Errorf("end session: %w", err)
 	}
 	// SAML service providers of the session are logged out in the browser on the way.
-	return s.p.Broker.AfterLogout(ctx, sess.Values, redirect), nil
+	return s.p.Sessions.LogoutHops(ctx, sess, redirect), nil
 }
 
 // ---- clients

@@ -16,6 +16,7 @@ import (
 	xrv "github.com/mattermost/xml-roundtrip-validator"
 
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/session"
 )
 
 // sloRequesterKey marks, in the context of a session's end, the SP whose LogoutRequest ended it:
@@ -29,11 +30,7 @@ const soapEnvelopeNS = "http://schemas.xmlsoap.org/soap/envelope/"
 // when no browser is at hand — a person departing, found by sync or an event — and it is how such
 // SPs hear of a logout too (propagate leaves them out). Delivery runs in the background, retried
 // twice and audited.
-func (p *Provider) SessionEnded(ctx context.Context, values map[string]any) {
-	v := make(map[any]any, len(values))
-	for k, x := range values {
-		v[k] = x
-	}
+func (p *Provider) SessionEnded(ctx context.Context, v *session.Session) {
 	ent, uid, sid, ok := servedSPs(v)
 	if !ok {
 		return

@@ -14,6 +14,8 @@ import (
 
 	csaml "github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/qiao-gateway/qiao/session"
 )
 
 // TestParseRedirectVerifiesWhatItReturns: the octets the query signature is checked over and the
@@ -271,10 +273,10 @@ func TestLogoutMatches(t *testing.T) {
 	w := newTestWorld(t)
 	ctx := context.Background()
 	other := "https://other.test/metadata"
-	session := func(recorded bool) map[any]any {
-		v := map[any]any{sessionSPsKey: []string{other, testEntity}}
+	sess := func(recorded bool) *session.Session {
+		v := &session.Session{SPs: []session.SP{{EntityID: other}, {EntityID: testEntity}}}
 		if recorded {
-			v[sessionNameIDs] = []string{other + "\t_t-other", testEntity + "\t_t-given"}
+			v.SPs[0].NameID, v.SPs[1].NameID = "_t-other", "_t-given"
 		}
 		return v
 	}
@@ -287,23 +289,23 @@ func TestLogoutMatches(t *testing.T) {
 	}
 	for name, c := range map[string]struct {
 		sp       *serviceProvider
-		v        map[any]any
+		v        *session.Session
 		nameID   string
 		index    string
 		expected bool
 	}{
-		"the given NameID":              {w.sp, session(true), "_t-given", "", true},
-		"and the session index":         {w.sp, session(true), "_t-given", "sid-1", true},
-		"an empty SessionIndex":         {w.sp, session(true), "_t-given", "\x00", true},
-		"another session index":         {w.sp, session(true), "_t-given", "sid-2", false},
-		"no NameID":                     {w.sp, session(true), "", "", false},
-		"another SP's NameID":           {w.sp, session(true), "_t-other", "", false},
-		"SP not in the session":         {w.sp, map[any]any{sessionSPsKey: []string{other}, sessionNameIDs: []string{testEntity + "\t_t-given"}}, "_t-given", "", false},
-		"derived: persistent":           {spAs("persistent"), session(false), "u-1", "", true},
-		"derived: another value":        {spAs("persistent"), session(false), "zhangsan", "", false},
-		"derived: unspecified":          {spAs("unspecified"), session(false), "zhangsan", "", true},
-		"transient cannot be derived":   {spAs("transient"), session(false), "_anything", "", false},
-		"recorded wins over derivation": {spAs("persistent"), session(true), "u-1", "", false},
+		"the given NameID":              {w.sp, sess(true), "_t-given", "", true},
+		"and the session index":         {w.sp, sess(true), "_t-given", "sid-1", true},
+		"an empty SessionIndex":         {w.sp, sess(true), "_t-given", "\x00", true},
+		"another session index":         {w.sp, sess(true), "_t-given", "sid-2", false},
+		"no NameID":                     {w.sp, sess(true), "", "", false},
+		"another SP's NameID":           {w.sp, sess(true), "_t-other", "", false},
+		"SP not in the session":         {w.sp, &session.Session{SPs: []session.SP{{EntityID: other, NameID: "_t-given"}}}, "_t-given", "", false},
+		"derived: persistent":           {spAs("persistent"), sess(false), "u-1", "", true},
+		"derived: another value":        {spAs("persistent"), sess(false), "zhangsan", "", false},
+		"derived: unspecified":          {spAs("unspecified"), sess(false), "zhangsan", "", true},
+		"transient cannot be derived":   {spAs("transient"), sess(false), "_anything", "", false},
+		"recorded wins over derivation": {spAs("persistent"), sess(true), "u-1", "", false},
 	} {
 		lr := logoutRequest("id-1", c.nameID, "")
 		if c.nameID == "" {
@@ -322,7 +324,7 @@ func TestLogoutMatches(t *testing.T) {
 	}
 	// An empty NameID element is no NameID.
 	lr := logoutRequest("id-1", "", "")
-	if w.p.logoutMatches(ctx, testEnt, testUser.ID, "sid-1", w.sp, lr, session(true)) {
+	if w.p.logoutMatches(ctx, testEnt, testUser.ID, "sid-1", w.sp, lr, sess(true)) {
 		t.Error("an empty NameID matched")
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,12 +26,12 @@ import (
 	csaml "github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
 	"github.com/qiao-gateway/qiao/pages"
+	"github.com/qiao-gateway/qiao/session"
 )
 
 // Provider serves every enterprise's SAML IdP under /e/{enterprise}/saml/.
@@ -40,8 +39,7 @@ type Provider struct {
 	Store       directory.Store
 	State       state.Store
 	Keys        *keys.Manager
-	Sessions    *broker.SessionStore
-	Broker      *broker.Broker
+	Sessions    *session.Store
 	Pages       *pages.Renderer // error and confirmation pages
 	ExternalURL string
 	Log         *slog.Logger
@@ -60,7 +58,6 @@ const (
 	maxSkew         = 90 * time.Second
 	assertionTTL    = 5 * time.Minute
 	pendingTTL      = 30 * time.Minute // long enough to scan a QR code
-	sessionSPsKey   = "saml_sps"       // SP entity IDs that got assertions in the SSO session
 	statusResponder = "urn:oasis:names:tc:SAML:2.0:status:Responder"
 )
 
@@ -338,16 +335,12 @@ func (p *Provider) request(r *http.Request, ent string, pd *pending) (*csaml.Idp
 // it is resumed after a login.
 func (p *Provider) answer(w http.ResponseWriter, r *http.Request, ent, pendingID string, pd *pending, req *csaml.IdpAuthnRequest, sp *serviceProvider) {
 	ctx := r.Context()
-	sess, _ := p.Sessions.New(r, "")
-	v := sess.Values
-	uid, _ := v[broker.KeyUser].(string)
-	sent, _ := v[broker.KeyEnterprise].(string)
-	authTime := broker.LoginTime(v)
-	need := sess.IsNew || uid == "" || sent != ent || (pd.ForceAuthn && authTime.Before(pd.Received.Truncate(time.Millisecond)))
+	sess, _ := p.Sessions.Load(r)
+	need := sess == nil || sess.User == "" || sess.Enterprise != ent || (pd.ForceAuthn && sess.LoginTime().Before(pd.Received.Truncate(time.Millisecond)))
 	var u *directory.User
 	if !need {
 		var err error
-		if u, err = p.Store.GetUser(ctx, ent, uid); err != nil {
+		if u, err = p.Store.GetUser(ctx, ent, sess.User); err != nil {
 			need = true
 		}
 	}
@@ -397,7 +390,7 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, ent, pendingID
 			pages.Text2{"你的账号已停用或已离职，无法登录。", "Your account is disabled or has left the organisation."}, nil, "", pages.Text2{})
 		return
 	}
-	form, err := p.respond(ctx, req, sp, u, v)
+	form, err := p.respond(ctx, req, sp, u, sess)
 	if err != nil {
 		p.Log.Error("make SAML response", "sp", sp.d.EntityID, "err", err)
 		p.refuseErr(w, r, err, "sp", sp.d.EntityID)
@@ -405,17 +398,8 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, ent, pendingID
 	}
 	// Remember the SP in the session for single logout, with the NameID it was given: its
 	// LogoutRequest must name that one, and a transient one cannot be derived again.
-	sps := broker.Strings(v[sessionSPsKey])
-	changed := !slices.Contains(sps, sp.d.EntityID)
-	if changed {
-		v[sessionSPsKey] = append(sps, sp.d.EntityID)
-	}
-	if entry := sp.d.EntityID + "\t" + req.Assertion.Subject.NameID.Value; !slices.Contains(broker.Strings(v[sessionNameIDs]), entry) {
-		kept := slices.DeleteFunc(broker.Strings(v[sessionNameIDs]), func(e string) bool { return strings.HasPrefix(e, sp.d.EntityID+"\t") })
-		v[sessionNameIDs], changed = append(kept, entry), true
-	}
-	if changed {
-		_ = p.Sessions.Save(r, w, sess)
+	if sess.AddSP(session.SP{EntityID: sp.d.EntityID, NameID: req.Assertion.Subject.NameID.Value, SessionIndex: sess.SID}) {
+		_ = p.Sessions.Save(w, r, sess)
 	}
 	p.audit(ctx, ent, u.ID, sp.d.EntityID, "saml.assertion", "")
 	writePostForm(w, form.URL, "SAMLResponse", form.SAMLResponse, form.RelayState)

@@ -15,9 +15,9 @@ import (
 	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/keys"
+	"github.com/qiao-gateway/qiao/session"
 )
 
 func hashKey(parts ...string) string {
@@ -97,7 +97,7 @@ func authnContext(amr string) string {
 
 // respond builds the Response for req: the assertion (signed if the SP wants it, encrypted when
 // its metadata has an encryption certificate) inside a Response (signed if the SP wants it).
-func (p *Provider) respond(ctx context.Context, req *csaml.IdpAuthnRequest, sp *serviceProvider, u *directory.User, sess map[any]any) (csaml.IdpAuthnRequestForm, error) {
+func (p *Provider) respond(ctx context.Context, req *csaml.IdpAuthnRequest, sp *serviceProvider, u *directory.User, sess *session.Session) (csaml.IdpAuthnRequestForm, error) {
 	var form csaml.IdpAuthnRequestForm
 	if req.ACSEndpoint == nil || req.ACSEndpoint.Binding != csaml.HTTPPostBinding {
 		return form, errors.New("the service provider has no HTTP-POST assertion consumer service")
@@ -146,9 +146,7 @@ func (p *Provider) respond(ctx context.Context, req *csaml.IdpAuthnRequest, sp *
 		}
 	}
 	now := req.Now
-	amr, _ := sess[broker.KeyAMR].(string)
-	sid, _ := sess[broker.KeySID].(string)
-	authTime := broker.LoginTime(sess)
+	amr, sid, authTime := sess.AMR, sess.SID, sess.LoginTime()
 	issuer := req.IDP.MetadataURL.String()
 	req.Assertion = &csaml.Assertion{
 		ID: newID(), IssueInstant: now, Version: "2.0",

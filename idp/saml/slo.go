@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,10 +18,10 @@ import (
 	csaml "github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/keys"
 	"github.com/qiao-gateway/qiao/pages"
+	"github.com/qiao-gateway/qiao/session"
 )
 
 // slo is IdP-side single logout for SP-initiated LogoutRequests on both bindings (crewjam has
@@ -69,25 +68,22 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 		p.refuse(w, r, http.StatusBadRequest, "this LogoutRequest was already used")
 		return
 	}
-	sess, _ := p.Sessions.New(r, "")
-	uid, _ := sess.Values[broker.KeyUser].(string)
-	sid, _ := sess.Values[broker.KeySID].(string)
-	sent, _ := sess.Values[broker.KeyEnterprise].(string)
-	if sess.IsNew || uid == "" || sent != ent {
+	sess, _ := p.Sessions.Load(r)
+	if sess == nil || sess.User == "" || sess.Enterprise != ent {
 		// No session of this enterprise in this browser: nothing to end, the person is logged out.
 		p.logoutResponse(w, r, ent, sp, lr.ID, csaml.StatusSuccess, "", m.RelayState)
 		return
 	}
-	if !p.logoutMatches(r.Context(), ent, uid, sid, sp, lr, sess.Values) {
+	uid, sid := sess.User, sess.SID
+	if !p.logoutMatches(r.Context(), ent, uid, sid, sp, lr, sess) {
 		// Not this session as the SP knows it — a forged or stray request (logout CSRF, when the
 		// SP cannot sign): the session stays, and the SP hears it was the requester's fault.
 		p.audit(r.Context(), ent, uid, sp.d.EntityID, "saml.logout_refused", "the LogoutRequest does not name this session")
 		p.logoutResponse(w, r, ent, sp, lr.ID, csaml.StatusRequester, csaml.StatusRequestDenied, m.RelayState)
 		return
 	}
-	sess.Options.MaxAge = -1
 	// The session's end is announced over the back channels; the requester knows already.
-	if err := p.Sessions.Save(r.WithContext(context.WithValue(r.Context(), sloRequesterKey{}, sp.d.EntityID)), w, sess); err != nil {
+	if err := p.Sessions.End(w, r.WithContext(context.WithValue(r.Context(), sloRequesterKey{}, sp.d.EntityID)), sess); err != nil {
 		p.logoutResponse(w, r, ent, sp, lr.ID, statusResponder, "", m.RelayState)
 		return
 	}
@@ -95,24 +91,27 @@ func (p *Provider) slo(w http.ResponseWriter, r *http.Request, ent string) {
 	// The session's other SPs are told next, through the browser (SAML profiles §4.4.3.4); the
 	// requester hears last.
 	pd := &sloPending{Ent: ent, Requester: sp.d.EntityID, InResponseTo: lr.ID, Relay: m.RelayState, SID: sid, UID: uid}
-	p.participants(r.Context(), pd, sess.Values)
+	p.participants(r.Context(), pd, sess)
 	p.propagate(w, r, "", pd)
 }
 
-// logoutMatches says whether lr names the browser's session (person uid, index sid, values v) as
-// sp knows it: sp got an assertion in this session, lr's NameID is the one sp was given, and its
-// SessionIndex, when it has one, is the session's.
-func (p *Provider) logoutMatches(ctx context.Context, ent, uid, sid string, sp *serviceProvider, lr *csaml.LogoutRequest, v map[any]any) bool {
-	if !slices.Contains(broker.Strings(v[sessionSPsKey]), sp.d.EntityID) || lr.NameID == nil || lr.NameID.Value == "" {
+// logoutMatches says whether lr names the browser's session v (person uid, index sid) as sp knows
+// it: sp got an assertion in this session, lr's NameID is the one sp was given, and its
+// SessionIndex, when it has one, is the one sp was given (the session's).
+func (p *Provider) logoutMatches(ctx context.Context, ent, uid, sid string, sp *serviceProvider, lr *csaml.LogoutRequest, v *session.Session) bool {
+	served, ok := v.ServedSP(sp.d.EntityID)
+	if !ok || lr.NameID == nil || lr.NameID.Value == "" {
 		return false
+	}
+	if served.SessionIndex != "" {
+		sid = served.SessionIndex
 	}
 	if lr.SessionIndex != nil && lr.SessionIndex.Value != "" && lr.SessionIndex.Value != sid {
 		return false
 	}
-	given, ok := givenNameID(v, sp.d.EntityID)
-	if !ok {
-		// A session from before every SP's NameID was recorded: derive it again (a transient
-		// one cannot be).
+	given := served.NameID
+	if given == "" {
+		// No NameID recorded for the SP: derive it again (a transient one cannot be).
 		if sp.d.NameIDFormat == "transient" {
 			return false
 		}
@@ -127,27 +126,17 @@ func (p *Provider) logoutMatches(ctx context.Context, ent, uid, sid string, sp *
 	return lr.NameID.Value == given
 }
 
-// givenNameID is the NameID the session's values record for the SP.
-func givenNameID(v map[any]any, entityID string) (string, bool) {
-	for _, e := range broker.Strings(v[sessionNameIDs]) {
-		if k, val, _ := strings.Cut(e, "\t"); k == entityID {
-			return val, true
-		}
-	}
-	return "", false
-}
-
-// LogoutVia is where a browser whose SSO session has just ended at qiao (the broker's logout,
+// LogoutHop is where a browser whose SSO session v has just ended at qiao (the broker's logout,
 // OIDC end_session) goes before final: through the session's SAML service providers, each sent a
 // signed LogoutRequest (IdP-initiated single logout), then on to final. It is final itself when
-// the session has no SP to tell. values are the ended session's.
-func (p *Provider) LogoutVia(ctx context.Context, values map[any]any, final string) string {
-	ent, uid, sid, ok := servedSPs(values)
+// the session has no SP to tell.
+func (p *Provider) LogoutHop(ctx context.Context, v *session.Session, final string) string {
+	ent, uid, sid, ok := servedSPs(v)
 	if !ok {
 		return final
 	}
 	pd := &sloPending{Ent: ent, SID: sid, UID: uid, Final: final}
-	p.participants(ctx, pd, values)
+	p.participants(ctx, pd, v)
 	if len(pd.Queue) == 0 {
 		return final
 	}
@@ -162,14 +151,13 @@ func (p *Provider) LogoutVia(ctx context.Context, values map[any]any, final stri
 
 // servedSPs reads an ended session's enterprise, person and sid, and whether it served any SP
 // (else there is nobody to tell).
-func servedSPs(v map[any]any) (ent, uid, sid string, ok bool) {
-	ent, _ = v[broker.KeyEnterprise].(string)
-	uid, _ = v[broker.KeyUser].(string)
-	sid, _ = v[broker.KeySID].(string)
-	return ent, uid, sid, ent != "" && uid != "" && len(broker.Strings(v[sessionSPsKey])) > 0
+func servedSPs(v *session.Session) (ent, uid, sid string, ok bool) {
+	return v.Enterprise, v.User, v.SID, v.Enterprise != "" && v.User != "" && len(v.SPs) > 0
 }
 
-// sloNext starts an IdP-initiated logout that LogoutVia queued: the browser goes to the first SP.
+var _ session.Participant = (*Provider)(nil)
+
+// sloNext starts an IdP-initiated logout that LogoutHop queued: the browser goes to the first SP.
 func (p *Provider) sloNext(w http.ResponseWriter, r *http.Request, ent string) {
 	id := r.URL.Query().Get("id")
 	var pd sloPending
@@ -197,14 +185,13 @@ type sloTarget struct{ SP, Format, Value, Redirect, Post, SOAP string }
 
 const (
 	sloPendingTTL   = 10 * time.Minute
-	sessionNameIDs  = "saml_transient" // "entityID\tvalue": the NameID each SP got in the session (once transient ones only)
 	sloPendingState = "saml:slo:"
 )
 
 // participants queues every SP of the session other than the requester that hears through the
 // browser. One that cannot be told (no SingleLogoutService, no NameID) makes the logout partial;
 // one with a SOAP endpoint hears over the back channel instead (SessionEnded).
-func (p *Provider) participants(ctx context.Context, pd *sloPending, v map[any]any) {
+func (p *Provider) participants(ctx context.Context, pd *sloPending, v *session.Session) {
 	front, _, partial := p.sloTargets(ctx, pd.Ent, pd.UID, pd.Requester, v)
 	pd.Queue = front
 	pd.Partial = pd.Partial || partial
@@ -213,9 +200,10 @@ func (p *Provider) participants(ctx context.Context, pd *sloPending, v map[any]a
 // sloTargets are the session's SPs other than skip, with the NameID each was given: those told
 // through the browser (front) and those with a SOAP SingleLogoutService (back). partial reports
 // one that cannot be told at all; an SP no longer registered is left out.
-func (p *Provider) sloTargets(ctx context.Context, ent, uid, skip string, v map[any]any) (front, back []sloTarget, partial bool) {
+func (p *Provider) sloTargets(ctx context.Context, ent, uid, skip string, v *session.Session) (front, back []sloTarget, partial bool) {
 	var u *directory.User
-	for _, entity := range broker.Strings(v[sessionSPsKey]) {
+	for _, served := range v.SPs {
+		entity := served.EntityID
 		if entity == skip {
 			continue
 		}
@@ -230,7 +218,7 @@ func (p *Provider) sloTargets(ctx context.Context, ent, uid, skip string, v map[
 		}
 		if sp.d.NameIDFormat == "transient" {
 			t.Format = NameIDTransient
-			t.Value, _ = givenNameID(v, entity)
+			t.Value = served.NameID
 		} else {
 			if u == nil {
 				if u, err = p.Store.GetUser(ctx, ent, uid); err != nil {

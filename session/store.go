@@ -1,0 +1,246 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/qiao-gateway/qiao/internal/state"
+)
+
+// Store keeps sessions in the state store (memory or Redis). The cookie holds only a random
+// 256-bit ID; the session lives server-side with a TTL. An ID the browser brings that the store
+// does not know is never adopted (no session fixation), and Start gives a login a fresh ID.
+type Store struct {
+	State      state.Store
+	CookieName string
+	Idle       time.Duration // a session unused this long ends
+	Absolute   time.Duration // a session ends this long after login, however used
+	Secure     bool          // set when the external URL is https
+	Now        func() time.Time
+
+	participants []Participant
+}
+
+// Register adds protocols to tell when a session ends; register before serving.
+func (s *Store) Register(p ...Participant) { s.participants = append(s.participants, p...) }
+
+func (s *Store) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+// The "sso:" prefix replaced gorilla-era "sess:" when the stored value became a typed Session:
+// sessions stored by an older build are not read (their people log in again) and expire by TTL.
+func sessionKey(id string) string { return "sso:" + id }
+
+func userIndexKey(ent, uid string) string { return "usess:" + ent + ":" + uid }
+
+// Load returns the session the request's cookie names, or nil when there is none (no cookie, an
+// unknown or ended ID, or one past its absolute timeout). An error is the state store's.
+func (s *Store) Load(r *http.Request) (*Session, error) {
+	c, err := r.Cookie(s.CookieName)
+	if err != nil || len(c.Value) != 43 {
+		return nil, nil
+	}
+	b, err := s.State.Get(r.Context(), sessionKey(c.Value))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session store: %w", err)
+	}
+	var sess Session
+	if err := json.Unmarshal(b, &sess); err != nil {
+		return nil, nil
+	}
+	if s.Absolute > 0 && s.now().Sub(sess.Created) >= s.Absolute {
+		_ = s.State.Delete(r.Context(), sessionKey(c.Value))
+		return nil, nil
+	}
+	sess.ID = c.Value
+	return &sess, nil
+}
+
+func (s *Store) cookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: s.CookieName, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode}
+}
+
+// Start saves sess as a new login: under a new ID, with the session the browser had before (if
+// any) ended, so an ID known before the login (planted in this browser, say) is worthless after it.
+func (s *Store) Start(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	// The ID is dropped first: even when the old one cannot be deleted, it is never saved again.
+	sess.ID = ""
+	if c, err := r.Cookie(s.CookieName); err == nil && len(c.Value) == 43 {
+		if err := s.State.Delete(r.Context(), sessionKey(c.Value)); err != nil {
+			return fmt.Errorf("session store: %w", err)
+		}
+	}
+	return s.Save(w, r, sess)
+}
+
+// Save persists the session (a new one gets its ID) and sets its cookie.
+func (s *Store) Save(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	ctx := r.Context()
+	if sess.ID == "" {
+		sess.ID = newID()
+		sess.Created = s.now()
+	}
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	ttl := s.Idle
+	if s.Absolute > 0 {
+		if left := s.Absolute - s.now().Sub(sess.Created); left < ttl || ttl <= 0 {
+			ttl = left
+		}
+	}
+	if ttl <= 0 {
+		return errors.New("session store: session already past its absolute timeout")
+	}
+	if err := s.State.Put(ctx, sessionKey(sess.ID), b, ttl); err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	if sess.Enterprise != "" && sess.User != "" {
+		if err := s.index(ctx, sess.Enterprise, sess.User, sess.ID); err != nil {
+			return err
+		}
+	}
+	http.SetCookie(w, s.cookie(sess.ID, 0))
+	return nil
+}
+
+// End deletes the session (logout), tells the participants, and clears the cookie. Participants
+// get r's context, without its cancellation.
+func (s *Store) End(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if sess.ID != "" {
+		b, err := s.State.Take(r.Context(), sessionKey(sess.ID))
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			return fmt.Errorf("session store: %w", err)
+		}
+		if err == nil {
+			s.ended(r.Context(), b)
+		}
+	}
+	http.SetCookie(w, s.cookie("", -1))
+	return nil
+}
+
+// LogoutHops is where the browser goes once its session sess has ended: final, or first through
+// each participant's apps that must hear of it in the browser.
+func (s *Store) LogoutHops(ctx context.Context, sess *Session, final string) string {
+	dest := final
+	for _, p := range slices.Backward(s.participants) {
+		dest = p.LogoutHop(ctx, sess, dest)
+	}
+	return dest
+}
+
+// MaxSessionsPerUser bounds a user's concurrent sessions; a login beyond it ends the oldest.
+const MaxSessionsPerUser = 50
+
+// index records a user's session so RevokeUser can end them all.
+func (s *Store) index(ctx context.Context, ent, uid, id string) error {
+	key := userIndexKey(ent, uid)
+	lease, err := s.lockIndex(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+	var ids []string
+	if b, err := s.State.Get(ctx, key); err == nil {
+		_ = json.Unmarshal(b, &ids)
+	}
+	// Drop IDs whose sessions ended, so the index stays small.
+	live := ids[:0]
+	for _, other := range ids {
+		if other == id {
+			continue
+		}
+		if _, err := s.State.Get(ctx, sessionKey(other)); err == nil {
+			live = append(live, other)
+		}
+	}
+	live = append(live, id)
+	for len(live) > MaxSessionsPerUser {
+		_ = s.State.Delete(ctx, sessionKey(live[0]))
+		live = live[1:]
+	}
+	b, _ := json.Marshal(live)
+	ttl := s.Absolute
+	if ttl <= 0 {
+		ttl = 30 * 24 * time.Hour
+	}
+	return s.State.Put(ctx, key, b, ttl)
+}
+
+func (s *Store) lockIndex(ctx context.Context, key string) (state.Lease, error) {
+	for i := 0; i < 1000; i++ {
+		lease, err := s.State.Lock(ctx, "lock:"+key, 5*time.Second)
+		if err == nil {
+			return lease, nil
+		}
+		if !errors.Is(err, state.ErrLocked) {
+			return nil, fmt.Errorf("session store: %w", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil, errors.New("session store: the user's session index stayed locked")
+}
+
+// RevokeUser ends every session of a user and returns how many it ended.
+func (s *Store) RevokeUser(ctx context.Context, ent, uid string) (int, error) {
+	key := userIndexKey(ent, uid)
+	lease, err := s.lockIndex(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+	b, err := s.State.Take(ctx, key)
+	if errors.Is(err, state.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("session store: %w", err)
+	}
+	var ids []string
+	_ = json.Unmarshal(b, &ids)
+	ended := 0
+	for _, id := range slices.Compact(ids) {
+		if b, err := s.State.Take(ctx, sessionKey(id)); err == nil {
+			ended++
+			s.ended(ctx, b)
+		}
+	}
+	return ended, nil
+}
+
+// ended tells the participants of an ended session (b as stored).
+func (s *Store) ended(ctx context.Context, b []byte) {
+	if len(s.participants) == 0 {
+		return
+	}
+	var sess Session
+	if json.Unmarshal(b, &sess) != nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, p := range s.participants {
+		p.SessionEnded(ctx, &sess)
+	}
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -5,7 +5,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qiao-gateway/qiao/access"
 	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
@@ -72,6 +72,7 @@ type Gateway struct {
 	Registry *prometheus.Registry
 	Mux      *http.ServeMux
 	Sync     *dirsync.Engine
+	Access   *access.Service
 	Sessions *session.Store
 	Broker   *broker.Broker
 	OIDC     *idpoidc.Provider
@@ -137,7 +138,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Open: func(ctx context.Context, src *directory.IdentitySource) (federation.DirectoryReader, error) {
 			return connectors.Reader(string(src.Kind), src.Config, src.Secrets)
 		},
-		Revoke: g.RevokeUser}
+		Revoke: func(ctx context.Context, ent, uid string) error {
+			return g.Access.EndUser(ctx, ent, uid, access.Departed)
+		}}
 	if g.pages, err = templates.Parse(); err != nil {
 		return nil, fmt.Errorf("parse templates: %w", err)
 	}
@@ -162,6 +165,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	// channels (OIDC back-channel logout, SAML SOAP logout) and, while the browser is at hand
 	// (logout, end_session), sends it through the SAML SPs that hear in the browser.
 	g.Sessions.Register(g.OIDC, g.SAML)
+	// A person who may no longer have access (departed, disabled, removed upstream) loses it
+	// through one service: sessions (and so their participants), refresh tokens and their holders.
+	g.Access = &access.Service{Store: g.Store, Sessions: g.Sessions, Holders: []access.TokenHolders{g.OIDC}}
 	g.reportCallbackDomains(ctx)
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.routes()
@@ -371,28 +377,6 @@ func (g *Gateway) reportCallbackDomains(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// RevokeUser ends what lets a user who can no longer log on keep access — their SSO sessions and
-// refresh tokens — with an audit event.
-func (g *Gateway) RevokeUser(ctx context.Context, enterpriseID, userID string) error {
-	sess, err := g.Sessions.RevokeUser(ctx, enterpriseID, userID)
-	if err != nil {
-		return fmt.Errorf("revoke sessions: %w", err)
-	}
-	holders, err := g.Store.RefreshTokenClients(ctx, enterpriseID, userID, time.Now())
-	if err != nil {
-		return fmt.Errorf("list refresh token holders: %w", err)
-	}
-	n, err := g.Store.RevokeUserRefreshTokens(ctx, enterpriseID, userID, time.Now())
-	if err != nil {
-		return fmt.Errorf("revoke refresh tokens: %w", err)
-	}
-	// Sessions told their relying parties as they ended; clients holding refresh tokens hear too.
-	g.OIDC.UserDeparted(ctx, enterpriseID, userID, holders)
-	detail, _ := json.Marshal(map[string]int{"sessions": sess, "refresh_tokens": n})
-	return g.Store.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke", Actor: "sync",
-		UserID: userID, Outcome: "ok", Reason: "user departed, disabled or removed upstream", Detail: detail})
 }
 
 // Close releases the backends.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qiao-gateway/qiao/access"
+
 	"github.com/qiao-gateway/qiao/directory"
 )
 
@@ -378,7 +380,7 @@ func TestOIDCRevokeUserEndsRefreshTokens(t *testing.T) {
 	}
 	zhang := o.user("zhangsan")
 	// The account still reads as active: only the revocation stands between the token and a refresh.
-	if err := o.gw.RevokeUser(o.ctx, "demo", zhang.ID); err != nil {
+	if err := o.gw.Access.EndUser(o.ctx, "demo", zhang.ID, access.Departed); err != nil {
 		t.Fatal(err)
 	}
 	if st, m := o.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"sase-client"}}); st != 400 || m["error"] != "invalid_grant" {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qiao-gateway/qiao/access"
+
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
@@ -336,7 +338,7 @@ func TestOIDCNativeCodeFlowRefreshAndRevocation(t *testing.T) {
 	if err := o.gw.Store.UpdateUser(o.ctx, zhang); err != nil {
 		t.Fatal(err)
 	}
-	if err := o.gw.RevokeUser(o.ctx, "demo", zhang.ID); err != nil {
+	if err := o.gw.Access.EndUser(o.ctx, "demo", zhang.ID, access.Departed); err != nil {
 		t.Fatal(err)
 	}
 	if o.introspect(tok["access_token"].(string))["active"] != false {
@@ -733,7 +735,7 @@ func TestOIDCPrivateKeyJWTAndExtraClaims(t *testing.T) {
 	if err := o.gw.Store.UpdateUser(o.ctx, zhang); err != nil {
 		t.Fatal(err)
 	}
-	if err := o.gw.RevokeUser(o.ctx, "demo", zhang.ID); err != nil {
+	if err := o.gw.Access.EndUser(o.ctx, "demo", zhang.ID, access.Departed); err != nil {
 		t.Fatal(err)
 	}
 	withSID, withoutSID := 0, 0

@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qiao-gateway/qiao/access"
+
 	"github.com/beevik/etree"
 	csaml "github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
@@ -779,7 +781,7 @@ func TestSAMLBackChannelLogoutOverSOAP(t *testing.T) {
 	// A departure, with no browser anywhere: soap hears over SOAP.
 	b = s.signedIn(t)
 	launch(b, "soap")
-	if err := s.gw.RevokeUser(s.ctx, "demo", s.user("zhangsan").ID); err != nil {
+	if err := s.gw.Access.EndUser(s.ctx, "demo", s.user("zhangsan").ID, access.Departed); err != nil {
 		t.Fatal(err)
 	}
 	received("departure")

@@ -1,0 +1,207 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/qiao-gateway/qiao/directory"
+)
+
+// ---- tokens
+
+func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	now := s.p.now()
+	at := accessToken{Enterprise: s.ent(ctx), Subject: req.GetSubject(), Scopes: req.GetScopes(), IssuedAt: now, Expires: now.Add(s.p.AccessTTL)}
+	switch r := req.(type) {
+	case granted:
+		g := r.grant()
+		at.Client, at.User, at.Grant, at.Source, at.AMR, at.AuthTime = g.Client, true, g.Family, g.Source, g.AMR, g.AuthTime
+	case *clientRequest:
+		at.Client = r.clientID
+	default:
+		return "", time.Time{}, fmt.Errorf("unexpected token request %T", req)
+	}
+	id := newID(18)
+	b, _ := json.Marshal(at)
+	if err := s.p.State.Put(ctx, atKey(id), b, s.p.AccessTTL); err != nil {
+		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+	}
+	return id, at.Expires, nil
+}
+
+func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	now := s.p.now()
+	gr, ok := req.(granted)
+	if !ok {
+		return "", "", time.Time{}, fmt.Errorf("unexpected refresh token request %T", req)
+	}
+	if r, ok := req.(*refreshRequest); ok {
+		// Rotation: the presented token is spent; if another request spent it first, this is a
+		// replay and the whole family goes.
+		if err := s.p.Store.RotateRefreshToken(ctx, r.rt.ID, now); err != nil {
+			if errors.Is(err, directory.ErrConflict) {
+				s.revokeGrant(ctx, r.rt.FamilyID, "refresh token reused")
+				return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
+			}
+			return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
+		}
+	}
+	g := gr.grant()
+	rt := &directory.RefreshToken{EnterpriseID: s.ent(ctx), ExpiresAt: now.Add(s.p.RefreshTTL), CreatedAt: now, FamilyID: g.Family,
+		ClientID: g.Client, UserID: g.User, Scopes: g.Scopes, AMR: g.AMR, AuthTime: g.AuthTime, SourceID: g.Source, SessionID: g.SID}
+	value := newID(32)
+	rt.ID = hashToken(value)
+	if err := s.p.Store.CreateRefreshToken(ctx, rt); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
+	}
+	// A concurrent second redemption of the code may have revoked the grant while this one was
+	// being made: honour it.
+	if s.grantRevoked(ctx, rt.FamilyID) {
+		_, _ = s.p.Store.RevokeRefreshFamily(ctx, rt.FamilyID, now)
+		return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("the grant was revoked")
+	}
+	id, exp, err := s.CreateAccessToken(ctx, req)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	return id, value, exp, nil
+}
+
+// revokeGrant ends every token of one grant (an authorization code's tokens and its refresh
+// family): refresh tokens in the store, access tokens by a marker their checks consult.
+func (s *storage) revokeGrant(ctx context.Context, grant, reason string) {
+	if grant == "" {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	_ = s.p.State.Put(ctx, revokedKey(grant), []byte(reason), s.p.AccessTTL+time.Minute)
+	n, err := s.p.Store.RevokeRefreshFamily(ctx, grant, s.p.now())
+	if err != nil {
+		s.p.Log.Error("revoke grant", "err", err)
+	}
+	s.p.Log.Warn("grant revoked", "enterprise", s.ent(ctx), "reason", reason, "refresh_tokens", n)
+	detail, _ := json.Marshal(map[string]any{"refresh_tokens": n})
+	_ = s.p.Store.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: s.ent(ctx), Kind: "oidc.grant_revoked", Actor: "oidc",
+		Outcome: "revoked", Reason: reason, Detail: detail})
+}
+
+func (s *storage) grantRevoked(ctx context.Context, grant string) bool {
+	if grant == "" {
+		return false
+	}
+	_, err := s.p.State.Get(ctx, revokedKey(grant))
+	return err == nil
+}
+
+func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	rt, err := s.refreshToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	// Only the client the token was issued to (authenticated before the library asks) may spend it
+	// or, by presenting it again, revoke its family.
+	if rt.ClientID != info(ctx).authClient {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	if !rt.RotatedAt.IsZero() {
+		s.revokeGrant(ctx, rt.FamilyID, "rotated refresh token presented again")
+		return nil, op.ErrInvalidRefreshToken
+	}
+	if err := s.activeUser(ctx, rt.UserID); err != nil {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	return &refreshRequest{rt: rt, current: rt.Scopes}, nil
+}
+
+// refreshToken finds a refresh token of this enterprise that is neither revoked nor expired
+// (rotated ones are returned: the caller decides what reuse means).
+func (s *storage) refreshToken(ctx context.Context, token string) (*directory.RefreshToken, error) {
+	if token == "" || len(token) > 256 {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	rt, err := s.p.Store.GetRefreshToken(ctx, hashToken(token))
+	if err != nil || rt.EnterpriseID != s.ent(ctx) || !rt.RevokedAt.IsZero() || !s.p.now().Before(rt.ExpiresAt) {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	return rt, nil
+}
+
+func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	rt, err := s.refreshToken(ctx, token)
+	if err != nil || rt.ClientID != clientID {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return rt.UserID, rt.ID, nil
+}
+
+func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *zoidc.Error {
+	rt, err := s.p.Store.GetRefreshToken(ctx, tokenOrID) // the library passes a refresh token's ID
+	if err != nil && len(tokenOrID) <= 256 {
+		rt, err = s.p.Store.GetRefreshToken(ctx, hashToken(tokenOrID)) // or the token itself, hinted as an access token
+	}
+	if err == nil && rt.EnterpriseID == s.ent(ctx) {
+		if rt.ClientID != clientID {
+			return zoidc.ErrInvalidClient().WithDescription("the token was issued to another client")
+		}
+		s.revokeGrant(ctx, rt.FamilyID, "revoked by the client")
+		return nil
+	}
+	b, err := s.p.State.Get(ctx, atKey(tokenOrID))
+	if err != nil {
+		return nil // RFC 7009: an unknown or expired token is not an error
+	}
+	var at accessToken
+	if json.Unmarshal(b, &at) != nil || at.Enterprise != s.ent(ctx) {
+		return nil
+	}
+	if at.Client != clientID {
+		return zoidc.ErrInvalidClient().WithDescription("the token was issued to another client")
+	}
+	if err := s.p.State.Delete(ctx, atKey(tokenOrID)); err != nil {
+		return zoidc.ErrServerError().WithParent(err)
+	}
+	return nil
+}
+
+// accessTokenByID returns a live access token: known, of this enterprise, its grant not revoked,
+// and its user still active.
+func (s *storage) accessTokenByID(ctx context.Context, id, subject string) (*accessToken, error) {
+	b, err := s.p.State.Get(ctx, atKey(id))
+	if err != nil {
+		return nil, errors.New("token unknown or expired")
+	}
+	var at accessToken
+	if err := json.Unmarshal(b, &at); err != nil {
+		return nil, errors.New("token unreadable")
+	}
+	if at.Enterprise != s.ent(ctx) || (subject != "" && at.Subject != subject) || !s.p.now().Before(at.Expires) {
+		return nil, errors.New("token not valid here")
+	}
+	if s.grantRevoked(ctx, at.Grant) {
+		return nil, errors.New("token revoked")
+	}
+	if at.User {
+		if err := s.activeUser(ctx, at.Subject); err != nil {
+			return nil, err
+		}
+	}
+	return &at, nil
+}
+
+func (s *storage) activeUser(ctx context.Context, uid string) error {
+	u, err := s.p.Store.GetUser(ctx, s.ent(ctx), uid)
+	if err != nil {
+		return fmt.Errorf("user %s: %w", uid, err)
+	}
+	if u.Status != directory.UserActive {
+		return fmt.Errorf("user %s is %s", uid, u.Status)
+	}
+	return nil
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/qiao-gateway/qiao/access"
 	"github.com/qiao-gateway/qiao/broker"
+	"github.com/qiao-gateway/qiao/declare"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
@@ -128,7 +129,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, &StartError{err, ""}
 	}
 	if !o.skipApply {
-		if err := ApplyDeclared(ctx, g.Store, cfg); err != nil {
+		if err := declare.Apply(ctx, g.Store, cfg); err != nil {
 			return nil, &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
 		}
 	}

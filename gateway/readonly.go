@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/qiao-gateway/qiao/broker"
+	"github.com/qiao-gateway/qiao/declare"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
 	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
@@ -64,7 +65,7 @@ func Apply(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return &StartError{fmt.Errorf("cannot open the durable store: %w", err), "check the storage setting and that the database server is running"}
 	}
 	defer st.Close()
-	if err := ApplyDeclared(ctx, st, cfg); err != nil {
+	if err := declare.Apply(ctx, st, cfg); err != nil {
 		return &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
 	}
 	return nil

@@ -1,4 +1,7 @@
-package gateway
+// Package declare writes what the config file declares (enterprises, identity sources, OIDC
+// clients, SAML service providers, local users) into the durable store, in one transaction. It is
+// what qiao serve does at start and qiao apply does alone.
+package declare
 
 import (
 	"context"
@@ -12,11 +15,11 @@ import (
 	"github.com/qiao-gateway/qiao/internal/config"
 )
 
-// ApplyDeclared writes the enterprises, sources, clients, service providers and local users the
+// Apply writes the enterprises, sources, clients, service providers and local users the
 // config declares into the store, in one transaction: a config that breaks a rule (a sixth
 // enabled source, say) changes nothing. Applying the same config twice changes nothing the second
 // time; objects created through the admin API are left alone.
-func ApplyDeclared(ctx context.Context, st directory.Store, cfg *config.Config) error {
+func Apply(ctx context.Context, st directory.Store, cfg *config.Config) error {
 	return st.InTx(ctx, func(tx directory.Store) error {
 		for i, e := range cfg.Enterprises {
 			at := fmt.Sprintf("enterprises[%d]", i)

@@ -1,4 +1,4 @@
-package gateway
+package declare
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"github.com/qiao-gateway/qiao/demo"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	_ "github.com/qiao-gateway/qiao/federation/connectors" // the platform kinds the demo config declares
 	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
 	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
 	"github.com/qiao-gateway/qiao/internal/config"
@@ -28,14 +29,14 @@ func openStore(t *testing.T) *sqlstore.Store {
 	return s
 }
 
-func TestApplyDeclaredIsIdempotent(t *testing.T) {
+func TestApplyIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	cfg, _, err := demo.Config("127.0.0.1:18080", t.TempDir(), "pw-for-test", &demo.Sims{WeCom: wecomsim.NewSetup(10, 1, "127.0.0.1:18080"), WeComURL: "http://127.0.0.1:18081", DingTalk: dingtalksim.NewSetup(10, 1, "127.0.0.1:18080"), DingTalkURL: "http://127.0.0.1:18082"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyDeclared(ctx, st, cfg); err != nil {
+	if err := Apply(ctx, st, cfg); err != nil {
 		t.Fatal(err)
 	}
 	u1, err := st.GetUserByUsername(ctx, "demo", "zhangsan")
@@ -43,7 +44,7 @@ func TestApplyDeclaredIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	src1, _ := st.GetSource(ctx, "demo", "local")
-	if err := ApplyDeclared(ctx, st, cfg); err != nil {
+	if err := Apply(ctx, st, cfg); err != nil {
 		t.Fatal(err)
 	}
 	u2, _ := st.GetUserByUsername(ctx, "demo", "zhangsan")
@@ -69,7 +70,7 @@ func TestApplyDeclaredIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestApplyDeclaredIsAllOrNothing(t *testing.T) {
+func TestApplyIsAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	e := config.Enterprise{ID: "acme"}
@@ -78,7 +79,7 @@ func TestApplyDeclaredIsAllOrNothing(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.Enterprises = []config.Enterprise{e}
-	err := ApplyDeclared(ctx, st, cfg)
+	err := Apply(ctx, st, cfg)
 	if !errors.Is(err, directory.ErrLimit) {
 		t.Fatalf("six enabled sources: %v", err)
 	}

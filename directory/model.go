@@ -149,23 +149,32 @@ func (s *IdentitySource) Validate() error {
 	if utf8.RuneCountInString(s.Description) > maxSourceDescriptionRune {
 		return &FieldError{"description", "must be at most 200 characters"}
 	}
-	if c := s.Sync.CycleHours; c < MinSyncCycleHours || c > MaxSyncCycleHours {
+	return s.Sync.Validate(s.Kind)
+}
+
+// Validate checks a source's synchronization settings (the admin guides' rules). Its FieldError
+// names the field under "sync."; internal/config reports the same rules against its own keys.
+func (s SyncSettings) Validate(kind SourceKind) error {
+	if c := s.CycleHours; c < MinSyncCycleHours || c > MaxSyncCycleHours {
 		return &FieldError{"sync.cycle_hours", "must be between 1 and 24"}
 	}
-	if v := s.Sync.VerifyAt; v != "" {
+	if v := s.VerifyAt; v != "" {
 		if _, err := time.Parse("15:04", v); err != nil {
 			return &FieldError{"sync.verify_at", "must be a time of day like 03:30"}
 		}
 	}
-	switch s.Sync.MatchBy {
+	switch s.MatchBy {
 	case "userid", "email", "mobile":
 	default:
 		return &FieldError{"sync.match_by", "must be userid, email or mobile"}
 	}
-	if s.Sync.DeleteUsers < 0 || s.Sync.DeleteDepts < 0 {
-		return &FieldError{"sync.delete_users", "thresholds must not be negative"}
+	if s.DeleteUsers < 0 {
+		return &FieldError{"sync.delete_users", "deletion thresholds must not be negative"}
 	}
-	if !s.Sync.ScopeAll && len(s.Sync.ScopeDeptIDs) == 0 && s.Kind != KindLocal {
+	if s.DeleteDepts < 0 {
+		return &FieldError{"sync.delete_depts", "deletion thresholds must not be negative"}
+	}
+	if !s.ScopeAll && len(s.ScopeDeptIDs) == 0 && kind != KindLocal {
 		return &FieldError{"sync.scope_dept_ids", "partial synchronization needs at least one department"}
 	}
 	return nil

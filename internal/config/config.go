@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/qiao-gateway/qiao/directory"
 )
 
 // Config is every setting of a gateway.
@@ -105,6 +107,31 @@ type Sync struct {
 	DeleteDepts    *int           `yaml:"delete_departments_threshold"`
 	FieldMappings  []FieldMapping `yaml:"field_mappings"`
 	ExtendedFields []string       `yaml:"extended_fields"`
+}
+
+// syncKeys names the directory's sync fields as this file spells them.
+var syncKeys = strings.NewReplacer("sync.delete_users", "sync.delete_users_threshold",
+	"sync.delete_depts", "sync.delete_departments_threshold", "sync.scope_dept_ids", "sync.scope")
+
+// settings is the directory's form of these settings, unset fields at their defaults, for the
+// directory's validation.
+func (s Sync) settings() directory.SyncSettings {
+	d := directory.DefaultSyncSettings()
+	if s.CycleHours != 0 {
+		d.CycleHours = s.CycleHours
+	}
+	if s.MatchBy != "" {
+		d.MatchBy = s.MatchBy
+	}
+	d.VerifyAt = s.VerifyAt
+	d.ScopeAll, d.ScopeDeptIDs = len(s.Scope) == 0, s.Scope
+	if s.DeleteUsers != nil {
+		d.DeleteUsers = *s.DeleteUsers
+	}
+	if s.DeleteDepts != nil {
+		d.DeleteDepts = *s.DeleteDepts
+	}
+	return d
 }
 
 // FieldMapping maps an upstream attribute to a local or extended field.
@@ -397,16 +424,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-var idRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
 func (e *Enterprise) validate(at string) error {
-	if !idRe.MatchString(e.ID) {
+	if !directory.ValidID(e.ID) {
 		return &Error{at + ".id", fmt.Sprintf("%q must be 1-63 lowercase letters, digits, '-' or '_'", e.ID)}
 	}
 	seen := map[string]bool{}
 	for j, s := range e.Sources {
 		key := fmt.Sprintf("%s.sources[%d]", at, j)
-		if !idRe.MatchString(s.ID) {
+		if !directory.ValidID(s.ID) {
 			return &Error{key + ".id", fmt.Sprintf("%q must be 1-63 lowercase letters, digits, '-' or '_'", s.ID)}
 		}
 		if seen[s.ID] {
@@ -417,21 +442,13 @@ func (e *Enterprise) validate(at string) error {
 		if !ok {
 			return &Error{key + ".kind", fmt.Sprintf("%q must be %s", s.Kind, kindList())}
 		}
-		if s.Sync.CycleHours != 0 && (s.Sync.CycleHours < 1 || s.Sync.CycleHours > 24) {
-			return &Error{key + ".sync.cycle_hours", fmt.Sprintf("%d must be between 1 and 24", s.Sync.CycleHours)}
-		}
-		if s.Sync.MatchBy != "" && s.Sync.MatchBy != "userid" && s.Sync.MatchBy != "email" && s.Sync.MatchBy != "mobile" {
-			return &Error{key + ".sync.match_by", fmt.Sprintf("%q must be userid, email or mobile", s.Sync.MatchBy)}
-		}
-		if s.Sync.VerifyAt != "" {
-			if _, err := time.Parse("15:04", s.Sync.VerifyAt); err != nil {
-				return &Error{key + ".sync.verify_at", fmt.Sprintf("%q must be a time of day like 03:30", s.Sync.VerifyAt)}
+		// The directory's own rules, so that config and store never disagree on what is valid.
+		if err := s.Sync.settings().Validate(directory.SourceKind(s.Kind)); err != nil {
+			var fe *directory.FieldError
+			if errors.As(err, &fe) {
+				return &Error{key + "." + syncKeys.Replace(fe.Field), fe.Reason}
 			}
-		}
-		for _, p := range []*int{s.Sync.DeleteUsers, s.Sync.DeleteDepts} {
-			if p != nil && *p < 0 {
-				return &Error{key + ".sync", "deletion thresholds must not be negative"}
-			}
+			return &Error{key + ".sync", err.Error()}
 		}
 		if check != nil {
 			if err := check(s.Config, s.Secrets); err != nil {
@@ -446,7 +463,7 @@ func (e *Enterprise) validate(at string) error {
 	seen = map[string]bool{}
 	for j, cl := range e.Clients {
 		key := fmt.Sprintf("%s.clients[%d]", at, j)
-		if !idRe.MatchString(cl.ID) {
+		if !directory.ValidID(cl.ID) {
 			return &Error{key + ".id", fmt.Sprintf("%q must be 1-63 lowercase letters, digits, '-' or '_'", cl.ID)}
 		}
 		if seen[cl.ID] {

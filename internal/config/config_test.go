@@ -149,3 +149,27 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatalf("example config declares no enterprise, source or client: %+v", c.Enterprises)
 	}
 }
+
+// The sync rules are the directory's (one set of rules), reported under the config's keys.
+func TestSyncRulesAreTheDirectorys(t *testing.T) {
+	src := "enterprises:\n- id: demo\n  sources:\n  - id: l\n    kind: local\n    sync: "
+	for _, tc := range []struct{ sync, key, reason string }{
+		{"{cycle_hours: 25}", "sync.cycle_hours", "between 1 and 24"},
+		{"{match_by: name}", "sync.match_by", "userid, email or mobile"},
+		{"{verify_at: '25:99'}", "sync.verify_at", "time of day"},
+		{"{delete_users_threshold: -1}", "sync.delete_users_threshold", "must not be negative"},
+		{"{delete_departments_threshold: -1}", "sync.delete_departments_threshold", "must not be negative"},
+	} {
+		_, err := Load(write(t, src+tc.sync+"\n"), noEnv, Overrides{})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != "enterprises[0].sources[0]."+tc.key || !strings.Contains(ce.Reason, tc.reason) {
+			t.Errorf("%s: got %v; want key …%s, reason containing %q", tc.sync, err, tc.key, tc.reason)
+		}
+	}
+	if _, err := Load(write(t, src+"{cycle_hours: 24, match_by: email, verify_at: '03:30'}\n"), noEnv, Overrides{}); err != nil {
+		t.Fatalf("valid sync settings: %v", err)
+	}
+	if _, err := Load(write(t, "enterprises:\n- id: Demo\n"), noEnv, Overrides{}); err == nil {
+		t.Fatal("an enterprise ID the directory refuses was accepted")
+	}
+}

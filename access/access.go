@@ -19,6 +19,7 @@ import (
 // part in it (they register as session participants), so their relying parties hear at once.
 type Sessions interface {
 	RevokeUser(ctx context.Context, enterpriseID, userID string) (int, error)
+	RevokeUserSource(ctx context.Context, enterpriseID, userID, sourceID string) (int, error)
 }
 
 // TokenHolders hear that a person's refresh tokens were revoked: relying parties that held one
@@ -83,4 +84,44 @@ func (s *Service) EndUser(ctx context.Context, enterpriseID, userID string, why 
 		errs = append(errs, fmt.Errorf("audit: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// LeftSource is the reason sync and events give when a person's link to one source is removed
+// while other sources still know them.
+var LeftSource = Reason{Actor: "sync", Text: "user removed from the login source"}
+
+// EndUserSource ends what one identity source granted a person who is no longer linked to it
+// (removed upstream while other sources still know them): the SSO sessions opened through it
+// (each one's participants told) and the refresh tokens whose grant began with a login through
+// it, with an audit record. What other sources granted stays.
+func (s *Service) EndUserSource(ctx context.Context, enterpriseID, userID, sourceID string, why Reason) error {
+	var errs []error
+	sessions, err := s.Sessions.RevokeUserSource(ctx, enterpriseID, userID, sourceID)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("end sessions: %w", err))
+	}
+	tokens, err := s.Store.RevokeUserSourceRefreshTokens(ctx, enterpriseID, userID, sourceID, s.now())
+	if err != nil {
+		errs = append(errs, fmt.Errorf("revoke refresh tokens: %w", err))
+	}
+	outcome := "ok"
+	if len(errs) > 0 {
+		outcome = "error"
+	}
+	detail, _ := json.Marshal(map[string]int{"sessions": sessions, "refresh_tokens": tokens})
+	if err := s.Store.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke_source", Actor: why.Actor,
+		UserID: userID, SourceID: sourceID, Outcome: outcome, Reason: why.Text, Detail: detail}); err != nil {
+		errs = append(errs, fmt.Errorf("audit: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// UserDeparted implements dirsync.Access: the person can no longer log on at all.
+func (s *Service) UserDeparted(ctx context.Context, enterpriseID, userID string) error {
+	return s.EndUser(ctx, enterpriseID, userID, Departed)
+}
+
+// UserLeftSource implements dirsync.Access: the person's link to the source is gone.
+func (s *Service) UserLeftSource(ctx context.Context, enterpriseID, userID, sourceID string) error {
+	return s.EndUserSource(ctx, enterpriseID, userID, sourceID, LeftSource)
 }

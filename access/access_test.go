@@ -20,6 +20,11 @@ type fakeSessions struct {
 	err   error
 }
 
+func (f *fakeSessions) RevokeUserSource(_ context.Context, ent, uid, src string) (int, error) {
+	f.ended = append(f.ended, ent+"/"+uid+"@"+src)
+	return 1, f.err
+}
+
 func (f *fakeSessions) RevokeUser(_ context.Context, ent, uid string) (int, error) {
 	f.ended = append(f.ended, ent+"/"+uid)
 	return 2, f.err

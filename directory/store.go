@@ -72,6 +72,9 @@ type Store interface {
 	RotateRefreshToken(ctx context.Context, id string, at time.Time) error
 	RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) (int, error)
 	RevokeUserRefreshTokens(ctx context.Context, enterpriseID, userID string, at time.Time) (int, error)
+	// RevokeUserSourceRefreshTokens revokes a user's refresh tokens whose grant began with a login
+	// through one source, and returns how many.
+	RevokeUserSourceRefreshTokens(ctx context.Context, enterpriseID, userID, sourceID string, at time.Time) (int, error)
 	// RefreshTokenClients lists the clients holding live (unrevoked, unexpired) refresh tokens of
 	// a user: the relying parties to tell when the user departs.
 	RefreshTokenClients(ctx context.Context, enterpriseID, userID string, now time.Time) ([]string, error)

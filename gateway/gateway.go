@@ -138,9 +138,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	g.Sync = &dirsync.Engine{Store: g.Store, State: g.State, Log: log, Retention: cfg.SyncRecordRetention.D(),
 		Open: func(ctx context.Context, src *directory.IdentitySource) (federation.DirectoryReader, error) {
 			return connectors.Reader(string(src.Kind), src.Config, src.Secrets)
-		},
-		Revoke: func(ctx context.Context, ent, uid string) error {
-			return g.Access.EndUser(ctx, ent, uid, access.Departed)
 		}}
 	if g.pages, err = templates.Parse(); err != nil {
 		return nil, fmt.Errorf("parse templates: %w", err)
@@ -169,6 +166,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	// A person who may no longer have access (departed, disabled, removed upstream) loses it
 	// through one service: sessions (and so their participants), refresh tokens and their holders.
 	g.Access = &access.Service{Store: g.Store, Sessions: g.Sessions, Holders: []access.TokenHolders{g.OIDC}}
+	g.Sync.Access = g.Access
 	g.reportCallbackDomains(ctx)
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.routes()

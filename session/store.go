@@ -224,6 +224,54 @@ func (s *Store) RevokeUser(ctx context.Context, ent, uid string) (int, error) {
 	return ended, nil
 }
 
+// RevokeUserSource ends the sessions of a user that were opened through one identity source (a
+// person who left that source keeps what other sources granted) and returns how many it ended.
+func (s *Store) RevokeUserSource(ctx context.Context, ent, uid, source string) (int, error) {
+	key := userIndexKey(ent, uid)
+	lease, err := s.lockIndex(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+	b, err := s.State.Get(ctx, key)
+	if errors.Is(err, state.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("session store: %w", err)
+	}
+	var ids, kept []string
+	_ = json.Unmarshal(b, &ids)
+	ended := 0
+	for _, id := range slices.Compact(ids) {
+		raw, err := s.State.Get(ctx, sessionKey(id))
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return ended, fmt.Errorf("session store: %w", err)
+		}
+		var sess Session
+		if json.Unmarshal(raw, &sess) == nil && sess.Source != source {
+			kept = append(kept, id)
+			continue
+		}
+		if raw, err := s.State.Take(ctx, sessionKey(id)); err == nil {
+			ended++
+			s.ended(ctx, raw)
+		}
+	}
+	if len(kept) == 0 {
+		return ended, s.State.Delete(ctx, key)
+	}
+	nb, _ := json.Marshal(kept)
+	ttl := s.Absolute
+	if ttl <= 0 {
+		ttl = 30 * 24 * time.Hour
+	}
+	return ended, s.State.Put(ctx, key, nb, ttl)
+}
+
 // ended tells the participants of an ended session (b as stored).
 func (s *Store) ended(ctx context.Context, b []byte) {
 	if len(s.participants) == 0 {

@@ -72,13 +72,11 @@ func run(n int, rate float64) error {
 	}
 	var mu sync.Mutex
 	revoked := map[string]time.Time{}
-	orig := gw.Sync.Revoke
-	gw.Sync.Revoke = func(ctx context.Context, ent, uid string) error {
+	gw.Sync.Access = &timedAccess{Access: gw.Sync.Access, at: func(uid string) {
 		mu.Lock()
 		revoked[uid] = time.Now()
 		mu.Unlock()
-		return orig(ctx, ent, uid)
-	}
+	}}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go gw.Serve(sctx, ln)
@@ -176,4 +174,15 @@ func run(n int, rate float64) error {
 	}
 	fmt.Printf("burst of %d departures: all applied and revoked in %v: %.0f events/s\n", n, total.Round(time.Millisecond), float64(n)/total.Seconds())
 	return nil
+}
+
+// timedAccess notes when each departure reached the access lifecycle.
+type timedAccess struct {
+	dirsync.Access
+	at func(uid string)
+}
+
+func (t *timedAccess) UserDeparted(ctx context.Context, ent, uid string) error {
+	t.at(uid)
+	return t.Access.UserDeparted(ctx, ent, uid)
 }

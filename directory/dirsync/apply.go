@@ -8,12 +8,13 @@ import (
 	"github.com/qiao-gateway/qiao/directory"
 )
 
-// apply writes the plan in one transaction, with its records, and returns the users to revoke.
-func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, progress func(int)) ([]string, error) {
-	var departed []string
+// apply writes the plan in one transaction, with its records, and returns whose access it took
+// away: users who departed, and users who left the source but stay through another.
+func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, progress func(int)) (lostAccess, error) {
+	var lost lostAccess
 	total := len(p.Depts) + len(p.Users)
 	err := e.Store.InTx(ctx, func(tx directory.Store) error {
-		departed = departed[:0]
+		lost = lostAccess{}
 		var recs []*directory.SyncRecord
 		flush := func() error {
 			if len(recs) == 0 {
@@ -88,6 +89,8 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 				} else {
 					uc.After = uc.Before
 					uc.Departs = false
+					// Still known elsewhere: only what this source granted ends.
+					lost.left = append(lost.left, uc.Before.ID)
 				}
 			}
 			rec.LocalBefore, rec.LocalAfter = linkJSON(uc.Before, uc.LinkBefore), linkJSON(uc.After, uc.LinkAfter)
@@ -96,7 +99,7 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 			}
 			recs = append(recs, rec)
 			if uc.Departs && uc.Before != nil {
-				departed = append(departed, uc.Before.ID)
+				lost.departed = append(lost.departed, uc.Before.ID)
 			}
 			if err := step(); err != nil {
 				return err
@@ -120,7 +123,7 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 		return flush()
 	})
 	if err != nil {
-		return nil, err
+		return lostAccess{}, err
 	}
-	return departed, nil
+	return lost, nil
 }

@@ -39,6 +39,7 @@ type env struct {
 	dURL    string
 	mu      sync.Mutex
 	revoked []string
+	left    []string // "source/user" of users who left a source but stay through another
 	dsn     string
 }
 
@@ -71,12 +72,7 @@ func newEnv(t *testing.T, users int) *env {
 	t.Cleanup(func() { st.Close() })
 	e.eng = &Engine{Store: e.store, State: st, Open: func(ctx context.Context, src *directory.IdentitySource) (federation.DirectoryReader, error) {
 		return connectors.Reader(string(src.Kind), src.Config, src.Secrets)
-	}, Revoke: func(ctx context.Context, ent, uid string) error {
-		e.mu.Lock()
-		e.revoked = append(e.revoked, uid)
-		e.mu.Unlock()
-		return nil
-	}}
+	}, Access: (*recordAccess)(e)}
 	if err := e.store.PutEnterprise(e.ctx, &directory.Enterprise{ID: "acme", Name: "Acme"}); err != nil {
 		t.Fatal(err)
 	}
@@ -487,5 +483,47 @@ func TestEventForAUserGoneUpstreamIsARecordedNoOp(t *testing.T) {
 	evs, _ = e.store.ListSourceEvents(e.ctx, "acme", "wecom", 1)
 	if evs[0].Status != directory.EventFailed || evs[0].Error == "" {
 		t.Fatalf("malformed event = %+v", evs[0])
+	}
+}
+
+// recordAccess records what the engine tells Access.
+type recordAccess env
+
+func (r *recordAccess) UserDeparted(_ context.Context, _, uid string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.revoked = append(r.revoked, uid)
+	return nil
+}
+
+func (r *recordAccess) UserLeftSource(_ context.Context, _, uid, src string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.left = append(r.left, src+"/"+uid)
+	return nil
+}
+
+// A person removed from one source while another still links them stays active, and Access hears
+// that they left that source (what it granted ends), not that they departed.
+func TestLeavingOneSourceEndsOnlyWhatItGranted(t *testing.T) {
+	e := newEnv(t, 40)
+	e.run("wecom")
+	e.run("dingtalk")
+	zs := e.user("zhangsan")
+	if links, _ := e.store.LinksOfUser(e.ctx, "acme", zs.ID); len(links) != 2 {
+		t.Fatalf("zhangsan has %d links, want wecom and dingtalk", len(links))
+	}
+	e.ctl(e.wURL, "DELETE", "/_sim/users/zhangsan", "")
+	e.run("wecom")
+	if u := e.user("zhangsan"); u.Status != directory.UserActive {
+		t.Fatalf("zhangsan is %s after leaving WeCom only", u.Status)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !slices.Contains(e.left, "wecom/"+zs.ID) {
+		t.Fatalf("Access was not told that zhangsan left wecom: left %v", e.left)
+	}
+	if slices.Contains(e.revoked, zs.ID) {
+		t.Fatal("zhangsan was revoked everywhere though DingTalk still links him")
 	}
 }

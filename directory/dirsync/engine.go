@@ -21,15 +21,49 @@ type Engine struct {
 	Store directory.Store
 	State state.Store
 	Open  Opener
-	// Revoke ends the sessions and refresh tokens of a user who can no longer log on. It is called
-	// after the apply commits, once per departed, disabled or removed user.
-	Revoke    func(ctx context.Context, enterpriseID, userID string) error
+	// Access is told, after the apply commits, whose access a task took away (access.Service in
+	// production; nil in tests that only look at the directory).
+	Access    Access
 	Log       *slog.Logger
 	Retention time.Duration // sync records older than this are deleted after each task
 	LockTTL   time.Duration
 	Now       func() time.Time // the clock of task times (default time.Now)
 	// beforeApply is a test hook run inside the apply transaction after half the writes.
 	midApply func() error
+}
+
+// Access ends access elsewhere in qiao when sync takes it away.
+type Access interface {
+	// UserDeparted: the person can no longer log on at all (departed, disabled, removed upstream
+	// and linked nowhere else).
+	UserDeparted(ctx context.Context, enterpriseID, userID string) error
+	// UserLeftSource: the person's link to the source is gone while other sources still know
+	// them; what that source granted ends.
+	UserLeftSource(ctx context.Context, enterpriseID, userID, sourceID string) error
+}
+
+// lostAccess is what one apply took away.
+type lostAccess struct {
+	departed []string // users who can no longer log on
+	left     []string // users whose link to the task's source was removed, other links remaining
+}
+
+// endAccess tells Access what the committed apply took away.
+func (e *Engine) endAccess(ctx context.Context, ent, srcID string, lost lostAccess) {
+	if e.Access == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, uid := range lost.departed {
+		if err := e.Access.UserDeparted(ctx, ent, uid); err != nil {
+			e.log().Error("end a departed user's access", "enterprise", ent, "user", uid, "err", err)
+		}
+	}
+	for _, uid := range lost.left {
+		if err := e.Access.UserLeftSource(ctx, ent, uid, srcID); err != nil {
+			e.log().Error("end what a source granted a user who left it", "enterprise", ent, "source", srcID, "user", uid, "err", err)
+		}
+	}
 }
 
 // Options tune one run.
@@ -203,20 +237,13 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 		}
 	}
 	progress(Progress{Phase: "apply", Depts: len(depts), Users: len(up), Planned: len(plan.Depts) + len(plan.Users)})
-	departed, err := e.apply(ctx, task, plan, func(n int) {
+	lost, err := e.apply(ctx, task, plan, func(n int) {
 		progress(Progress{Phase: "apply", Depts: len(depts), Users: len(up), Planned: len(plan.Depts) + len(plan.Users), Applied: n})
 	})
 	if err != nil {
 		return fail(fmt.Errorf("apply (rolled back, nothing changed): %w", err))
 	}
-	for _, uid := range departed {
-		if e.Revoke == nil {
-			break
-		}
-		if err := e.Revoke(context.WithoutCancel(ctx), ent, uid); err != nil {
-			e.log().Error("revoke a departed user's sessions", "enterprise", ent, "user", uid, "err", err)
-		}
-	}
+	e.endAccess(ctx, ent, src.ID, lost)
 	if e.Retention > 0 {
 		if n, err := e.Store.DeleteSyncTasksBefore(ctx, time.Now().Add(-e.Retention)); err != nil {
 			e.log().Warn("delete old sync records", "err", err)

@@ -157,17 +157,11 @@ func (e *Engine) RunEvent(ctx context.Context, se *directory.SourceEvent) (*dire
 	if plan.Empty() {
 		return finish(directory.TaskSucceeded, "", counts)
 	}
-	departed, err := e.apply(ctx, task, plan, func(int) {})
+	lost, err := e.apply(ctx, task, plan, func(int) {})
 	if err != nil {
 		return finish(directory.TaskFailed, "apply (rolled back): "+err.Error(), counts)
 	}
-	for _, uid := range departed {
-		if e.Revoke != nil {
-			if err := e.Revoke(context.WithoutCancel(ctx), src.EnterpriseID, uid); err != nil {
-				e.log().Error("revoke a departed user's sessions", "enterprise", src.EnterpriseID, "user", uid, "err", err)
-			}
-		}
-	}
+	e.endAccess(ctx, src.EnterpriseID, src.ID, lost)
 	return finish(directory.TaskSucceeded, "", counts)
 }
 

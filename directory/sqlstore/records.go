@@ -99,6 +99,13 @@ func (s *Store) RevokeUserRefreshTokens(ctx context.Context, ent, userID string,
 	return rowsAffected(res, err, "revoke user refresh tokens")
 }
 
+// RevokeUserSourceRefreshTokens implements directory.Store.
+func (s *Store) RevokeUserSourceRefreshTokens(ctx context.Context, ent, userID, sourceID string, at time.Time) (int, error) {
+	res, err := s.q.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $4 WHERE enterprise_id = $1 AND user_id = $2 AND source_id = $3 AND revoked_at = 0`,
+		ent, userID, sourceID, ms(at))
+	return rowsAffected(res, err, "revoke user source refresh tokens")
+}
+
 // RefreshTokenClients implements directory.Store.
 func (s *Store) RefreshTokenClients(ctx context.Context, ent, userID string, now time.Time) ([]string, error) {
 	rows, err := s.q.QueryContext(ctx, `SELECT DISTINCT client_id FROM refresh_tokens

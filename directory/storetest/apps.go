@@ -112,4 +112,22 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 	if n, err := s.DeleteExpiredRefreshTokens(ctx, now); err != nil || n != 1 {
 		t.Fatalf("DeleteExpiredRefreshTokens = %d, %v", n, err)
 	}
+	// By source: only the grants that began with a login through that source end.
+	for _, tok := range []*directory.RefreshToken{mk("s1", "g1", "u4", now.Add(time.Hour)), mk("s2", "g2", "u4", now.Add(time.Hour))} {
+		if tok.ID == "s2" {
+			tok.SourceID = "dingtalk"
+		}
+		if err := s.CreateRefreshToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.RevokeUserSourceRefreshTokens(ctx, "acme", "u4", "wecom", now); err != nil || n != 1 {
+		t.Fatalf("RevokeUserSourceRefreshTokens = %d, %v", n, err)
+	}
+	if got, _ := s.GetRefreshToken(ctx, "s1"); got.RevokedAt.IsZero() {
+		t.Fatal("the wecom grant survived")
+	}
+	if got, _ := s.GetRefreshToken(ctx, "s2"); !got.RevokedAt.IsZero() {
+		t.Fatal("the dingtalk grant was revoked with the wecom one")
+	}
 }

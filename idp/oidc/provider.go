@@ -359,7 +359,7 @@ func (p *Provider) needsLogin(ctx context.Context, ar *authRequest, sess *sessio
 		return "no session"
 	}
 	uid := sess.User
-	if err := p.st.activeUser(ctx, uid); err != nil {
+	if err := p.st.activeUser(ctx, uid, sess.Source); err != nil {
 		return "the account is not active"
 	}
 	if ar.HintSubject != "" && ar.HintSubject != uid {

@@ -114,7 +114,7 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 		s.revokeGrant(ctx, rt.FamilyID, "rotated refresh token presented again")
 		return nil, op.ErrInvalidRefreshToken
 	}
-	if err := s.activeUser(ctx, rt.UserID); err != nil {
+	if err := s.activeUser(ctx, rt.UserID, rt.SourceID); err != nil {
 		return nil, op.ErrInvalidRefreshToken
 	}
 	return &refreshRequest{rt: rt, current: rt.Scopes}, nil
@@ -188,14 +188,18 @@ func (s *storage) accessTokenByID(ctx context.Context, id, subject string) (*acc
 		return nil, errors.New("token revoked")
 	}
 	if at.User {
-		if err := s.activeUser(ctx, at.Subject); err != nil {
+		if err := s.activeUser(ctx, at.Subject, at.Source); err != nil {
 			return nil, err
 		}
 	}
 	return &at, nil
 }
 
-func (s *storage) activeUser(ctx context.Context, uid string) error {
+// activeUser checks that the person may still use what a login through source granted: they are
+// active, and, when the source is known, still linked to it. A person removed from one source
+// keeps what other sources granted, not what that one did — whichever path removed the link
+// (full sync, event, userid change), and before any revocation has run.
+func (s *storage) activeUser(ctx context.Context, uid, source string) error {
 	u, err := s.p.Store.GetUser(ctx, s.ent(ctx), uid)
 	if err != nil {
 		return fmt.Errorf("user %s: %w", uid, err)
@@ -203,5 +207,17 @@ func (s *storage) activeUser(ctx context.Context, uid string) error {
 	if u.Status != directory.UserActive {
 		return fmt.Errorf("user %s is %s", uid, u.Status)
 	}
-	return nil
+	if source == "" {
+		return nil
+	}
+	links, err := s.p.Store.LinksOfUser(ctx, s.ent(ctx), uid)
+	if err != nil {
+		return fmt.Errorf("user %s: %w", uid, err)
+	}
+	for _, l := range links {
+		if l.SourceID == source {
+			return nil
+		}
+	}
+	return fmt.Errorf("user %s is no longer linked to source %s", uid, source)
 }

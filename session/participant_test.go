@@ -60,3 +60,27 @@ func TestParticipants(t *testing.T) {
 		t.Fatalf("revoke = %d, %v; heard %d", n, err, len(a.ended))
 	}
 }
+
+// TestRevokeUserSource ends only the sessions opened through the given source; the others stay
+// live and still indexed, so a later RevokeUser ends them.
+func TestRevokeUserSource(t *testing.T) {
+	st := state.NewMemory()
+	defer st.Close()
+	s := &Store{State: st, CookieName: "qiao_sso", Idle: time.Hour}
+	a := &recorder{name: "a"}
+	s.Register(a)
+	for _, src := range []string{"wecom", "dingtalk", "wecom"} {
+		request(t, s, nil, func(v *Session) { v.Enterprise, v.User, v.Source = "demo", "u1", src })
+	}
+	if n, err := s.RevokeUserSource(context.Background(), "demo", "u1", "wecom"); err != nil || n != 2 {
+		t.Fatalf("RevokeUserSource = %d, %v; want the two wecom sessions", n, err)
+	}
+	for _, e := range a.ended {
+		if e.Source != "wecom" {
+			t.Fatalf("a %s session was ended", e.Source)
+		}
+	}
+	if n, err := s.RevokeUser(context.Background(), "demo", "u1"); err != nil || n != 1 || a.ended[2].Source != "dingtalk" {
+		t.Fatalf("RevokeUser after = %d, %v; want the dingtalk session", n, err)
+	}
+}

@@ -396,6 +396,12 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
 	id, err := login.Exchange(ctx, code, p.InApp)
+	if errors.Is(err, federation.ErrExternalContact) {
+		b.audit(r, src, "", "login.failure", "an external contact, not a member of the organisation")
+		b.fail(w, r, http.StatusForbidden, "external contact", pages.Text2{"这个账号是本企业的外部联系人，不是企业成员，无法登录。", "This account is an external contact of the organisation, not a member, and cannot sign in."},
+			pages.Text2{"平台把登录的人识别为外部联系人（contact_type 1）；只有通讯录中的成员可以登录。", "The platform reports the person as an external contact (contact_type 1); only members in the directory can sign in."}, ent)
+		return
+	}
 	if errors.Is(err, federation.ErrNotMember) {
 		b.audit(r, src, "", "login.failure", "not a member of the organisation")
 		b.fail(w, r, http.StatusForbidden, "not a member", pages.Text2{"这个账号不属于本企业。", "This account is not a member of the organisation."},

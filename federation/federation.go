@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
 	"time"
@@ -141,6 +142,11 @@ type Identity struct {
 
 // ErrNotMember means the person who logged in upstream is not a member of the source's corp.
 var ErrNotMember = errors.New("the person is not a member of this organisation")
+
+// ErrExternalContact means the person is known to the source's corp only as an external contact
+// (DingTalk contact_type 1): not a member either (errors.Is it ErrNotMember), but worth telling
+// apart in the audit log and on the page.
+var ErrExternalContact = fmt.Errorf("%w: an external contact of the organisation", ErrNotMember)
 
 // Login is a platform's login: the URL that starts it and the exchange of the code it returns.
 type Login interface {

@@ -280,6 +280,14 @@ func TestWeComInAppAndDingTalkLogin(t *testing.T) {
 	if status, page, _ := newBrowser(t).get(w.base+"/login/e/demo/s/dingtalk", "@outsider"); status != 403 || !strings.Contains(page, "不属于本企业") {
 		t.Fatalf("DingTalk outsider: %d", status)
 	}
+	// An external contact of the org is refused as a non-member, with its own words and audit reason.
+	if status, page, _ := newBrowser(t).get(w.base+"/login/e/demo/s/dingtalk", "@external"); status != 403 || !strings.Contains(page, "外部联系人") {
+		t.Fatalf("DingTalk external contact: %d", status)
+	}
+	if ev, _ := w.gw.Store.ListAuditEvents(w.ctx, directory.AuditQuery{EnterpriseID: "demo", Kind: "login.failure"}); len(ev) == 0 ||
+		ev[0].Reason != "an external contact, not a member of the organisation" || ev[0].SourceID != "dingtalk" {
+		t.Fatalf("external contact audit = %+v", ev[:min(1, len(ev))])
+	}
 	// Inside the DingTalk app: the H5 free-login page, then the code dd.requestAuthCode gives.
 	h5 := newBrowser(t)
 	h5.ua = "Mozilla/5.0 (iPhone) AliApp(DingTalk/7.0.10) com.laiwang.DingTalk"

@@ -86,13 +86,17 @@ func (c *Client) Exchange(ctx context.Context, code string) (*federation.Identit
 		return nil, err
 	}
 	var by struct {
-		UserID string `json:"userid"`
+		UserID      string `json:"userid"`
+		ContactType int    `json:"contact_type"` // 0 a member, 1 an external contact
 	}
 	if err := c.OAPI(ctx, "user/getbyunionid", map[string]string{"unionid": me.UnionID}, &by); err != nil {
 		if errors.Is(err, federation.ErrNotFound) {
 			return nil, federation.ErrNotMember
 		}
 		return nil, err
+	}
+	if by.ContactType != 0 {
+		return nil, federation.ErrExternalContact
 	}
 	attrs := map[string]string{}
 	for k, v := range map[string]string{"name": me.Nick, "mobile": me.Mobile, "email": me.Email} {

@@ -29,8 +29,12 @@ func TestBrowserAndInAppLogin(t *testing.T) {
 	if err != nil || id.UserID != "zhangsan" || id.UnionID == "" || id.Attrs["name"] != "张三" {
 		t.Fatalf("identity = %+v %v", id, err)
 	}
-	if _, err := c.Exchange(context.Background(), scan("@outsider")); !errors.Is(err, federation.ErrNotMember) {
+	if _, err := c.Exchange(context.Background(), scan("@outsider")); !errors.Is(err, federation.ErrNotMember) || errors.Is(err, federation.ErrExternalContact) {
 		t.Fatalf("outsider: %v", err)
+	}
+	// An external contact (getbyunionid contact_type 1) is no member either, and said so.
+	if _, err := c.Exchange(context.Background(), scan("@external")); !errors.Is(err, federation.ErrExternalContact) || !errors.Is(err, federation.ErrNotMember) {
+		t.Fatalf("external contact: %v", err)
 	}
 	code := scan("zhangsan")
 	c.Exchange(context.Background(), code)

@@ -342,6 +342,10 @@ func (s *Sim) getByUnionID(w http.ResponseWriter, r *http.Request, c *cred, b ma
 		s.oapiErr(w, 40035, "参数非法: unionid")
 		return
 	}
+	if ext, ok := s.externals.Load(union); ok {
+		oapiOK(w, map[string]any{"contact_type": 1, "userid": ext})
+		return
+	}
 	o := s.cfg.Org
 	o.RLock()
 	defer o.RUnlock()

@@ -91,6 +91,9 @@ type Sim struct {
 	scans     *simkit.Codes[scanTicket]
 	events    *simkit.Pusher
 	limits    bool
+	// externals are the org's external contacts (外部联系人) who have logged in: unionid -> userid.
+	// getbyunionid knows them, with contact_type 1.
+	externals sync.Map
 }
 
 // New returns a simulator over cfg.Org.

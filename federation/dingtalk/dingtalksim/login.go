@@ -113,6 +113,11 @@ func (s *Sim) completeScan(w http.ResponseWriter, r *http.Request, t scanTicket,
 		// Someone with a DingTalk account who is not in this org: they get a unionid that
 		// getbyunionid does not know.
 		g = userToken{UnionID: "outsider" + simkit.Token(8), Nick: "外部人员"}
+	case "@external":
+		// An external contact of this org (a supplier, say): getbyunionid knows them, as
+		// contact_type 1, but they are not a member.
+		g = userToken{UnionID: "external" + simkit.Token(8), Nick: "外部联系人"}
+		s.externals.Store(g.UnionID, "ext_"+simkit.Token(6))
 	default:
 		o := s.cfg.Org
 		o.RLock()

@@ -61,6 +61,14 @@ func TestBrowserLogin(t *testing.T) {
 	_, m = f.do("POST", "/v1.0/oauth2/userAccessToken", map[string]string{"clientId": appKey, "clientSecret": appSecret, "code": u.Query().Get("code"), "grantType": "authorization_code"}, nil)
 	_, me = f.do("GET", "/v1.0/contact/users/me", nil, map[string]string{"x-acs-dingtalk-access-token": m["accessToken"].(string)})
 	expect(t, f.oapi(apptok, "user/getbyunionid", map[string]any{"unionid": me["unionId"]}), 60121, "outsider's unionid")
+	// An external contact of the org: getbyunionid knows them, as contact_type 1.
+	_, u = f.login(base + "&sim_user=@external")
+	_, m = f.do("POST", "/v1.0/oauth2/userAccessToken", map[string]string{"clientId": appKey, "clientSecret": appSecret, "code": u.Query().Get("code"), "grantType": "authorization_code"}, nil)
+	_, me = f.do("GET", "/v1.0/contact/users/me", nil, map[string]string{"x-acs-dingtalk-access-token": m["accessToken"].(string)})
+	ext := f.oapi(apptok, "user/getbyunionid", map[string]any{"unionid": me["unionId"]})
+	if res, _ := ext["result"].(map[string]any); errcode(ext) != 0 || res["contact_type"] != float64(1) || res["userid"] == "" {
+		t.Fatalf("external contact's getbyunionid = %v", ext)
+	}
 	// Declined: error and state, no code.
 	_, u = f.login(base + "&sim_user=@deny")
 	if u.Query().Get("error") == "" || u.Query().Get("code") != "" || u.Query().Get("state") != "xyz" {

@@ -74,13 +74,18 @@ func (s *Service) EndUser(ctx context.Context, enterpriseID, userID string, why 
 	for _, h := range s.Holders {
 		h.UserDeparted(ctx, enterpriseID, userID, holders)
 	}
-	outcome := "ok"
+	return s.audit(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke", UserID: userID}, why, sessions, tokens, errs)
+}
+
+// audit records what ending access did (ev carries who and where) and returns the steps' errors
+// with the audit's own.
+func (s *Service) audit(ctx context.Context, ev *directory.AuditEvent, why Reason, sessions, tokens int, errs []error) error {
+	ev.Actor, ev.Reason, ev.Outcome = why.Actor, why.Text, "ok"
 	if len(errs) > 0 {
-		outcome = "error"
+		ev.Outcome = "error"
 	}
-	detail, _ := json.Marshal(map[string]int{"sessions": sessions, "refresh_tokens": tokens})
-	if err := s.Store.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke", Actor: why.Actor,
-		UserID: userID, Outcome: outcome, Reason: why.Text, Detail: detail}); err != nil {
+	ev.Detail, _ = json.Marshal(map[string]int{"sessions": sessions, "refresh_tokens": tokens})
+	if err := s.Store.AddAuditEvent(ctx, ev); err != nil {
 		errs = append(errs, fmt.Errorf("audit: %w", err))
 	}
 	return errors.Join(errs...)
@@ -104,16 +109,8 @@ func (s *Service) EndUserSource(ctx context.Context, enterpriseID, userID, sourc
 	if err != nil {
 		errs = append(errs, fmt.Errorf("revoke refresh tokens: %w", err))
 	}
-	outcome := "ok"
-	if len(errs) > 0 {
-		outcome = "error"
-	}
-	detail, _ := json.Marshal(map[string]int{"sessions": sessions, "refresh_tokens": tokens})
-	if err := s.Store.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke_source", Actor: why.Actor,
-		UserID: userID, SourceID: sourceID, Outcome: outcome, Reason: why.Text, Detail: detail}); err != nil {
-		errs = append(errs, fmt.Errorf("audit: %w", err))
-	}
-	return errors.Join(errs...)
+	return s.audit(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke_source", UserID: userID, SourceID: sourceID},
+		why, sessions, tokens, errs)
 }
 
 // UserDeparted implements dirsync.Access: the person can no longer log on at all.

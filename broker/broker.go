@@ -512,34 +512,36 @@ func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 	ipKey := "pwip:" + hashKey(b.ip(r))
 	userKey := "pwuser:" + hashKey(src.EnterpriseID, strings.ToLower(username))
 	wrong := pages.Text2{"用户名或密码错误。", "Wrong username or password."}.In(t)
-	tooMany := pages.Text2{"尝试次数过多，请 15 分钟后再试。", "Too many attempts; try again in 15 minutes."}.In(t)
 	// Every attempt reserves its place in both counters before the password is checked: reading
 	// a counter first and adding a failure after the (slow) check let 60 concurrent guesses
 	// through where 5 were allowed. A reservation is given back only by a success, so at most the
 	// limit of attempts per window is ever checked, however many arrive at once.
-	nIP, err := b.State.Incr(ctx, ipKey, LockoutWindow)
-	if err != nil {
+	unavailable := func(err error) {
 		b.fail(w, r, http.StatusServiceUnavailable, "state unavailable", pages.Text2{"登录服务暂时不可用，请稍后再试。", "Sign-in is unavailable right now; try again shortly."},
 			pages.Text2{"状态存储（state）不可用。", "The state store does not answer."}, src.EnterpriseID, "err", err)
+	}
+	tooMany := func(reason string) {
+		b.audit(r, src, "", "login.failure", reason)
+		w.Header().Set("Retry-After", strconv.Itoa(int(LockoutWindow.Seconds())))
+		b.passwordForm(w, r, src, ret, username, pages.Text2{"尝试次数过多，请 15 分钟后再试。", "Too many attempts; try again in 15 minutes."}.In(t), http.StatusTooManyRequests)
+	}
+	nIP, err := b.State.Incr(ctx, ipKey, LockoutWindow)
+	if err != nil {
+		unavailable(err)
 		return
 	}
 	if nIP > MaxIPFailures {
-		b.audit(r, src, "", "login.failure", "password: too many failures from this IP")
-		w.Header().Set("Retry-After", strconv.Itoa(int(LockoutWindow.Seconds())))
-		b.passwordForm(w, r, src, ret, username, tooMany, http.StatusTooManyRequests)
+		tooMany("password: too many failures from this IP")
 		return
 	}
 	nUser, err := b.State.Incr(ctx, userKey, LockoutWindow)
 	if err != nil || nUser > MaxUserFailures {
 		_, _ = b.State.Decr(ctx, ipKey) // the IP's attempt was not checked
 		if err != nil {
-			b.fail(w, r, http.StatusServiceUnavailable, "state unavailable", pages.Text2{"登录服务暂时不可用，请稍后再试。", "Sign-in is unavailable right now; try again shortly."},
-				pages.Text2{"状态存储（state）不可用。", "The state store does not answer."}, src.EnterpriseID, "err", err)
-			return
+			unavailable(err)
+		} else {
+			tooMany("password: account locked after repeated failures")
 		}
-		b.audit(r, src, "", "login.failure", "password: account locked after repeated failures")
-		w.Header().Set("Retry-After", strconv.Itoa(int(LockoutWindow.Seconds())))
-		b.passwordForm(w, r, src, ret, username, tooMany, http.StatusTooManyRequests)
 		return
 	}
 	var u *directory.User

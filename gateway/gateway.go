@@ -24,10 +24,8 @@ import (
 
 	"github.com/qiao-gateway/qiao/access"
 	"github.com/qiao-gateway/qiao/broker"
-	"github.com/qiao-gateway/qiao/declare"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
-	"github.com/qiao-gateway/qiao/directory/sqlstore"
 	"github.com/qiao-gateway/qiao/federation"
 	"github.com/qiao-gateway/qiao/federation/connectors"
 	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
@@ -105,18 +103,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			g.Close()
 		}
 	}()
-	if g.Box, err = openMasterKey(cfg, log); err != nil {
+	st, box, err := openStore(ctx, cfg, log, false)
+	if err != nil {
 		return nil, err
 	}
-	st, err := sqlstore.Open(ctx, cfg.Storage, g.Box)
-	if err != nil {
-		fix := "check the storage setting and that the database server is running"
-		if errors.Is(err, sqlstore.ErrWrongMasterKey) {
-			fix = "start with the master key this database was created with (master_key, QIAO_MASTER_KEY or DATA_DIR/master.key)"
-		}
-		return nil, &StartError{fmt.Errorf("cannot open the durable store: %w", err), fix}
-	}
-	g.Store = st
+	g.Store, g.Box = st, box
 	if g.State, err = state.Open(cfg.State); err != nil {
 		return nil, &StartError{err, "set state to memory or redis://HOST:PORT/DB"}
 	}
@@ -129,8 +120,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, &StartError{err, ""}
 	}
 	if !o.skipApply {
-		if err := declare.Apply(ctx, g.Store, cfg); err != nil {
-			return nil, &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
+		if err := applyDeclared(ctx, g.Store, cfg); err != nil {
+			return nil, err
 		}
 	}
 	g.Sessions = &session.Store{State: g.State, CookieName: "qiao_sso", Idle: cfg.SessionIdle.D(), Absolute: cfg.SessionAbsolute.D(),
@@ -173,10 +164,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	g.handler = httpx.WithRequestID(httpx.Observe(log, httpx.NewMetrics(g.Registry), httpx.ClientIP(trusted),
 		httpx.SecurityHeaders(strings.HasPrefix(cfg.ExternalURL, "https://"), g.Mux)))
 	return g, nil
-}
-
-func openMasterKey(cfg *config.Config, log *slog.Logger) (*secretbox.Box, error) {
-	return masterKey(cfg, log, true)
 }
 
 // masterKey opens the configured master key; without create, a missing key file is an error

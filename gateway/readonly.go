@@ -13,6 +13,7 @@ import (
 	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
 	idpsaml "github.com/qiao-gateway/qiao/idp/saml"
 	"github.com/qiao-gateway/qiao/internal/config"
+	"github.com/qiao-gateway/qiao/internal/secretbox"
 )
 
 // ReadOnly is a look at what a gateway has stored, for commands that only read (qiao apps,
@@ -30,20 +31,9 @@ type ReadOnly struct {
 
 // OpenReadOnly opens the configured durable store read-only.
 func OpenReadOnly(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ReadOnly, error) {
-	box, err := masterKey(cfg, log, false)
+	st, _, err := openStore(ctx, cfg, log, true)
 	if err != nil {
 		return nil, err
-	}
-	st, err := sqlstore.OpenReadOnly(ctx, cfg.Storage, box)
-	if err != nil {
-		fix := "check the storage setting and that the database server is running"
-		switch {
-		case errors.Is(err, sqlstore.ErrNoDatabase), errors.Is(err, sqlstore.ErrSchemaBehind):
-			fix = "start qiao serve, or run qiao apply, once with this configuration"
-		case errors.Is(err, sqlstore.ErrWrongMasterKey):
-			fix = "use the master key this database was created with (master_key, QIAO_MASTER_KEY or DATA_DIR/master.key)"
-		}
-		return nil, &StartError{fmt.Errorf("cannot open the durable store: %w", err), fix}
 	}
 	return &ReadOnly{Config: cfg, Store: st, Broker: &broker.Broker{ExternalURL: cfg.ExternalURL},
 		OIDC: &idpoidc.Provider{ExternalURL: cfg.ExternalURL}, SAML: &idpsaml.Provider{ExternalURL: cfg.ExternalURL}}, nil
@@ -54,17 +44,43 @@ func (r *ReadOnly) Close() error { return r.Store.Close() }
 
 // Apply opens the configured store (creating and migrating it, and the master key, when needed)
 // and writes the enterprises the config declares into it: what qiao serve does at start, without
-// serving. It reports what the store now holds of each declared enterprise.
+// serving.
 func Apply(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	box, err := openMasterKey(cfg, log)
+	st, _, err := openStore(ctx, cfg, log, false)
 	if err != nil {
 		return err
 	}
-	st, err := sqlstore.Open(ctx, cfg.Storage, box)
-	if err != nil {
-		return &StartError{fmt.Errorf("cannot open the durable store: %w", err), "check the storage setting and that the database server is running"}
-	}
 	defer st.Close()
+	return applyDeclared(ctx, st, cfg)
+}
+
+// openStore opens the master key and the durable store: read-only (nothing created, migrated or
+// generated) or for writing; its errors say what to do.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, readOnly bool) (*sqlstore.Store, *secretbox.Box, error) {
+	box, err := masterKey(cfg, log, !readOnly)
+	if err != nil {
+		return nil, nil, err
+	}
+	open := sqlstore.Open
+	if readOnly {
+		open = sqlstore.OpenReadOnly
+	}
+	st, err := open(ctx, cfg.Storage, box)
+	if err != nil {
+		fix := "check the storage setting and that the database server is running"
+		switch {
+		case errors.Is(err, sqlstore.ErrNoDatabase), errors.Is(err, sqlstore.ErrSchemaBehind):
+			fix = "start qiao serve, or run qiao apply, once with this configuration"
+		case errors.Is(err, sqlstore.ErrWrongMasterKey):
+			fix = "start with the master key this database was created with (master_key, QIAO_MASTER_KEY or DATA_DIR/master.key)"
+		}
+		return nil, nil, &StartError{fmt.Errorf("cannot open the durable store: %w", err), fix}
+	}
+	return st, box, nil
+}
+
+// applyDeclared writes the config's declarations into st, all or nothing.
+func applyDeclared(ctx context.Context, st directory.Store, cfg *config.Config) error {
 	if err := declare.Apply(ctx, st, cfg); err != nil {
 		return &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
 	}

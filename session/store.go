@@ -176,11 +176,15 @@ func (s *Store) index(ctx context.Context, ent, uid, id string) error {
 		live = live[1:]
 	}
 	b, _ := json.Marshal(live)
-	ttl := s.Absolute
-	if ttl <= 0 {
-		ttl = 30 * 24 * time.Hour
+	return s.State.Put(ctx, key, b, s.indexTTL())
+}
+
+// indexTTL outlives every session the index lists.
+func (s *Store) indexTTL() time.Duration {
+	if s.Absolute > 0 {
+		return s.Absolute
 	}
-	return s.State.Put(ctx, key, b, ttl)
+	return 30 * 24 * time.Hour
 }
 
 func (s *Store) lockIndex(ctx context.Context, key string) (state.Lease, error) {
@@ -265,11 +269,7 @@ func (s *Store) RevokeUserSource(ctx context.Context, ent, uid, source string) (
 		return ended, s.State.Delete(ctx, key)
 	}
 	nb, _ := json.Marshal(kept)
-	ttl := s.Absolute
-	if ttl <= 0 {
-		ttl = 30 * 24 * time.Hour
-	}
-	return ended, s.State.Put(ctx, key, nb, ttl)
+	return ended, s.State.Put(ctx, key, nb, s.indexTTL())
 }
 
 // ended tells the participants of an ended session (b as stored).

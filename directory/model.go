@@ -25,6 +25,7 @@ var (
 type Enterprise struct {
 	ID        string
 	Name      string
+	Managed   string // ManagedByConfig when config.yaml declares it
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -83,7 +84,14 @@ type IdentitySource struct {
 	Name         string
 	Description  string // shown as the logon title
 	Enabled      bool   // false = closed: no logon through it
-	Sync         SyncSettings
+	// Authoritative says whether leaving this source means leaving the enterprise: a person whose
+	// link to an authoritative source is removed departs entirely, whatever other sources still
+	// know them. nil means the kind's default (IsAuthoritative).
+	Authoritative *bool
+	// Managed names who owns the object: ManagedByConfig when config.yaml declares it (removing it
+	// from the file deletes it), "" when it was created another way (the admin API).
+	Managed string
+	Sync    SyncSettings
 	// Config holds the kind's non-secret settings (corp ID, agent ID, API base URLs, proxies,
 	// callback domain, edition ...). Its shape belongs to the connector of that kind.
 	Config map[string]string
@@ -92,6 +100,19 @@ type IdentitySource struct {
 	Secrets   map[string]string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// ManagedByConfig marks an object config.yaml declares: the file owns it.
+const ManagedByConfig = "config"
+
+// IsAuthoritative reports whether leaving src means departing entirely: as set, or by default
+// true for a platform (WeCom, DingTalk: the company's own record of who works there) and false
+// for the local directory.
+func IsAuthoritative(src *IdentitySource) bool {
+	if src.Authoritative != nil {
+		return *src.Authoritative
+	}
+	return src.Kind != KindLocal
 }
 
 // SyncSettings is how and what a source synchronizes.
@@ -215,6 +236,7 @@ type User struct {
 	Status       UserStatus
 	PasswordHash string            // argon2id PHC string, for local password logon; never returned by the API
 	Attributes   map[string]string // extended fields
+	Managed      string            // ManagedByConfig for a local user config.yaml declares
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -269,7 +291,10 @@ type OIDCClient struct {
 	JWKS                   json.RawMessage // public keys for private_key_jwt
 	// Claims maps extra claim names to directory fields ("ext.NAME" for an extended field); they
 	// are released with the profile scope.
-	Claims    map[string]string
+	Claims map[string]string
+	// Disabled refuses the client's requests and ends what it holds (config: enabled: false).
+	Disabled  bool
+	Managed   string // ManagedByConfig when config.yaml declares it
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -285,8 +310,11 @@ type ServiceProvider struct {
 	Attributes    map[string]string // SAML attribute name -> directory field
 	SignResponse  bool
 	SignAssertion bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Disabled refuses the SP's requests and ends its SAML sessions (config: enabled: false).
+	Disabled  bool
+	Managed   string // ManagedByConfig when config.yaml declares it
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // RefreshToken is a stored OIDC refresh token. Only the token's hash is stored.

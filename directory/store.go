@@ -75,6 +75,11 @@ type Store interface {
 	// RevokeUserSourceRefreshTokens revokes a user's refresh tokens whose grant began with a login
 	// through one source, and returns how many.
 	RevokeUserSourceRefreshTokens(ctx context.Context, enterpriseID, userID, sourceID string, at time.Time) (int, error)
+	// RevokeSourceRefreshTokens revokes every refresh token whose grant began with a login through
+	// a source (the source was closed or deleted) and returns how many.
+	RevokeSourceRefreshTokens(ctx context.Context, enterpriseID, sourceID string, at time.Time) (int, error)
+	// RevokeClientRefreshTokens revokes every refresh token of a client (the app was disabled).
+	RevokeClientRefreshTokens(ctx context.Context, enterpriseID, clientID string, at time.Time) (int, error)
 	// RefreshTokenClients lists the clients holding live (unrevoked, unexpired) refresh tokens of
 	// a user: the relying parties to tell when the user departs.
 	RefreshTokenClients(ctx context.Context, enterpriseID, userID string, now time.Time) ([]string, error)
@@ -93,7 +98,8 @@ type Store interface {
 	// stored it.
 	AddSourceEvent(ctx context.Context, e *SourceEvent) (bool, error)
 	// ClaimSourceEvents claims up to limit pending events whose claim expired, oldest first, until
-	// claimUntil: of replicas claiming together, each event goes to one.
+	// claimUntil: of replicas claiming together, each event goes to one. Events of a closed
+	// source are not claimed: they wait in the inbox until it is enabled again.
 	ClaimSourceEvents(ctx context.Context, now, claimUntil time.Time, limit int) ([]*SourceEvent, error)
 	// FinishSourceEvent records an event's outcome (status applied or failed; pending to retry).
 	FinishSourceEvent(ctx context.Context, e *SourceEvent) error

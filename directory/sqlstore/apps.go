@@ -48,11 +48,11 @@ func (s *Store) PutClient(ctx context.Context, c *directory.OIDCClient) error {
 	}
 	set := clientSettings{c.AuthMethod, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes,
 		c.AccessTokenFormat, c.IDTokenAlg, c.BackchannelLogoutURI, c.AllowedOrigins, c.JWKS, c.Claims}
-	_, err := s.q.ExecContext(ctx, `INSERT INTO oidc_clients (enterprise_id, id, name, type, secret, settings, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	_, err := s.q.ExecContext(ctx, `INSERT INTO oidc_clients (enterprise_id, id, name, type, secret, settings, created_at, updated_at, disabled, managed)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (enterprise_id, id) DO UPDATE SET name = excluded.name, type = excluded.type, secret = excluded.secret,
-		settings = excluded.settings, updated_at = excluded.updated_at`,
-		c.EnterpriseID, c.ID, c.Name, string(c.Type), sealed, jsonText(set), ms(c.CreatedAt), ms(c.UpdatedAt))
+		settings = excluded.settings, updated_at = excluded.updated_at, disabled = excluded.disabled, managed = excluded.managed`,
+		c.EnterpriseID, c.ID, c.Name, string(c.Type), sealed, jsonText(set), ms(c.CreatedAt), ms(c.UpdatedAt), b2i(c.Disabled), c.Managed)
 	return mapErr(err, "put client "+c.ID)
 }
 
@@ -60,10 +60,11 @@ func (s *Store) scanClient(sc interface{ Scan(...any) error }) (*directory.OIDCC
 	var c directory.OIDCClient
 	var typ, set string
 	var sealed []byte
-	var cr, up int64
-	if err := sc.Scan(&c.EnterpriseID, &c.ID, &c.Name, &typ, &sealed, &set, &cr, &up); err != nil {
+	var cr, up, disabled int64
+	if err := sc.Scan(&c.EnterpriseID, &c.ID, &c.Name, &typ, &sealed, &set, &cr, &up, &disabled, &c.Managed); err != nil {
 		return nil, err
 	}
+	c.Disabled = disabled != 0
 	c.Type = directory.ClientType(typ)
 	c.CreatedAt, c.UpdatedAt = fromMS(cr), fromMS(up)
 	var cs clientSettings
@@ -83,7 +84,7 @@ func (s *Store) scanClient(sc interface{ Scan(...any) error }) (*directory.OIDCC
 	return &c, nil
 }
 
-const clientCols = `enterprise_id, id, name, type, secret, settings, created_at, updated_at`
+const clientCols = `enterprise_id, id, name, type, secret, settings, created_at, updated_at, disabled, managed`
 
 // GetClient implements directory.Store.
 func (s *Store) GetClient(ctx context.Context, ent, id string) (*directory.OIDCClient, error) {
@@ -145,21 +146,24 @@ func (s *Store) PutServiceProvider(ctx context.Context, sp *directory.ServicePro
 	sp.UpdatedAt = now
 	set := spSettings{sp.NameIDFormat, sp.Attributes, sp.SignResponse, sp.SignAssertion}
 	_, err := s.q.ExecContext(ctx, `INSERT INTO saml_service_providers
-		(enterprise_id, entity_id, name, metadata_xml, metadata_url, settings, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		(enterprise_id, entity_id, name, metadata_xml, metadata_url, settings, created_at, updated_at, disabled, managed)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (enterprise_id, entity_id) DO UPDATE SET name = excluded.name, metadata_xml = excluded.metadata_xml,
-		metadata_url = excluded.metadata_url, settings = excluded.settings, updated_at = excluded.updated_at`,
-		sp.EnterpriseID, sp.EntityID, sp.Name, sp.MetadataXML, sp.MetadataURL, jsonText(set), ms(sp.CreatedAt), ms(sp.UpdatedAt))
+		metadata_url = excluded.metadata_url, settings = excluded.settings, updated_at = excluded.updated_at,
+		disabled = excluded.disabled, managed = excluded.managed`,
+		sp.EnterpriseID, sp.EntityID, sp.Name, sp.MetadataXML, sp.MetadataURL, jsonText(set), ms(sp.CreatedAt), ms(sp.UpdatedAt),
+		b2i(sp.Disabled), sp.Managed)
 	return mapErr(err, "put service provider "+sp.EntityID)
 }
 
 func scanSP(sc interface{ Scan(...any) error }) (*directory.ServiceProvider, error) {
 	var sp directory.ServiceProvider
 	var set string
-	var c, u int64
-	if err := sc.Scan(&sp.EnterpriseID, &sp.EntityID, &sp.Name, &sp.MetadataXML, &sp.MetadataURL, &set, &c, &u); err != nil {
+	var c, u, disabled int64
+	if err := sc.Scan(&sp.EnterpriseID, &sp.EntityID, &sp.Name, &sp.MetadataXML, &sp.MetadataURL, &set, &c, &u, &disabled, &sp.Managed); err != nil {
 		return nil, err
 	}
+	sp.Disabled = disabled != 0
 	var ss spSettings
 	if err := unjson(set, &ss, "service provider settings"); err != nil {
 		return nil, err
@@ -169,7 +173,7 @@ func scanSP(sc interface{ Scan(...any) error }) (*directory.ServiceProvider, err
 	return &sp, nil
 }
 
-const spCols = `enterprise_id, entity_id, name, metadata_xml, metadata_url, settings, created_at, updated_at`
+const spCols = `enterprise_id, entity_id, name, metadata_xml, metadata_url, settings, created_at, updated_at, disabled, managed`
 
 // GetServiceProvider implements directory.Store.
 func (s *Store) GetServiceProvider(ctx context.Context, ent, entityID string) (*directory.ServiceProvider, error) {

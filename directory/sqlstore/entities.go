@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -56,9 +57,9 @@ func (s *Store) PutEnterprise(ctx context.Context, e *directory.Enterprise) erro
 		e.CreatedAt = now
 	}
 	e.UpdatedAt = now
-	_, err := s.q.ExecContext(ctx, `INSERT INTO enterprises (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at`,
-		e.ID, e.Name, ms(e.CreatedAt), ms(e.UpdatedAt))
+	_, err := s.q.ExecContext(ctx, `INSERT INTO enterprises (id, name, managed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, managed = excluded.managed, updated_at = excluded.updated_at`,
+		e.ID, e.Name, e.Managed, ms(e.CreatedAt), ms(e.UpdatedAt))
 	return mapErr(err, "put enterprise "+e.ID)
 }
 
@@ -66,8 +67,8 @@ func (s *Store) PutEnterprise(ctx context.Context, e *directory.Enterprise) erro
 func (s *Store) GetEnterprise(ctx context.Context, id string) (*directory.Enterprise, error) {
 	var e directory.Enterprise
 	var c, u int64
-	err := s.q.QueryRowContext(ctx, `SELECT id, name, created_at, updated_at FROM enterprises WHERE id = $1`, id).
-		Scan(&e.ID, &e.Name, &c, &u)
+	err := s.q.QueryRowContext(ctx, `SELECT id, name, managed, created_at, updated_at FROM enterprises WHERE id = $1`, id).
+		Scan(&e.ID, &e.Name, &e.Managed, &c, &u)
 	if err != nil {
 		return nil, mapErr(err, "enterprise "+id)
 	}
@@ -77,7 +78,7 @@ func (s *Store) GetEnterprise(ctx context.Context, id string) (*directory.Enterp
 
 // ListEnterprises implements directory.Store.
 func (s *Store) ListEnterprises(ctx context.Context) ([]*directory.Enterprise, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT id, name, created_at, updated_at FROM enterprises ORDER BY id`)
+	rows, err := s.q.QueryContext(ctx, `SELECT id, name, managed, created_at, updated_at FROM enterprises ORDER BY id`)
 	if err != nil {
 		return nil, mapErr(err, "list enterprises")
 	}
@@ -86,7 +87,7 @@ func (s *Store) ListEnterprises(ctx context.Context) ([]*directory.Enterprise, e
 	for rows.Next() {
 		var e directory.Enterprise
 		var c, u int64
-		if err := rows.Scan(&e.ID, &e.Name, &c, &u); err != nil {
+		if err := rows.Scan(&e.ID, &e.Name, &e.Managed, &c, &u); err != nil {
 			return nil, mapErr(err, "list enterprises")
 		}
 		e.CreatedAt, e.UpdatedAt = fromMS(c), fromMS(u)
@@ -160,26 +161,41 @@ func (s *Store) PutSource(ctx context.Context, src *directory.IdentitySource) er
 			cfg = map[string]string{}
 		}
 		_, err := t.q.ExecContext(ctx, `INSERT INTO identity_sources
-			(enterprise_id, id, kind, name, description, enabled, sync, config, secrets, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			(enterprise_id, id, kind, name, description, enabled, sync, config, secrets, created_at, updated_at, managed, authoritative)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (enterprise_id, id) DO UPDATE SET kind = excluded.kind, name = excluded.name,
 			description = excluded.description, enabled = excluded.enabled, sync = excluded.sync,
-			config = excluded.config, secrets = excluded.secrets, updated_at = excluded.updated_at`,
+			config = excluded.config, secrets = excluded.secrets, updated_at = excluded.updated_at,
+			managed = excluded.managed, authoritative = excluded.authoritative`,
 			src.EnterpriseID, src.ID, string(src.Kind), src.Name, src.Description, b2i(src.Enabled),
-			jsonText(src.Sync), jsonText(cfg), sealed, ms(src.CreatedAt), ms(src.UpdatedAt))
+			jsonText(src.Sync), jsonText(cfg), sealed, ms(src.CreatedAt), ms(src.UpdatedAt), src.Managed, optBool(src.Authoritative))
 		return mapErr(err, "put source "+src.ID)
 	})
 }
 
-const sourceCols = `enterprise_id, id, kind, name, description, enabled, sync, config, secrets, created_at, updated_at`
+const sourceCols = `enterprise_id, id, kind, name, description, enabled, sync, config, secrets, created_at, updated_at, managed, authoritative`
+
+// optBool stores a tri-state flag: NULL when unset.
+func optBool(b *bool) any {
+	if b == nil {
+		return nil
+	}
+	return b2i(*b)
+}
 
 func (s *Store) scanSource(sc interface{ Scan(...any) error }) (*directory.IdentitySource, error) {
 	var src directory.IdentitySource
 	var kind, syncJSON, cfgJSON string
 	var enabled, c, u int64
+	var auth sql.NullInt64
 	var sealed []byte
-	if err := sc.Scan(&src.EnterpriseID, &src.ID, &kind, &src.Name, &src.Description, &enabled, &syncJSON, &cfgJSON, &sealed, &c, &u); err != nil {
+	if err := sc.Scan(&src.EnterpriseID, &src.ID, &kind, &src.Name, &src.Description, &enabled, &syncJSON, &cfgJSON, &sealed, &c, &u,
+		&src.Managed, &auth); err != nil {
 		return nil, err
+	}
+	if auth.Valid {
+		a := auth.Int64 != 0
+		src.Authoritative = &a
 	}
 	src.Kind = directory.SourceKind(kind)
 	src.Enabled = enabled != 0
@@ -300,13 +316,13 @@ func (s *Store) DeleteDepartment(ctx context.Context, ent, src, id string) error
 
 // ---- users
 
-const userCols = `id, enterprise_id, username, name, email, mobile, status, password_hash, attributes, created_at, updated_at`
+const userCols = `id, enterprise_id, username, name, email, mobile, status, password_hash, attributes, created_at, updated_at, managed`
 
 func scanUser(sc interface{ Scan(...any) error }) (*directory.User, error) {
 	var u directory.User
 	var status, attrs string
 	var c, up int64
-	if err := sc.Scan(&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &up); err != nil {
+	if err := sc.Scan(&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &up, &u.Managed); err != nil {
 		return nil, err
 	}
 	u.Status = directory.UserStatus(status)
@@ -345,8 +361,8 @@ func (s *Store) CreateUser(ctx context.Context, u *directory.User) error {
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
-	_, err := s.q.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		u.ID, u.EnterpriseID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(now), ms(now))
+	_, err := s.q.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		u.ID, u.EnterpriseID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(now), ms(now), u.Managed)
 	return mapErr(err, "create user "+u.Username)
 }
 
@@ -361,8 +377,8 @@ func (s *Store) UpdateUser(ctx context.Context, u *directory.User) error {
 		attrs = map[string]string{}
 	}
 	res, err := s.q.ExecContext(ctx, `UPDATE users SET username = $3, name = $4, email = $5, mobile = $6, status = $7,
-		password_hash = $8, attributes = $9, updated_at = $10 WHERE enterprise_id = $1 AND id = $2`,
-		u.EnterpriseID, u.ID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(u.UpdatedAt))
+		password_hash = $8, attributes = $9, updated_at = $10, managed = $11 WHERE enterprise_id = $1 AND id = $2`,
+		u.EnterpriseID, u.ID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(u.UpdatedAt), u.Managed)
 	return expectOne(res, err, "update user "+u.ID)
 }
 
@@ -526,7 +542,7 @@ func (s *Store) SourceUsers(ctx context.Context, ent, src string) ([]directory.L
 		var depts, up, status, attrs string
 		var lu, c, uu int64
 		if err := rows.Scan(&l.EnterpriseID, &l.SourceID, &l.UpstreamID, &l.UnionID, &l.UserID, &depts, &up, &lu,
-			&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &uu); err != nil {
+			&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &uu, &u.Managed); err != nil {
 			return nil, mapErr(err, "source users")
 		}
 		if err := unjson(depts, &l.Departments, "link departments"); err != nil {

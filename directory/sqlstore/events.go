@@ -48,7 +48,10 @@ func scanEvent(sc interface{ Scan(...any) error }) (*directory.SourceEvent, erro
 // ClaimSourceEvents implements directory.Store with a conditional UPDATE per event, so two
 // replicas never claim the same one.
 func (s *Store) ClaimSourceEvents(ctx context.Context, now, claimUntil time.Time, limit int) ([]*directory.SourceEvent, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT `+eventCols+` FROM source_events WHERE status = 'pending' AND claimed_until < $1 ORDER BY id LIMIT $2`,
+	rows, err := s.q.QueryContext(ctx, `SELECT `+eventCols+` FROM source_events WHERE status = 'pending' AND claimed_until < $1
+		AND EXISTS (SELECT 1 FROM identity_sources src WHERE src.enterprise_id = source_events.enterprise_id
+			AND src.id = source_events.source_id AND src.enabled = 1)
+		ORDER BY id LIMIT $2`,
 		ms(now), limit)
 	if err != nil {
 		return nil, mapErr(err, "list pending events")

@@ -106,6 +106,20 @@ func (s *Store) RevokeUserSourceRefreshTokens(ctx context.Context, ent, userID, 
 	return rowsAffected(res, err, "revoke user source refresh tokens")
 }
 
+// RevokeSourceRefreshTokens implements directory.Store.
+func (s *Store) RevokeSourceRefreshTokens(ctx context.Context, ent, sourceID string, at time.Time) (int, error) {
+	res, err := s.q.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $3 WHERE enterprise_id = $1 AND source_id = $2 AND revoked_at = 0`,
+		ent, sourceID, ms(at))
+	return rowsAffected(res, err, "revoke source refresh tokens")
+}
+
+// RevokeClientRefreshTokens implements directory.Store.
+func (s *Store) RevokeClientRefreshTokens(ctx context.Context, ent, clientID string, at time.Time) (int, error) {
+	res, err := s.q.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $3 WHERE enterprise_id = $1 AND client_id = $2 AND revoked_at = 0`,
+		ent, clientID, ms(at))
+	return rowsAffected(res, err, "revoke client refresh tokens")
+}
+
 // RefreshTokenClients implements directory.Store.
 func (s *Store) RefreshTokenClients(ctx context.Context, ent, userID string, now time.Time) ([]string, error) {
 	rows, err := s.q.QueryContext(ctx, `SELECT DISTINCT client_id FROM refresh_tokens

@@ -40,6 +40,21 @@ func testClientsAndServiceProviders(t *testing.T, newStore NewStore) {
 	if l, _ := s.ListClients(ctx, "acme"); len(l) != 1 {
 		t.Fatalf("ListClients = %d", len(l))
 	}
+	// The lifecycle flags round-trip.
+	c.Disabled, c.Managed = true, directory.ManagedByConfig
+	sp.Disabled, sp.Managed = true, directory.ManagedByConfig
+	if err := s.PutClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutServiceProvider(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetClient(ctx, "acme", c.ID); !got.Disabled || got.Managed != directory.ManagedByConfig {
+		t.Fatalf("client flags lost: %+v", got)
+	}
+	if got, _ := s.GetServiceProvider(ctx, "acme", sp.EntityID); !got.Disabled || got.Managed != directory.ManagedByConfig {
+		t.Fatalf("service provider flags lost: %+v", got)
+	}
 	if err := s.DeleteServiceProvider(ctx, "acme", sp.EntityID); err != nil {
 		t.Fatal(err)
 	}
@@ -129,5 +144,27 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 	}
 	if got, _ := s.GetRefreshToken(ctx, "s2"); !got.RevokedAt.IsZero() {
 		t.Fatal("the dingtalk grant was revoked with the wecom one")
+	}
+	// By source for everyone (a closed source), and by client (a disabled app).
+	for _, tok := range []*directory.RefreshToken{mk("w1", "g3", "u5", now.Add(time.Hour)), mk("w2", "g4", "u6", now.Add(time.Hour)),
+		mk("d1", "g5", "u5", now.Add(time.Hour))} {
+		if tok.ID == "d1" {
+			tok.SourceID, tok.ClientID = "dingtalk", "other"
+		}
+		if err := s.CreateRefreshToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.RevokeSourceRefreshTokens(ctx, "acme", "wecom", now); err != nil || n != 2 {
+		t.Fatalf("RevokeSourceRefreshTokens = %d, %v (want the two live wecom grants)", n, err)
+	}
+	if got, _ := s.GetRefreshToken(ctx, "d1"); !got.RevokedAt.IsZero() {
+		t.Fatal("closing wecom revoked a dingtalk grant")
+	}
+	if n, err := s.RevokeClientRefreshTokens(ctx, "acme", "other", now); err != nil || n != 1 {
+		t.Fatalf("RevokeClientRefreshTokens = %d, %v", n, err)
+	}
+	if got, _ := s.GetRefreshToken(ctx, "d1"); got.RevokedAt.IsZero() {
+		t.Fatal("disabling the client left its grant")
 	}
 }

@@ -100,6 +100,10 @@ func testAudit(t *testing.T, newStore NewStore) {
 
 func testEventInbox(t *testing.T, newStore NewStore) {
 	s := newStore(t)
+	seed(t, s, "acme")
+	if err := s.PutSource(ctx, source("acme", "wecom", directory.KindWeCom, true)); err != nil {
+		t.Fatal(err)
+	}
 	for i, key := range []string{"k1", "k2", "k1", "k3"} {
 		added, err := s.AddSourceEvent(ctx, &directory.SourceEvent{EnterpriseID: "acme", SourceID: "wecom", DedupeKey: key,
 			EventType: "delete_user", Payload: json.RawMessage(`{"UserID":"u` + key + `"}`)})
@@ -160,6 +164,23 @@ func testEventInbox(t *testing.T, newStore NewStore) {
 	much := later.Add(time.Hour)
 	if left, _ := s.ClaimSourceEvents(ctx, much, much.Add(time.Minute), 10); len(left) != 2 {
 		t.Fatalf("an applied event is claimable: %d", len(left))
+	}
+	// A closed source's events wait in the inbox: not claimed until it is enabled again.
+	src, _ := s.GetSource(ctx, "acme", "wecom")
+	src.Enabled = false
+	if err := s.PutSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	end := much.Add(time.Hour)
+	if got, _ := s.ClaimSourceEvents(ctx, end, end.Add(time.Minute), 10); len(got) != 0 {
+		t.Fatalf("a closed source's events were claimed: %d", len(got))
+	}
+	src.Enabled = true
+	if err := s.PutSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ClaimSourceEvents(ctx, end, end.Add(time.Minute), 10); len(got) != 2 {
+		t.Fatalf("after reopening, %d events claimable, want the 2 kept", len(got))
 	}
 }
 

@@ -112,6 +112,17 @@ func testSourcesRoundTripAndSecrets(t *testing.T, newStore NewStore) {
 		got.Name != "源-wecom" {
 		t.Fatalf("round trip lost data: %+v", got)
 	}
+	if directory.IsAuthoritative(got) != true || got.Authoritative != nil || got.Managed != "" {
+		t.Fatalf("a new WeCom source: authoritative %v (%v), managed %q", directory.IsAuthoritative(got), got.Authoritative, got.Managed)
+	}
+	no := false
+	got.Authoritative, got.Managed = &no, directory.ManagedByConfig
+	if err := s.PutSource(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.GetSource(ctx, "acme", "wecom"); again.Authoritative == nil || *again.Authoritative || again.Managed != directory.ManagedByConfig {
+		t.Fatalf("authoritative/managed lost: %+v", again)
+	}
 	if err := s.PutSource(ctx, source("nope", "x", directory.KindWeCom, true)); !errors.Is(err, directory.ErrNotFound) {
 		t.Fatalf("source of a missing enterprise: %v", err)
 	}

@@ -25,6 +25,21 @@ func (s *Sim) controlRoutes() {
 	simkit.Control{Kit: s.kit, Pusher: s.events, ExpireTokens: s.ExpireTokens, SetRateLimits: s.SetRateLimits, SetCallback: s.SetCallback,
 		FaultHelp: "want {\"api\": \"user/get\" or \"*\", \"errcode\": N, \"count\": N, \"latency_ms\": N}"}.Routes(m)
 	m.HandleFunc("POST /_sim/scan", s.scan)
+	m.HandleFunc("POST /_sim/contact-restricted", s.ctlContactRestricted)
+}
+
+// ctlContactRestricted switches the 2022-08-15 rule for the contact-sync secret, as adding the
+// caller's IP anew to 通讯录同步 in the admin console does.
+func (s *Sim) ctlContactRestricted(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil || b.Enabled == nil {
+		ctlErr(w, http.StatusBadRequest, "want {\"enabled\": true|false}")
+		return
+	}
+	s.SetContactRestricted(*b.Enabled)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // captureWriter buffers a response instead of sending it.

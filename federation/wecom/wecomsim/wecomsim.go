@@ -40,8 +40,10 @@ type Config struct {
 	Apps          []App
 	ContactSecret string   // 通讯录同步 secret: the only one allowed user/list_id and writes
 	ContactIPs    []string // trusted IPs of the contact-sync secret; empty = any
-	// ContactRestricted applies the 2022-08-15 rule to the contact-sync secret: the full read
-	// APIs answer 48002 and only department/simplelist + user/list_id work.
+	// ContactRestricted applies the 2022-08-15 rule to the contact-sync secret, as for calls from
+	// an IP newly added to 通讯录同步: the full read APIs (department/list, department/get,
+	// user/get, user/simplelist, user/list) answer 48009 "api forbidden for contact assistant" and
+	// only department/simplelist + user/list_id work. POST /_sim/contact-restricted switches it.
 	ContactRestricted bool
 	CallbackToken     string
 	CallbackAESKey    string
@@ -76,6 +78,8 @@ type Sim struct {
 	scans  *simkit.Codes[scanTicket]
 	events *simkit.Pusher
 	limits bool
+	// restricted is the live ContactRestricted.
+	restricted bool
 }
 
 // New returns a simulator over cfg.Org.
@@ -87,7 +91,8 @@ func New(cfg Config) *Sim {
 		cfg.Org = simorg.New("模拟企业")
 	}
 	s := &Sim{cfg: cfg, kit: simkit.NewKit(100000), mux: http.NewServeMux(), tokens: map[string]*cred{}, bySec: map[string]*cred{},
-		codes: simkit.NewCodes[loginGrant](), tix: simkit.NewCodes[string](), scans: simkit.NewCodes[scanTicket](), limits: cfg.RateLimits}
+		codes: simkit.NewCodes[loginGrant](), tix: simkit.NewCodes[string](), scans: simkit.NewCodes[scanTicket](), limits: cfg.RateLimits,
+		restricted: cfg.ContactRestricted}
 	s.events = simkit.NewPusher(CallbackAttempts, s.post)
 	s.routes()
 	return s
@@ -105,6 +110,14 @@ func (s *Sim) SetRateLimits(on bool) {
 	s.limits = on
 	s.mu.Unlock()
 	s.kit.ResetLimits()
+}
+
+// SetContactRestricted switches the 2022-08-15 rule for the contact-sync secret (48009 on the
+// full read APIs).
+func (s *Sim) SetContactRestricted(on bool) {
+	s.mu.Lock()
+	s.restricted = on
+	s.mu.Unlock()
 }
 
 // ExpireTokens makes every issued token expired (42001 on next use).
@@ -158,6 +171,7 @@ var errText = map[int]string{
 	40035: "invalid parameter", 40056: "invalid agentid", 40058: "invalid parameter", 40063: "empty parameter",
 	40091: "secret is invalid", 41001: "access_token missing", 41002: "corpid missing", 41004: "corpsecret missing",
 	41009: "missing userid", 42001: "access_token expired", 45009: "api freq out of limit", 48002: "api forbidden",
+	48009: "api forbidden for contact assistant",
 	50001: "redirect_url not on trusted domain", 50100: "invalid cursor", 60001: "invalid department name length",
 	60003: "department not found", 60004: "parent department not found", 60005: "department contains members",
 	60006: "department contains sub-departments", 60007: "not allow to delete root department", 60008: "department exists",
@@ -255,7 +269,7 @@ type perm int
 
 const (
 	anyCred     perm = iota
-	fullRead         // the full read APIs: refused to a restricted contact-sync secret
+	fullRead         // the full read APIs: refused (48009) to a restricted contact-sync secret
 	contactOnly      // contact-sync secret only
 	appOnly          // an app's token only
 )
@@ -298,6 +312,7 @@ func (s *Sim) api(m *http.ServeMux, pattern, name string, p perm, h func(w http.
 		if c != nil {
 			cc = *c
 		}
+		restricted := s.restricted
 		s.mu.Unlock()
 		if c == nil {
 			fail(40014, "")
@@ -318,9 +333,13 @@ func (s *Sim) api(m *http.ServeMux, pattern, name string, p perm, h func(w http.
 		}
 		switch {
 		case p == contactOnly && cc.app != nil,
-			p == appOnly && cc.app == nil,
-			p == fullRead && cc.app == nil && s.cfg.ContactRestricted:
+			p == appOnly && cc.app == nil:
 			fail(48002, "")
+			return
+		case p == fullRead && cc.app == nil && restricted:
+			// Since 2022-08-15 the contact-sync secret may not read contact details from a newly
+			// added IP; the platform answers 48009, not 48002.
+			fail(48009, "")
 			return
 		}
 		s.mu.Lock()

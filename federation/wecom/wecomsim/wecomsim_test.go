@@ -288,15 +288,41 @@ func TestUserListID(t *testing.T) {
 	}
 }
 
+// The 2022-08-15 rule as the platform answers it today: the contact-sync secret called from a
+// newly added IP gets 48009 "api forbidden for contact assistant" from the full read APIs
+// (reported in openscrm/api-server#26 for department/list and opsre/go-ldap-admin#378, whose
+// devtool text reads "不再允许通讯录同步助手从新增IP读取通讯录详情"); the ID-only reads still
+// work, and app secrets are not affected.
 func TestContactRestrictedSecret(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.ContactRestricted = true })
 	tok := f.token(contSec)
-	for _, p := range []string{"/cgi-bin/user/get?userid=zhangsan", "/cgi-bin/department/list", "/cgi-bin/user/list?department_id=1",
+	for _, p := range []string{"/cgi-bin/user/get?userid=zhangsan", "/cgi-bin/department/list?x=1", "/cgi-bin/user/list?department_id=1",
 		"/cgi-bin/user/simplelist?department_id=1", "/cgi-bin/department/get?id=1"} {
-		expect(t, f.call("GET", p+"&access_token="+tok, nil), 48002, p)
+		m := f.call("GET", p+"&access_token="+tok, nil)
+		expect(t, m, 48009, p)
+		if msg := m["errmsg"].(string); !strings.HasPrefix(msg, "api forbidden for contact assistant, hint: [") ||
+			!strings.Contains(msg, "devtool/query?e=48009") {
+			t.Fatalf("%s: errmsg %q", p, msg)
+		}
 	}
 	expect(t, f.call("GET", "/cgi-bin/department/simplelist?access_token="+tok, nil), 0, "simplelist")
+	expect(t, f.call("GET", "/cgi-bin/department/simplelist?id=2&access_token="+tok, nil), 0, "simplelist of a subtree")
 	expect(t, f.call("POST", "/cgi-bin/user/list_id?access_token="+tok, map[string]any{}), 0, "list_id")
+	// The rule is about the contact assistant: an app secret still reads within its scope.
+	atok := f.token(appSec)
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+atok, nil), 0, "user/get with the app secret")
+	expect(t, f.call("GET", "/cgi-bin/department/list?access_token="+atok, nil), 0, "department/list with the app secret")
+	// The console switch: the IP grandfathered again, then restricted again.
+	resp, err := http.Post(f.srv.URL+"/_sim/contact-restricted", "application/json", strings.NewReader(`{"enabled":false}`))
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("switch off: %v %v", resp, err)
+	}
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+tok, nil), 0, "user/get once unrestricted")
+	f.sim.SetContactRestricted(true)
+	expect(t, f.call("GET", "/cgi-bin/user/get?userid=zhangsan&access_token="+tok, nil), 48009, "user/get restricted again")
+	if resp, _ := http.Post(f.srv.URL+"/_sim/contact-restricted", "application/json", strings.NewReader(`{}`)); resp.StatusCode != 400 {
+		t.Fatalf("switch without enabled: HTTP %d", resp.StatusCode)
+	}
 }
 
 func TestWrites(t *testing.T) {

@@ -170,6 +170,8 @@ func (c *Client) fail(api string, e apiError) error {
 		msg = "no privilege (60011): the departments or members are outside the app's visibility scope (可见范围); widen the scope or configure the contact-sync secret"
 	case 48002:
 		msg = "API not permitted for this secret (48002): user/list_id and contact writes need the contact-sync (通讯录同步) secret; since 2022-08-15 newly added contact-sync IPs cannot call the full read APIs"
+	case 48009:
+		msg = "the contact-sync (通讯录同步) secret may not read contact details from this IP (48009, the 2022-08-15 rule for newly added IPs): only department/simplelist and user/list_id work, which carry no names; configure the app's secret too to read the names it can see"
 	case 40013:
 		msg = "invalid CorpID (40013): check config.corp_id"
 	case 40001, 40091:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +63,7 @@ func TestReaderModes(t *testing.T) {
 	r := client(t, s, base, true).Reader()
 	depts, users := readAll(t, r)
 	d, u := s.Config.Org.Counts()
-	if len(depts) != d || len(users) != u || r.Info().Mode != "department/list+user/list" {
+	if len(depts) != d || len(users) != u || r.Info().Mode != ModeFull {
 		t.Fatalf("full mode: %d depts, %d users (want %d, %d), mode %q", len(depts), len(users), d, u, r.Info().Mode)
 	}
 	for _, x := range users {
@@ -70,12 +72,12 @@ func TestReaderModes(t *testing.T) {
 		}
 	}
 	// The 2022-08-15 rule: the contact-sync secret may not call the full read APIs; the reader
-	// falls back to simplelist + list_id and says so.
+	// falls back to simplelist + list_id, names what the app secret sees, and says so.
 	s2, base2 := setup(t, func(c *wecomsim.Config) { c.ContactRestricted = true })
 	r2 := client(t, s2, base2, true).Reader()
 	depts2, users2 := readAll(t, r2)
 	d2, u2 := s2.Config.Org.Counts()
-	if len(depts2) != d2 || len(users2) != u2 || r2.Info().Mode != "department/simplelist+user/list_id" {
+	if len(depts2) != d2 || len(users2) != u2 || r2.Info().Mode != ModeIDAppNames {
 		t.Fatalf("restricted mode: %d/%d depts, %d/%d users, mode %q", len(depts2), d2, len(users2), u2, r2.Info().Mode)
 	}
 	if u, err := client(t, s, base, true).Reader().User(context.Background(), "nobody"); !errors.Is(err, federation.ErrNotFound) {
@@ -102,5 +104,111 @@ func TestActionableErrors(t *testing.T) {
 	}
 	if _, err := SettingsFrom(map[string]string{}, map[string]string{"secret": "x"}); err == nil || !strings.Contains(err.Error(), "corp_id") {
 		t.Fatalf("missing corp_id: %v", err)
+	}
+}
+
+// 48009 (the contact-sync secret called from a newly added IP, 2022-08-15 rule): the reader
+// falls back to the ID-only reads, events' re-reads work in that mode, and an app secret, when
+// configured, supplies the names it can see.
+func TestContactRestricted48009(t *testing.T) {
+	ctx := context.Background()
+	s, base := setup(t, func(c *wecomsim.Config) { c.ContactRestricted = true })
+	o := s.Config.Org
+	d, u := o.Counts()
+	o.RLock()
+	zsDepts := append([]int(nil), o.User("zhangsan").Depts...)
+	o.RUnlock()
+	wantDepts := make([]string, len(zsDepts))
+	for i, id := range zsDepts {
+		wantDepts[i] = strconv.Itoa(id)
+	}
+
+	// The contact-sync secret alone: IDs only.
+	r := client(t, s, base, true)
+	r.s.Secret = ""
+	rd := r.Reader()
+	depts, users := readAll(t, rd)
+	if len(depts) != d || len(users) != u || rd.Info().Mode != ModeIDOnly {
+		t.Fatalf("ID-only: %d/%d depts, %d/%d users, mode %q", len(depts), d, len(users), u, rd.Info().Mode)
+	}
+	ev := r.Reader()
+	zs, err := ev.User(ctx, "zhangsan")
+	if err != nil || zs.Attrs["name"] != "zhangsan" || !slices.Equal(zs.Depts, wantDepts) || zs.Status != federation.StatusActive {
+		t.Fatalf("event re-read of zhangsan, ID-only: %+v %v", zs, err)
+	}
+	if _, err := ev.User(ctx, "nobody"); !errors.Is(err, federation.ErrNotFound) {
+		t.Fatalf("ID-only re-read of a missing user: %v", err)
+	}
+	if dep, err := r.Reader().Department(ctx, "2"); err != nil || dep.ParentID != "1" || dep.Name != "部门2" {
+		t.Fatalf("ID-only re-read of department 2: %+v %v", dep, err)
+	}
+	if _, err := r.Reader().Department(ctx, "999999"); !errors.Is(err, federation.ErrNotFound) {
+		t.Fatalf("ID-only re-read of a missing department: %v", err)
+	}
+
+	// Both secrets: the membership still comes from the contact-sync secret, the names from the
+	// app secret.
+	both := client(t, s, base, true)
+	rb := both.Reader()
+	depts, users = readAll(t, rb)
+	if len(depts) != d || len(users) != u || rb.Info().Mode != ModeIDAppNames {
+		t.Fatalf("with the app secret: %d/%d depts, %d/%d users, mode %q", len(depts), d, len(users), u, rb.Info().Mode)
+	}
+	for _, x := range users {
+		if x.UserID == "zhangsan" && (x.Attrs["name"] != "张三" || x.Attrs["ext.工号"] != "E000001" || !slices.Equal(x.Depts, wantDepts)) {
+			t.Fatalf("zhangsan with app names = %+v", x)
+		}
+	}
+	for _, x := range depts {
+		if x.ID == "2" && x.Name != "研发部" {
+			t.Fatalf("department 2 with app names = %+v", x)
+		}
+	}
+	zs, err = both.Reader().User(ctx, "zhangsan")
+	if err != nil || zs.Attrs["name"] != "张三" || !slices.Equal(zs.Depts, wantDepts) {
+		t.Fatalf("event re-read of zhangsan with the app secret: %+v %v", zs, err)
+	}
+	if dep, err := both.Reader().Department(ctx, "2"); err != nil || dep.Name != "研发部" || dep.ParentID != "1" {
+		t.Fatalf("event re-read of department 2 with the app secret: %+v %v", dep, err)
+	}
+
+	// An app that sees only department 2: nobody is lost, and names stop at its scope.
+	s2, base2 := setup(t, func(c *wecomsim.Config) { c.ContactRestricted = true; c.Apps[0].VisibleDepts = []int{2} })
+	o2 := s2.Config.Org
+	o2.RLock()
+	in2 := map[string]bool{}
+	for _, dd := range o2.Subtree(2) {
+		for _, m := range o2.Members(dd) {
+			in2[m] = true
+		}
+	}
+	o2.RUnlock()
+	rs := client(t, s2, base2, true).Reader()
+	depts, users = readAll(t, rs)
+	d2, u2 := o2.Counts()
+	if len(depts) != d2 || len(users) != u2 {
+		t.Fatalf("scoped app names: %d/%d depts, %d/%d users", len(depts), d2, len(users), u2)
+	}
+	named := 0
+	for _, x := range users {
+		if x.Attrs["name"] != x.UserID {
+			named++
+			if !in2[x.UserID] {
+				t.Fatalf("%s is outside the app's scope but has a name", x.UserID)
+			}
+		}
+	}
+	if named == 0 {
+		t.Fatal("no user got a name from the scoped app")
+	}
+}
+
+func TestErrorMessage48009(t *testing.T) {
+	_, base := setup(t, func(c *wecomsim.Config) { c.ContactRestricted = true })
+	st, _ := SettingsFrom(map[string]string{"corp_id": "x", "api_base_url": base}, map[string]string{"secret": "s"})
+	c, _ := NewClient(st)
+	err := c.fail("user/get", apiError{ErrCode: 48009, ErrMsg: "api forbidden for contact assistant, hint: [x]"})
+	if !strings.Contains(err.Error(), "48009") || !strings.Contains(err.Error(), "department/simplelist") {
+		t.Fatalf("48009 message: %v", err)
 	}
 }

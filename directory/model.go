@@ -237,6 +237,10 @@ type User struct {
 	PasswordHash string            // argon2id PHC string, for local password logon; never returned by the API
 	Attributes   map[string]string // extended fields
 	Managed      string            // ManagedByConfig for a local user config.yaml declares
+	// DepartedBy names the authoritative source whose removal of the person made them depart while
+	// other sources still link them: those sources' syncs keep them departed; only that source
+	// linking them again (a rehire) brings them back.
+	DepartedBy string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -344,6 +348,9 @@ const (
 	TriggerSchedule Trigger = "schedule"
 	TriggerVerify   Trigger = "verification"
 	TriggerEvent    Trigger = "event"
+	// TriggerConsent: a login disclosed fields with the person's consent (WeCom
+	// snsapi_privateinfo) and the directory kept them.
+	TriggerConsent Trigger = "consent"
 )
 
 // TaskStatus is a sync task's state.
@@ -418,6 +425,36 @@ type SourceEvent struct {
 	TaskID       string
 	Error        string
 }
+
+// AccessJob is work the access lifecycle owes after a change that ended access: written in the
+// change's transaction, claimed and run by one replica (ending sessions and tokens, telling the
+// relying parties, auditing the count).
+type AccessJob struct {
+	ID           int64
+	EnterpriseID string
+	Kind         string // one of the Job* kinds
+	Object       string // the source ID, client ID or SP entity ID
+	Actor        string // who made the change: "config", "cli", an administrator
+	Reason       string
+	Payload      json.RawMessage // kind-specific: the users a source deletion departed or unlinked
+	CreatedAt    time.Time
+	Status       string // pending, done, failed (EventPending, EventApplied, EventFailed)
+	Attempts     int
+	FinishedAt   time.Time
+	Result       json.RawMessage // the counts the job ended
+	Error        string
+}
+
+// Access job kinds.
+const (
+	JobSourceClosed    = "source.closed"
+	JobSourceDeleted   = "source.deleted"
+	JobClientDisabled  = "client.disabled"
+	JobClientDeleted   = "client.deleted"
+	JobSPDisabled      = "sp.disabled"
+	JobSPDeleted       = "sp.deleted"
+	JobEnterpriseEnded = "enterprise.deleted"
+)
 
 // Event inbox states.
 const (

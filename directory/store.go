@@ -106,6 +106,16 @@ type Store interface {
 	// ListSourceEvents returns a source's events, newest first.
 	ListSourceEvents(ctx context.Context, enterpriseID, sourceID string, limit int) ([]*SourceEvent, error)
 
+	// AddAccessJob queues work the access lifecycle owes; call it in the change's transaction.
+	AddAccessJob(ctx context.Context, j *AccessJob) error
+	// ClaimAccessJobs claims up to limit pending jobs whose claim expired, oldest first, until
+	// claimUntil: of replicas claiming together, each job goes to one.
+	ClaimAccessJobs(ctx context.Context, now, claimUntil time.Time, limit int) ([]*AccessJob, error)
+	// FinishAccessJob records a job's outcome (status applied or failed; pending to retry).
+	FinishAccessJob(ctx context.Context, j *AccessJob) error
+	// ListAccessJobs returns an enterprise's jobs, newest first.
+	ListAccessJobs(ctx context.Context, enterpriseID string, limit int) ([]*AccessJob, error)
+
 	AddAuditEvent(ctx context.Context, e *AuditEvent) error
 	ListAuditEvents(ctx context.Context, q AuditQuery) ([]*AuditEvent, error)
 }

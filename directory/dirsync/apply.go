@@ -77,12 +77,16 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 				if err := tx.DeleteUserLink(ctx, uc.LinkBefore.EnterpriseID, uc.LinkBefore.SourceID, uc.UpstreamID); err != nil {
 					return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
 				}
-				// A user still linked to another source stays as that source says.
+				// A user still linked to another source stays as that source says, unless this source
+				// is authoritative: then they depart entirely, the other links kept for the record.
 				others, err := tx.LinksOfUser(ctx, uc.Before.EnterpriseID, uc.Before.ID)
 				if err != nil {
 					return err
 				}
-				if len(others) == 0 && uc.Before.Status != directory.UserDeparted {
+				if (len(others) == 0 || p.Authoritative) && uc.Before.Status != directory.UserDeparted {
+					if len(others) > 0 {
+						uc.After.DepartedBy = uc.LinkBefore.SourceID
+					}
 					if err := tx.UpdateUser(ctx, uc.After); err != nil {
 						return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
 					}

@@ -67,6 +67,7 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 }
 
 func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p *Plan, up map[string]*upUser, order []string, only map[string]bool) error {
+	p.Authoritative = directory.IsAuthoritative(src)
 	ent := src.EnterpriseID
 	var linked []directory.LinkedUser
 	var err error
@@ -143,7 +144,7 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 		link := &directory.UserLink{EnterpriseID: ent, SourceID: src.ID, UpstreamID: u.UserID, UnionID: u.UnionID,
 			Departments: u.Depts, Upstream: u.Raw}
 		if cur, ok := byUp[u.UserID]; ok {
-			after := apply(cur.User, m)
+			after := apply(cur.User, m, src.ID)
 			link.UserID = cur.User.ID
 			userChanged := !sameUser(cur.User, after)
 			deptsChanged := !sameStrings(cur.Link.Departments, u.Depts)
@@ -215,7 +216,7 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 				continue
 			}
 			claimed[cu.ID] = u.UserID
-			after := apply(cu, m)
+			after := apply(cu, m, src.ID)
 			after.Username = cu.Username // a matched user keeps their username
 			link.UserID = cu.ID
 			p.Users = append(p.Users, UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, Before: cu, After: after, LinkAfter: link})
@@ -283,10 +284,19 @@ func (e *Engine) matchCandidates(ctx context.Context, src *directory.IdentitySou
 	return out, nil
 }
 
-// apply returns a copy of cur with the mapped upstream fields.
-func apply(cur *directory.User, m mapped) *directory.User {
+// apply returns a copy of cur with the mapped upstream fields of source srcID. A person an
+// authoritative source removed stays departed whatever other sources say; that source linking
+// them again brings them back.
+func apply(cur *directory.User, m mapped, srcID string) *directory.User {
 	after := *cur
 	after.Name, after.Email, after.Mobile, after.Status = m.Name, m.Email, m.Mobile, m.Status
+	switch cur.DepartedBy {
+	case "":
+	case srcID:
+		after.DepartedBy = ""
+	default:
+		after.Status = directory.UserDeparted
+	}
 	attrs := map[string]string{}
 	for k, v := range cur.Attributes {
 		attrs[k] = v
@@ -299,7 +309,8 @@ func apply(cur *directory.User, m mapped) *directory.User {
 }
 
 func sameUser(a, b *directory.User) bool {
-	if a.Name != b.Name || a.Email != b.Email || a.Mobile != b.Mobile || a.Status != b.Status || a.Username != b.Username {
+	if a.Name != b.Name || a.Email != b.Email || a.Mobile != b.Mobile || a.Status != b.Status || a.Username != b.Username ||
+		a.DepartedBy != b.DepartedBy {
 		return false
 	}
 	if len(a.Attributes) != len(b.Attributes) {

@@ -507,6 +507,8 @@ func (r *recordAccess) UserLeftSource(_ context.Context, _, uid, src string) err
 // that they left that source (what it granted ends), not that they departed.
 func TestLeavingOneSourceEndsOnlyWhatItGranted(t *testing.T) {
 	e := newEnv(t, 40)
+	no := false
+	e.putSource("wecom", func(s *directory.IdentitySource) { s.Authoritative = &no })
 	e.run("wecom")
 	e.run("dingtalk")
 	zs := e.user("zhangsan")
@@ -525,5 +527,42 @@ func TestLeavingOneSourceEndsOnlyWhatItGranted(t *testing.T) {
 	}
 	if slices.Contains(e.revoked, zs.ID) {
 		t.Fatal("zhangsan was revoked everywhere though DingTalk still links him")
+	}
+}
+
+// Leaving an authoritative source (WeCom's default) is leaving the enterprise: the person departs
+// though DingTalk still links them, DingTalk's syncs keep them departed, and only WeCom linking
+// them again brings them back.
+func TestLeavingAnAuthoritativeSourceIsDeparting(t *testing.T) {
+	e := newEnv(t, 40)
+	e.run("wecom")
+	e.run("dingtalk")
+	zs := e.user("zhangsan")
+	e.ctl(e.wURL, "DELETE", "/_sim/users/zhangsan", "")
+	e.run("wecom")
+	u := e.user("zhangsan")
+	if u.Status != directory.UserDeparted || u.DepartedBy != "wecom" {
+		t.Fatalf("after leaving authoritative WeCom: status %s, departed by %q", u.Status, u.DepartedBy)
+	}
+	if links, _ := e.store.LinksOfUser(e.ctx, "acme", zs.ID); len(links) != 1 || links[0].SourceID != "dingtalk" {
+		t.Fatalf("the DingTalk link should stay for the record: %+v", links)
+	}
+	e.mu.Lock()
+	revoked := slices.Contains(e.revoked, zs.ID)
+	e.mu.Unlock()
+	if !revoked {
+		t.Fatal("Access was not told zhangsan departed")
+	}
+	// DingTalk still lists him as active: its sync does not bring him back.
+	e.run("dingtalk")
+	if u := e.user("zhangsan"); u.Status != directory.UserDeparted {
+		t.Fatalf("a DingTalk sync made zhangsan %s", u.Status)
+	}
+	// Rehired in WeCom: WeCom links him again and his status is WeCom's again (a new member is
+	// inactive until they activate WeCom).
+	e.ctl(e.wURL, "POST", "/_sim/users", `{"userid":"zhangsan","name":"张三","department":[2],"mobile":"13700000001"}`)
+	e.run("wecom")
+	if u := e.user("zhangsan"); u.Status != directory.UserInactive || u.DepartedBy != "" {
+		t.Fatalf("rehired in WeCom: status %s, departed by %q", u.Status, u.DepartedBy)
 	}
 }

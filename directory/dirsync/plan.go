@@ -57,6 +57,9 @@ type Plan struct {
 	Unchanged   map[string]int // objects with nothing to do, by type
 	DeptDeletes int
 	UserDeletes int // removals and departures
+	// Authoritative: the source is authoritative, so a person it removes departs entirely even
+	// when other sources still link them.
+	Authoritative bool
 }
 
 // Counts returns the plan's counts by action (records of both object types).

@@ -316,13 +316,13 @@ func (s *Store) DeleteDepartment(ctx context.Context, ent, src, id string) error
 
 // ---- users
 
-const userCols = `id, enterprise_id, username, name, email, mobile, status, password_hash, attributes, created_at, updated_at, managed`
+const userCols = `id, enterprise_id, username, name, email, mobile, status, password_hash, attributes, created_at, updated_at, managed, departed_by`
 
 func scanUser(sc interface{ Scan(...any) error }) (*directory.User, error) {
 	var u directory.User
 	var status, attrs string
 	var c, up int64
-	if err := sc.Scan(&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &up, &u.Managed); err != nil {
+	if err := sc.Scan(&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &up, &u.Managed, &u.DepartedBy); err != nil {
 		return nil, err
 	}
 	u.Status = directory.UserStatus(status)
@@ -361,8 +361,8 @@ func (s *Store) CreateUser(ctx context.Context, u *directory.User) error {
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
-	_, err := s.q.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		u.ID, u.EnterpriseID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(now), ms(now), u.Managed)
+	_, err := s.q.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		u.ID, u.EnterpriseID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(now), ms(now), u.Managed, u.DepartedBy)
 	return mapErr(err, "create user "+u.Username)
 }
 
@@ -377,8 +377,8 @@ func (s *Store) UpdateUser(ctx context.Context, u *directory.User) error {
 		attrs = map[string]string{}
 	}
 	res, err := s.q.ExecContext(ctx, `UPDATE users SET username = $3, name = $4, email = $5, mobile = $6, status = $7,
-		password_hash = $8, attributes = $9, updated_at = $10, managed = $11 WHERE enterprise_id = $1 AND id = $2`,
-		u.EnterpriseID, u.ID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(u.UpdatedAt), u.Managed)
+		password_hash = $8, attributes = $9, updated_at = $10, managed = $11, departed_by = $12 WHERE enterprise_id = $1 AND id = $2`,
+		u.EnterpriseID, u.ID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(u.UpdatedAt), u.Managed, u.DepartedBy)
 	return expectOne(res, err, "update user "+u.ID)
 }
 
@@ -542,7 +542,7 @@ func (s *Store) SourceUsers(ctx context.Context, ent, src string) ([]directory.L
 		var depts, up, status, attrs string
 		var lu, c, uu int64
 		if err := rows.Scan(&l.EnterpriseID, &l.SourceID, &l.UpstreamID, &l.UnionID, &l.UserID, &depts, &up, &lu,
-			&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &uu, &u.Managed); err != nil {
+			&u.ID, &u.EnterpriseID, &u.Username, &u.Name, &u.Email, &u.Mobile, &status, &u.PasswordHash, &attrs, &c, &uu, &u.Managed, &u.DepartedBy); err != nil {
 			return nil, mapErr(err, "source users")
 		}
 		if err := unjson(depts, &l.Departments, "link departments"); err != nil {

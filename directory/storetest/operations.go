@@ -213,3 +213,61 @@ func testTransactionRollsBack(t *testing.T, newStore NewStore) {
 		t.Fatalf("committed user missing: %v", err)
 	}
 }
+
+func testAccessJobs(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	seed(t, s, "acme")
+	for _, obj := range []string{"wecom", "web"} {
+		j := &directory.AccessJob{EnterpriseID: "acme", Kind: directory.JobSourceClosed, Object: obj, Actor: "config", Reason: "closed",
+			Payload: json.RawMessage(`{"users":["u1"]}`)}
+		if err := s.AddAccessJob(ctx, j); err != nil || j.ID == 0 {
+			t.Fatalf("AddAccessJob = %d, %v", j.ID, err)
+		}
+	}
+	now := time.Now()
+	var mu sync.Mutex
+	got := map[int64]int{}
+	var wg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			js, err := s.ClaimAccessJobs(ctx, now, now.Add(time.Minute), 10)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			for _, j := range js {
+				got[j.ID]++
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(got) != 2 {
+		t.Fatalf("claimed %d distinct jobs, want 2", len(got))
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("job %d claimed %d times", id, n)
+		}
+	}
+	later := now.Add(2 * time.Minute)
+	js, _ := s.ClaimAccessJobs(ctx, later, later.Add(time.Minute), 10)
+	if len(js) != 2 || js[0].Attempts != 2 || js[0].Object != "wecom" || string(js[0].Payload) != `{"users":["u1"]}` {
+		t.Fatalf("reclaim = %+v", js)
+	}
+	js[0].Status, js[0].Result = directory.EventApplied, json.RawMessage(`{"sessions":3}`)
+	if err := s.FinishAccessJob(ctx, js[0]); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := s.ListAccessJobs(ctx, "acme", 10)
+	if len(list) != 2 || list[1].Status != directory.EventApplied || string(list[1].Result) != `{"sessions":3}` || list[1].FinishedAt.IsZero() {
+		t.Fatalf("jobs = %+v", list)
+	}
+	much := later.Add(time.Hour)
+	if left, _ := s.ClaimAccessJobs(ctx, much, much.Add(time.Minute), 10); len(left) != 1 {
+		t.Fatalf("a finished job is claimable: %d left", len(left))
+	}
+}

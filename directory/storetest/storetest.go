@@ -32,6 +32,7 @@ var Tests = []struct {
 	{"SyncTasksAndRecords", testSyncTasksAndRecords},
 	{"Audit", testAudit},
 	{"EventInbox", testEventInbox},
+	{"AccessJobs", testAccessJobs},
 	{"TransactionRollsBack", testTransactionRollsBack},
 }
 

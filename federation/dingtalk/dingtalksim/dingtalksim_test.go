@@ -151,15 +151,40 @@ func TestTokens(t *testing.T) {
 	if st != 400 || m["code"] != "unsupported.grant.type" {
 		t.Fatalf("unsupported grant = %d %v", st, m)
 	}
-	// Missing, invalid and expired tokens on oapi.
+	// Missing, invalid and expired tokens on oapi: /topapi/* wraps the token error in errcode 88
+	// with sub_code "40014" (HTTP 200).
 	_, m = f.do("POST", "/topapi/v2/user/get", map[string]string{"userid": "zhangsan"}, nil)
 	expect(t, m, 41001, "no token")
-	expect(t, f.oapi("bogus", "v2/user/get", map[string]string{"userid": "zhangsan"}), 40014, "bad token")
+	expect88 := func(m map[string]any, sub, what string) {
+		t.Helper()
+		expect(t, m, 88, what)
+		if m["sub_code"] != sub || m["sub_msg"] == "" || m["errmsg"] != "ding talk error[subcode="+sub+",submsg="+m["sub_msg"].(string)+"]" || m["request_id"] == nil {
+			t.Fatalf("%s: %v", what, m)
+		}
+	}
+	expect88(f.oapi("bogus", "v2/user/get", map[string]string{"userid": "zhangsan"}), "40014", "bad token")
 	f.advance(TokenTTL + time.Second)
-	expect(t, f.oapi(tok, "v2/user/get", map[string]string{"userid": "zhangsan"}), 40014, "expired token")
+	expect88(f.oapi(tok, "v2/user/get", map[string]string{"userid": "zhangsan"}), "40014", "expired token")
 	tok = f.token(appKey, appSecret)
 	f.sim.ExpireTokens()
-	expect(t, f.oapi(tok, "v2/user/get", map[string]string{"userid": "zhangsan"}), 40014, "token expired by the control")
+	expect88(f.oapi(tok, "v2/user/get", map[string]string{"userid": "zhangsan"}), "40014", "token expired by the control")
+	// The new API: a bad token is HTTP 400 InvalidAuthentication, not 401.
+	if st, m := f.do("GET", "/v1.0/contact/users/me", nil, map[string]string{"x-acs-dingtalk-access-token": "bogus"}); st != 400 || m["code"] != "InvalidAuthentication" {
+		t.Fatalf("users/me with a bad token = %d %v", st, m)
+	}
+}
+
+// gettoken's answer to bad credentials where the platform is reported to say 40096.
+func TestBadCredentialCode(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.BadCredentialCode = 40096 })
+	for _, q := range []string{"appkey=nope&appsecret=x", "appkey=" + appKey + "&appsecret=wrong"} {
+		_, m := f.do("GET", "/gettoken?"+q, nil, nil)
+		expect(t, m, 40096, q)
+		if m["errmsg"] != "不合法的appKey或appSecret" {
+			t.Fatalf("%s: %v", q, m)
+		}
+	}
+	f.token(appKey, appSecret)
 }
 
 func TestDepartments(t *testing.T) {
@@ -305,8 +330,11 @@ func TestNoContactPermissionAndTrustedIP(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
 		c.Apps = append(c.Apps, App{AppKey: "noperm", AppSecret: "s", NoContactRead: true}, App{AppKey: "ipapp", AppSecret: "s", TrustedIPs: []string{"10.1.1.1"}})
 	})
-	expect(t, f.oapi(f.token("noperm", "s"), "v2/user/get", map[string]any{"userid": "zhangsan"}), 60011, "missing permission point")
-	m := f.oapi(f.token("ipapp", "s"), "v2/user/get", map[string]any{"userid": "zhangsan"})
+	m := f.oapi(f.token("noperm", "s"), "v2/user/get", map[string]any{"userid": "zhangsan"})
+	if errcode(m) != 88 || m["sub_code"] != "60011" {
+		t.Fatalf("missing permission point: %v", m)
+	}
+	m = f.oapi(f.token("ipapp", "s"), "v2/user/get", map[string]any{"userid": "zhangsan"})
 	expect(t, m, 60020, "untrusted IP")
 	if !strings.Contains(m["errmsg"].(string), "127.0.0.1") {
 		t.Fatalf("60020 must name the caller's IP: %v", m["errmsg"])

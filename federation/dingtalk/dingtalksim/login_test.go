@@ -49,7 +49,7 @@ func TestBrowserLogin(t *testing.T) {
 	if byUnion["result"].(map[string]any)["userid"] != "zhangsan" {
 		t.Fatalf("unionid does not resolve: %v", byUnion)
 	}
-	if st, _ := f.do("GET", "/v1.0/contact/users/me", nil, map[string]string{"x-acs-dingtalk-access-token": "bogus"}); st != 401 {
+	if st, _ := f.do("GET", "/v1.0/contact/users/me", nil, map[string]string{"x-acs-dingtalk-access-token": "bogus"}); st != 400 {
 		t.Fatalf("users/me with a bad token = %d", st)
 	}
 	st, r := f.do("POST", "/v1.0/oauth2/userAccessToken", map[string]string{"clientId": appKey, "clientSecret": appSecret, "refreshToken": m["refreshToken"].(string), "grantType": "refresh_token"}, nil)

@@ -58,6 +58,9 @@ func (s *Sim) gettoken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	a := s.appByKey(q.Get("appkey"))
 	switch {
+	case (a == nil || q.Get("appsecret") != a.AppSecret) && s.cfg.BadCredentialCode != 0:
+		s.oapiErr(rec, s.cfg.BadCredentialCode, "")
+		return
 	case a == nil:
 		s.oapiErr(rec, 40089, "")
 		return
@@ -240,7 +243,8 @@ func (s *Sim) usersMe(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if ut == nil || !s.cfg.Now().Before(u.expires) {
-		s.newErr(rec, http.StatusUnauthorized, "InvalidAuthentication", "不合法的access_token")
+		// HTTP 400, not 401 (upstream-apis.md §2.1; satorijs/satori#240).
+		s.newErr(rec, http.StatusBadRequest, "InvalidAuthentication", "不合法的access_token")
 		return
 	}
 	out := map[string]any{"nick": u.Nick, "avatarUrl": "", "openId": "open" + u.UnionID, "unionId": u.UnionID, "stateCode": "86"}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,8 +111,22 @@ func (c *Client) SetBackoff(b upstream.Backoff) { *c.backoff = b }
 type oapiResp struct {
 	ErrCode int             `json:"errcode"`
 	ErrMsg  string          `json:"errmsg"`
+	SubCode string          `json:"sub_code"` // with errcode 88: the cause
+	SubMsg  string          `json:"sub_msg"`
 	Result  json.RawMessage `json:"result"`
 	Status  int             `json:"status"` // the IP-ban body: {"status":1111,...}
+}
+
+// code is the errcode that says what went wrong: /topapi/* answers authentication failures
+// (a bad, expired or revoked token; a missing permission) as errcode 88 ("鉴权异常") with the
+// cause in sub_code, e.g. {"errcode":88,"sub_code":"40014","sub_msg":"不合法的access_token"}.
+func (r oapiResp) code() int {
+	if r.ErrCode == 88 {
+		if n, err := strconv.Atoi(r.SubCode); err == nil && n != 0 {
+			return n
+		}
+	}
+	return r.ErrCode
 }
 
 func (c *Client) do(ctx context.Context, api, method, fullURL string, body []byte) (int, []byte, error) {
@@ -142,24 +157,34 @@ func (c *Client) token(ctx context.Context) (string, error) {
 
 func (c *Client) fail(api string, r oapiResp) error {
 	msg := r.ErrMsg
-	switch r.ErrCode {
+	code := r.code()
+	if code != r.ErrCode {
+		msg = r.SubMsg
+	}
+	switch code {
 	case 60020:
 		msg = "DingTalk refused the call: " + r.ErrMsg + " — add this gateway's egress IP to the app's server IP allowlist (服务器出口IP), or route calls through a configured egress proxy"
 	case 60011:
 		msg = "the app lacks the permission for this API (60011): grant the contact read permission (通讯录个人信息读权限 / 成员信息读权限) in the developer console"
 	case 50002, 50004:
-		msg = fmt.Sprintf("outside the app's contact scope (%d): widen the app's 通讯录权限范围", r.ErrCode)
-	case 40089, 40001:
-		msg = fmt.Sprintf("the AppKey or AppSecret was refused (%d): check them in the developer console", r.ErrCode)
+		msg = fmt.Sprintf("outside the app's contact scope (%d): widen the app's 通讯录权限范围", code)
+	case 40096, 40089, 40001:
+		msg = fmt.Sprintf("the AppKey or AppSecret was refused (%d): check them in the developer console (应用凭证); a reset secret must be copied here", code)
+	case 40014, 42001, 41001:
+		msg = fmt.Sprintf("the access token was refused again after a fresh one was fetched (%d): check the AppKey and AppSecret", code)
 	case 90018, 90002, 90001:
-		msg = fmt.Sprintf("DingTalk rate limit (%d) persisted through retries: try again later", r.ErrCode)
-	case 33012, 60111, 60121, 60003:
-		return &federation.Error{Platform: "DingTalk", API: api, Code: r.ErrCode, Message: msg, Err: federation.ErrNotFound}
+		msg = fmt.Sprintf("DingTalk rate limit (%d) persisted through retries: try again later", code)
 	}
-	if r.Status == 1111 {
+	if code != r.ErrCode {
+		msg += fmt.Sprintf(" (errcode %d, sub_code %s)", r.ErrCode, r.SubCode)
+	}
+	switch {
+	case code == 33012 || code == 60111 || code == 60121 || code == 60003:
+		return &federation.Error{Platform: "DingTalk", API: api, Code: code, Message: msg, Err: federation.ErrNotFound}
+	case r.Status == 1111:
 		return &federation.Error{Platform: "DingTalk", API: api, Message: "DingTalk banned this IP for 5 minutes after more than 10,000 calls in 20 s; wait, then run the task again"}
 	}
-	return &federation.Error{Platform: "DingTalk", API: api, Code: r.ErrCode, Message: msg}
+	return &federation.Error{Platform: "DingTalk", API: api, Code: code, Message: msg}
 }
 
 // OAPI calls POST /topapi/<api> with a JSON body and decodes result into out.
@@ -182,10 +207,11 @@ func (c *Client) OAPI(ctx context.Context, api string, body any, out any) error 
 		if err := json.Unmarshal(data, &r); err != nil {
 			return &federation.Error{Platform: "DingTalk", API: api, Message: "malformed JSON answer", Err: err}
 		}
+		code := r.code()
 		switch {
 		case r.Status == 1111:
 			return c.fail(api, r)
-		case r.ErrCode == 0:
+		case code == 0:
 			if out == nil {
 				return nil
 			}
@@ -193,19 +219,21 @@ func (c *Client) OAPI(ctx context.Context, api string, body any, out any) error 
 				return &federation.Error{Platform: "DingTalk", API: api, Message: "unexpected result: " + err.Error(), Err: err}
 			}
 			return nil
-		case r.ErrCode == 40014 || r.ErrCode == 42001 || r.ErrCode == 41001 || (r.ErrCode == 40001 && !refreshed):
+		case code == 40014 || code == 42001 || code == 41001 || code == 40001:
+			// The token is bad, expired or revoked (a secret reset revokes the tokens issued):
+			// drop it from the cache, fetch a new one and retry once.
 			tokens.Invalidate(c.s.AppKey+"\x00"+c.s.AppSecret, tok)
 			if refreshed {
 				return c.fail(api, r)
 			}
 			refreshed = true
-		case r.ErrCode == 90018 || r.ErrCode == 90002 || r.ErrCode == 90001 || r.ErrCode == -1:
+		case code == 90018 || code == 90002 || code == 90001 || code == -1:
 			if attempt >= c.backoff.Attempts {
 				return c.fail(api, r)
 			}
 			// The platform's advice for 90018 is to wait a second.
 			d := c.backoff.Delay(attempt)
-			if r.ErrCode == 90018 && d < 200*time.Millisecond {
+			if code == 90018 && d < 200*time.Millisecond {
 				d = 200 * time.Millisecond
 			}
 			if err := upstream.Sleep(ctx, d); err != nil {

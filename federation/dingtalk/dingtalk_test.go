@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +18,12 @@ import (
 )
 
 func setup(t *testing.T, mod func(*dingtalksim.Config)) (*dingtalksim.Setup, *Client) {
+	t.Helper()
+	s, _, c := setupSim(t, mod)
+	return s, c
+}
+
+func setupSim(t *testing.T, mod func(*dingtalksim.Config)) (*dingtalksim.Setup, *dingtalksim.Sim, *Client) {
 	t.Helper()
 	s := dingtalksim.NewSetup(150, 19, "127.0.0.1:8080")
 	if mod != nil {
@@ -35,7 +42,7 @@ func setup(t *testing.T, mod func(*dingtalksim.Config)) (*dingtalksim.Setup, *Cl
 		t.Fatal(err)
 	}
 	c.SetBackoff(upstream.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 3})
-	return s, c
+	return s, sim, c
 }
 
 func TestReaderAndScope(t *testing.T) {
@@ -92,5 +99,66 @@ func decode(t *testing.T, resp *http.Response, v any) {
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A revoked or expired token on /topapi/* comes back as errcode 88 with sub_code 40014: the client
+// drops the cached token, fetches a new one and retries once.
+func TestTopapiTokenRevoked(t *testing.T) {
+	ctx := context.Background()
+	_, sim, c := setupSim(t, nil)
+	if _, err := c.Reader().User(ctx, "zhangsan"); err != nil {
+		t.Fatal(err)
+	}
+	sim.ExpireTokens() // what a secret reset does to the tokens already issued
+	sim.Kit().ClearCalls()
+	u, err := c.Reader().User(ctx, "zhangsan")
+	if err != nil || u.UserID != "zhangsan" {
+		t.Fatalf("after the token was revoked: %+v %v", u, err)
+	}
+	var apis []string
+	for _, call := range sim.Kit().Calls() {
+		apis = append(apis, fmt.Sprintf("%s:%d", call.API, call.ErrCode))
+	}
+	if strings.Join(apis, " ") != "v2/user/get:88 gettoken:0 v2/user/get:0" {
+		t.Fatalf("calls = %v", apis)
+	}
+	// A missing permission arrives the same way and says what to grant.
+	_, c2 := setup(t, func(cfg *dingtalksim.Config) { cfg.Apps[0].NoContactRead = true })
+	_, err = c2.Reader().User(ctx, "zhangsan")
+	var fe *federation.Error
+	if !errors.As(err, &fe) || fe.Code != 60011 || !strings.Contains(err.Error(), "permission") || !strings.Contains(err.Error(), "errcode 88") {
+		t.Fatalf("88/60011: %v", err)
+	}
+}
+
+// gettoken with a bad AppKey or AppSecret: 40096 (as reported for today's platform), 40089 or
+// 40001 all tell the admin to check them.
+func TestBadCredentials(t *testing.T) {
+	for _, code := range []int{40096, 0} {
+		s, c := setup(t, func(cfg *dingtalksim.Config) { cfg.BadCredentialCode = code })
+		st := c.s
+		st.AppSecret = "wrong"
+		bad, _ := NewClient(st)
+		_, err := bad.Reader().User(context.Background(), "zhangsan")
+		if err == nil || !strings.Contains(err.Error(), "AppKey or AppSecret was refused") {
+			t.Fatalf("code %d: %v", code, err)
+		}
+		st.AppKey, st.AppSecret = "dingnobody", s.AppSecret
+		bad, _ = NewClient(st)
+		if _, err := bad.Reader().User(context.Background(), "zhangsan"); err == nil || !strings.Contains(err.Error(), "AppKey or AppSecret was refused") {
+			t.Fatalf("code %d, unknown key: %v", code, err)
+		}
+	}
+}
+
+// The new API answers a bad token with HTTP 400 InvalidAuthentication.
+func TestNewAPIInvalidAuthentication(t *testing.T) {
+	_, c := setup(t, nil)
+	var out map[string]any
+	err := c.newAPI(context.Background(), "contact/users/me", http.MethodGet, "/v1.0/contact/users/me", nil, "bogus", &out)
+	var fe *federation.Error
+	if !errors.As(err, &fe) || fe.Code != http.StatusBadRequest || fe.SubCode != "InvalidAuthentication" || !strings.Contains(err.Error(), "token was refused") {
+		t.Fatalf("users/me with a bad token: %v", err)
 	}
 }

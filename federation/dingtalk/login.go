@@ -47,8 +47,12 @@ func (c *Client) newAPI(ctx context.Context, api, method, path string, body any,
 		}
 		_ = json.Unmarshal(data, &e)
 		fe := &federation.Error{Platform: "DingTalk", API: api, Code: status, SubCode: e.Code, Message: e.Code + ": " + e.Message}
-		if status == http.StatusNotFound {
+		switch {
+		case status == http.StatusNotFound:
 			fe.Err = federation.ErrNotFound
+		case status == http.StatusBadRequest && e.Code == "InvalidAuthentication":
+			// The new API's answer to a bad or expired token: HTTP 400, not 401.
+			fe.Message = "the access token was refused (HTTP 400 InvalidAuthentication: " + e.Message + "): sign in again"
 		}
 		return fe
 	}

@@ -47,6 +47,11 @@ type Config struct {
 	ContactRestricted bool
 	CallbackToken     string
 	CallbackAESKey    string
+	// ExpiredTokenCode is the errcode of a call with an expired token: 40014 "invalid
+	// access_token", what the platform answers today (NotFound403/wecom-sdk#22, 2024-11, quoting
+	// the devtool page: a token used after its validity "就是会提示token非法"), unless set to the
+	// documented 42001 "access_token expired" (upstream-apis.md §1.6).
+	ExpiredTokenCode int
 	// MinimalEvents: member events carry only UserID and Department (post-2022-08-15 callbacks).
 	MinimalEvents bool
 	// RateLimits turns on the published per-corp and per-IP limits (on by default in New's callers).
@@ -120,7 +125,7 @@ func (s *Sim) SetContactRestricted(on bool) {
 	s.mu.Unlock()
 }
 
-// ExpireTokens makes every issued token expired (42001 on next use).
+// ExpireTokens makes every issued token expired (40014, or Config.ExpiredTokenCode, on next use).
 func (s *Sim) ExpireTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -320,7 +325,11 @@ func (s *Sim) api(m *http.ServeMux, pattern, name string, p perm, h func(w http.
 		}
 		now := s.cfg.Now()
 		if !now.Before(cc.expires) {
-			fail(42001, "")
+			code := s.cfg.ExpiredTokenCode
+			if code == 0 {
+				code = 40014
+			}
+			fail(code, "")
 			return
 		}
 		trusted := s.cfg.ContactIPs

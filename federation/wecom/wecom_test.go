@@ -17,6 +17,12 @@ import (
 
 func setup(t *testing.T, mod func(*wecomsim.Config)) (*wecomsim.Setup, string) {
 	t.Helper()
+	s, _, base := setupSim(t, mod)
+	return s, base
+}
+
+func setupSim(t *testing.T, mod func(*wecomsim.Config)) (*wecomsim.Setup, *wecomsim.Sim, string) {
+	t.Helper()
 	s := wecomsim.NewSetup(120, 17, "127.0.0.1:8080")
 	if mod != nil {
 		mod(&s.Config)
@@ -24,7 +30,7 @@ func setup(t *testing.T, mod func(*wecomsim.Config)) (*wecomsim.Setup, string) {
 	sim := wecomsim.New(s.Config)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
-	return s, srv.URL
+	return s, sim, srv.URL
 }
 
 func client(t *testing.T, s *wecomsim.Setup, base string, contact bool) *Client {
@@ -210,5 +216,33 @@ func TestErrorMessage48009(t *testing.T) {
 	err := c.fail("user/get", apiError{ErrCode: 48009, ErrMsg: "api forbidden for contact assistant, hint: [x]"})
 	if !strings.Contains(err.Error(), "48009") || !strings.Contains(err.Error(), "department/simplelist") {
 		t.Fatalf("48009 message: %v", err)
+	}
+}
+
+// An expired token answers 40014 today (42001 is documented too): either way the client drops the
+// cached token, fetches a new one and retries once.
+func TestExpiredTokenRefresh(t *testing.T) {
+	for _, code := range []int{0, 42001} {
+		s, sim, base := setupSim(t, func(c *wecomsim.Config) { c.ExpiredTokenCode = code })
+		c := client(t, s, base, false)
+		if _, err := c.Reader().User(context.Background(), "zhangsan"); err != nil {
+			t.Fatal(err)
+		}
+		sim.ExpireTokens()
+		sim.Kit().ClearCalls()
+		if u, err := c.Reader().User(context.Background(), "zhangsan"); err != nil || u.Attrs["name"] != "张三" {
+			t.Fatalf("code %d: %+v %v", code, u, err)
+		}
+		var calls []string
+		for _, x := range sim.Kit().Calls() {
+			calls = append(calls, x.API+":"+strconv.Itoa(x.ErrCode))
+		}
+		want := 40014
+		if code != 0 {
+			want = code
+		}
+		if got := strings.Join(calls, " "); got != "user/get:"+strconv.Itoa(want)+" gettoken:0 user/get:0" {
+			t.Fatalf("code %d: calls %s", code, got)
+		}
 	}
 }

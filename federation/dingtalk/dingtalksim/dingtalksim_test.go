@@ -205,6 +205,11 @@ func TestDepartments(t *testing.T) {
 			t.Fatalf("listsub row lacks %s", k)
 		}
 	}
+	// listsub carries exactly those five fields: no order ([DT:user-management-acquires-the-list-
+	// departments]); the order is in v2/department/get.
+	if len(d) != 5 {
+		t.Fatalf("listsub row = %v", d)
+	}
 	if root := f.oapi(tok, "v2/department/listsub", map[string]any{}); len(root["result"].([]any)) != want {
 		t.Fatal("listsub without dept_id must list the root's children")
 	}
@@ -215,7 +220,11 @@ func TestDepartments(t *testing.T) {
 	expect(t, f.oapi(tok, "v2/department/listsubid", map[string]any{}), 40035, "listsubid without dept_id")
 	g := f.oapi(tok, "v2/department/get", map[string]any{"dept_id": 2})
 	res := g["result"].(map[string]any)
-	if res["name"] != "研发部" || res["parent_id"].(float64) != 1 || res["member_count"] == nil || res["dept_manager_userid_list"] == nil {
+	f.sim.Org().RLock()
+	order2 := f.sim.Org().Dept(2).Order
+	f.sim.Org().RUnlock()
+	if res["name"] != "研发部" || res["parent_id"].(float64) != 1 || res["member_count"] == nil || res["dept_manager_userid_list"] == nil ||
+		res["order"].(float64) != float64(order2) || order2 == 0 {
 		t.Fatalf("department get = %v", res)
 	}
 	expect(t, f.oapi(tok, "v2/department/get", map[string]any{"dept_id": 999999}), 60003, "missing department")

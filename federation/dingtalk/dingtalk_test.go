@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,29 @@ func TestNewAPIInvalidAuthentication(t *testing.T) {
 	var fe *federation.Error
 	if !errors.As(err, &fe) || fe.Code != http.StatusBadRequest || fe.SubCode != "InvalidAuthentication" || !strings.Contains(err.Error(), "token was refused") {
 		t.Fatalf("users/me with a bad token: %v", err)
+	}
+}
+
+// listsub has no order: the full read takes it from v2/department/get, so a full sync and an
+// event's re-read (Department) agree.
+func TestDepartmentOrder(t *testing.T) {
+	ctx := context.Background()
+	s, c := setup(t, nil)
+	depts, err := c.Reader().Departments(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := s.Config.Org
+	for _, d := range depts {
+		o.RLock()
+		var want int64
+		if id, _ := strconv.Atoi(d.ID); o.Dept(id) != nil {
+			want = int64(o.Dept(id).Order)
+		}
+		o.RUnlock()
+		one, err := c.Reader().Department(ctx, d.ID)
+		if err != nil || d.Order != want || one.Order != d.Order || one.Name != d.Name {
+			t.Fatalf("department %s: full read order %d, detail %d (%v), upstream %d", d.ID, d.Order, one.Order, err, want)
+		}
 	}
 }

@@ -8,9 +8,10 @@ import (
 	"github.com/qiao-gateway/qiao/federation"
 )
 
-// Reader reads a DingTalk directory: departments by listsub recursion from the scope roots, users
-// by v2/user/list pages of 100 per department. DingTalk has no whole-tree call, so a full read
-// costs at least two calls per department.
+// Reader reads a DingTalk directory: departments by listsub recursion from the scope roots, each
+// one's order from v2/department/get (listsub carries none), users by v2/user/list pages of 100
+// per department. DingTalk has no whole-tree call, so a full read costs at least three calls per
+// department.
 type Reader struct {
 	c *Client
 }
@@ -22,14 +23,14 @@ var _ federation.DirectoryReader = (*Reader)(nil)
 
 // Info implements federation.DirectoryReader.
 func (r *Reader) Info() federation.ReadInfo {
-	return federation.ReadInfo{Mode: "v2/department/listsub+v2/user/list", Calls: int(r.c.Calls())}
+	return federation.ReadInfo{Mode: "v2/department/listsub+get+v2/user/list", Calls: int(r.c.Calls())}
 }
 
 type dDept struct {
 	DeptID   int64  `json:"dept_id"`
 	Name     string `json:"name"`
 	ParentID int64  `json:"parent_id"`
-	Order    int64  `json:"order"`
+	Order    int64  `json:"order"` // v2/department/get only
 }
 
 // Departments implements federation.DirectoryReader.
@@ -71,7 +72,13 @@ func (r *Reader) Departments(ctx context.Context, roots []string) ([]federation.
 				if err := json.Unmarshal(raw, &s); err != nil {
 					return nil, &federation.Error{Platform: "DingTalk", API: "v2/department/listsub", Message: "malformed department: " + err.Error()}
 				}
-				queue = append(queue, federation.Dept{ID: strconv.FormatInt(s.DeptID, 10), ParentID: cur.ID, Name: s.Name, Order: s.Order, Raw: raw})
+				// listsub has no order; the detail has (and the event path reads the same).
+				d, err := r.Department(ctx, strconv.FormatInt(s.DeptID, 10))
+				if err != nil {
+					return nil, err
+				}
+				d.ParentID = cur.ID
+				queue = append(queue, d)
 			}
 		}
 	}

@@ -1,8 +1,9 @@
 // Package access is the access lifecycle: the one place that ends what lets a person keep using
 // the apps once they may no longer — their SSO sessions, their refresh tokens, and the relying
 // parties' own sessions (OIDC back-channel logout, SAML SOAP logout) — and records that it did.
-// Sync and events call it when a person departs upstream or is disabled; the admin API and
-// source closing are next. The gateway only constructs it.
+// Sync and events call it when a person departs upstream, is disabled or leaves a source; closing,
+// deleting a source or disabling an app queue an access job (directory.AccessJob) in the change's
+// transaction, which ProcessJobs runs. The gateway only constructs it.
 package access
 
 import (
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/qiao-gateway/qiao/directory"
@@ -34,6 +36,7 @@ type Service struct {
 	Sessions Sessions
 	Holders  []TokenHolders
 	Now      func() time.Time
+	Log      *slog.Logger
 }
 
 func (s *Service) now() time.Time {

@@ -241,8 +241,8 @@ type User struct {
 	// other sources still link them: those sources' syncs keep them departed; only that source
 	// linking them again (a rehire) brings them back.
 	DepartedBy string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // UserLink ties a directory user to their identity at one source.

@@ -77,3 +77,38 @@ func GroupNames(ctx context.Context, st Store, ent, uid string) ([]string, error
 	sort.Strings(names)
 	return names, nil
 }
+
+// ActiveThrough checks that a person may still use what a login through source granted: they are
+// active, and, when the source is named, it is still open and still links them. A person removed
+// from one source keeps what other sources granted, not what that one did; a closed source's
+// sessions and tokens are refused from the moment it closes, before any revocation has run.
+// It returns the user when they may.
+func ActiveThrough(ctx context.Context, st Store, ent, uid, source string) (*User, error) {
+	u, err := st.GetUser(ctx, ent, uid)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: %w", uid, err)
+	}
+	if u.Status != UserActive {
+		return nil, fmt.Errorf("user %s is %s", uid, u.Status)
+	}
+	if source == "" {
+		return u, nil
+	}
+	src, err := st.GetSource(ctx, ent, source)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", source, err)
+	}
+	if !src.Enabled {
+		return nil, fmt.Errorf("source %s is closed", source)
+	}
+	links, err := st.LinksOfUser(ctx, ent, uid)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: %w", uid, err)
+	}
+	for _, l := range links {
+		if l.SourceID == source {
+			return u, nil
+		}
+	}
+	return nil, fmt.Errorf("user %s is no longer linked to source %s", uid, source)
+}

@@ -78,6 +78,9 @@ type Store interface {
 	// RevokeSourceRefreshTokens revokes every refresh token whose grant began with a login through
 	// a source (the source was closed or deleted) and returns how many.
 	RevokeSourceRefreshTokens(ctx context.Context, enterpriseID, sourceID string, at time.Time) (int, error)
+	// CountSourceRefreshTokens counts the live (unrevoked, unrotated, unexpired) refresh tokens
+	// whose grant began with a login through a source.
+	CountSourceRefreshTokens(ctx context.Context, enterpriseID, sourceID string) (int, error)
 	// RevokeClientRefreshTokens revokes every refresh token of a client (the app was disabled).
 	RevokeClientRefreshTokens(ctx context.Context, enterpriseID, clientID string, at time.Time) (int, error)
 	// RefreshTokenClients lists the clients holding live (unrevoked, unexpired) refresh tokens of

@@ -79,7 +79,9 @@ type Gateway struct {
 	pages    *template.Template
 	// eventNotify wakes the inbox worker when an event is stored.
 	eventNotify chan struct{}
-	handler     http.Handler
+	// AccessNotify wakes the access-job worker after a change made in this process.
+	AccessNotify chan struct{}
+	handler      http.Handler
 }
 
 // Option changes how New builds a gateway.
@@ -97,7 +99,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	for _, f := range opts {
 		f(&o)
 	}
-	g := &Gateway{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), Mux: http.NewServeMux(), eventNotify: make(chan struct{}, 1)}
+	g := &Gateway{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), Mux: http.NewServeMux(), eventNotify: make(chan struct{}, 1),
+		AccessNotify: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -140,7 +143,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	rend := &pages.Renderer{Templates: g.pages, Secure: strings.HasPrefix(cfg.ExternalURL, "https://"), Log: log}
 	g.Broker = &broker.Broker{Store: g.Store, State: g.State, Sessions: g.Sessions, Pages: rend, ExternalURL: cfg.ExternalURL,
-		Log: log, ClientIP: httpx.ClientIP(trusted), Passwords: password.NewLimiter(password.DefaultSlots(password.Default), 3*time.Second), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
+		Log: log, Consent: g.Sync.Consent, ClientIP: httpx.ClientIP(trusted), Passwords: password.NewLimiter(password.DefaultSlots(password.Default), 3*time.Second), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
 			return connectors.Login(string(src.Kind), src.Config, src.Secrets)
 		}}
 	g.OIDC = &idpoidc.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Pages: rend,
@@ -156,7 +159,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	g.Sessions.Register(g.OIDC, g.SAML)
 	// A person who may no longer have access (departed, disabled, removed upstream) loses it
 	// through one service: sessions (and so their participants), refresh tokens and their holders.
-	g.Access = &access.Service{Store: g.Store, Sessions: g.Sessions, Holders: []access.TokenHolders{g.OIDC}}
+	g.Access = &access.Service{Store: g.Store, Sessions: g.Sessions, Holders: []access.TokenHolders{g.OIDC}, Log: log}
 	g.Sync.Access = g.Access
 	g.reportCallbackDomains(ctx)
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -292,6 +295,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	// The inbox worker resumes whatever was stored before a restart, then applies new events as
 	// they arrive.
 	go g.Sync.ProcessEvents(ctx, g.eventNotify, time.Second)
+	// Access jobs (a source closed or deleted, an app disabled): queued by config apply, the CLI or
+	// another replica, run by whichever replica claims them first.
+	go g.Access.ProcessJobs(ctx, g.AccessNotify, time.Second)
 	go g.sweepRefreshTokens(ctx, time.Hour)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -272,6 +272,35 @@ func (s *Store) RevokeUserSource(ctx context.Context, ent, uid, source string) (
 	return ended, s.State.Put(ctx, key, nb, s.indexTTL())
 }
 
+// CountUserSource counts a user's live sessions opened through one identity source (what
+// deleting or closing it would end).
+func (s *Store) CountUserSource(ctx context.Context, ent, uid, source string) (int, error) {
+	b, err := s.State.Get(ctx, userIndexKey(ent, uid))
+	if errors.Is(err, state.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("session store: %w", err)
+	}
+	var ids []string
+	_ = json.Unmarshal(b, &ids)
+	n := 0
+	for _, id := range slices.Compact(ids) {
+		raw, err := s.State.Get(ctx, sessionKey(id))
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("session store: %w", err)
+		}
+		var sess Session
+		if json.Unmarshal(raw, &sess) == nil && sess.Source == source {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // ended tells the participants of an ended session (b as stored).
 func (s *Store) ended(ctx context.Context, b []byte) {
 	if len(s.participants) == 0 {

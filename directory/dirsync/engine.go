@@ -116,6 +116,11 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 	if src.Kind == directory.KindLocal {
 		return nil, fmt.Errorf("sync: source %s/%s is the enterprise's own directory; there is nothing upstream to read", ent, srcID)
 	}
+	if !src.Enabled && !opt.DryRun {
+		// A closed source neither syncs nor applies events (they wait in the inbox); a dry run
+		// still shows what opening it would bring.
+		return nil, fmt.Errorf("sync: source %s/%s is closed; open it (enabled: true) to synchronize, or use --dry-run to preview", ent, srcID)
+	}
 	if opt.Trigger == "" {
 		opt.Trigger = directory.TriggerManual
 	}

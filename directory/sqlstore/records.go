@@ -113,6 +113,14 @@ func (s *Store) RevokeSourceRefreshTokens(ctx context.Context, ent, sourceID str
 	return rowsAffected(res, err, "revoke source refresh tokens")
 }
 
+// CountSourceRefreshTokens implements directory.Store.
+func (s *Store) CountSourceRefreshTokens(ctx context.Context, ent, sourceID string) (int, error) {
+	var n int
+	err := s.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM refresh_tokens WHERE enterprise_id = $1 AND source_id = $2
+		AND revoked_at = 0 AND rotated_at = 0 AND expires_at > $3`, ent, sourceID, ms(s.now())).Scan(&n)
+	return n, mapErr(err, "count source refresh tokens")
+}
+
 // RevokeClientRefreshTokens implements directory.Store.
 func (s *Store) RevokeClientRefreshTokens(ctx context.Context, ent, clientID string, at time.Time) (int, error) {
 	res, err := s.q.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $3 WHERE enterprise_id = $1 AND client_id = $2 AND revoked_at = 0`,

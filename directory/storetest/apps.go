@@ -155,6 +155,9 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 			t.Fatal(err)
 		}
 	}
+	if n, err := s.CountSourceRefreshTokens(ctx, "acme", "wecom"); err != nil || n != 2 {
+		t.Fatalf("CountSourceRefreshTokens = %d, %v (want the two live wecom grants)", n, err)
+	}
 	if n, err := s.RevokeSourceRefreshTokens(ctx, "acme", "wecom", now); err != nil || n != 2 {
 		t.Fatalf("RevokeSourceRefreshTokens = %d, %v (want the two live wecom grants)", n, err)
 	}

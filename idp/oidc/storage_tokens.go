@@ -195,29 +195,9 @@ func (s *storage) accessTokenByID(ctx context.Context, id, subject string) (*acc
 	return &at, nil
 }
 
-// activeUser checks that the person may still use what a login through source granted: they are
-// active, and, when the source is known, still linked to it. A person removed from one source
-// keeps what other sources granted, not what that one did — whichever path removed the link
-// (full sync, event, userid change), and before any revocation has run.
+// activeUser checks that the person may still use what a login through source granted
+// (directory.ActiveThrough): active, and the source still open and still linking them.
 func (s *storage) activeUser(ctx context.Context, uid, source string) error {
-	u, err := s.p.Store.GetUser(ctx, s.ent(ctx), uid)
-	if err != nil {
-		return fmt.Errorf("user %s: %w", uid, err)
-	}
-	if u.Status != directory.UserActive {
-		return fmt.Errorf("user %s is %s", uid, u.Status)
-	}
-	if source == "" {
-		return nil
-	}
-	links, err := s.p.Store.LinksOfUser(ctx, s.ent(ctx), uid)
-	if err != nil {
-		return fmt.Errorf("user %s: %w", uid, err)
-	}
-	for _, l := range links {
-		if l.SourceID == source {
-			return nil
-		}
-	}
-	return fmt.Errorf("user %s is no longer linked to source %s", uid, source)
+	_, err := directory.ActiveThrough(ctx, s.p.Store, s.ent(ctx), uid, source)
+	return err
 }

@@ -342,6 +342,12 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, ent, pendingID
 		var err error
 		if u, err = p.Store.GetUser(ctx, ent, sess.User); err != nil {
 			need = true
+		} else if u.Status == directory.UserActive {
+			// The session serves only while the source it was opened through is open and still
+			// links the person; otherwise they log on again, through a source that does.
+			if _, err := directory.ActiveThrough(ctx, p.Store, ent, u.ID, sess.Source); err != nil {
+				need = true
+			}
 		}
 	}
 	// A passive request (the SP asked for no interaction) is answered NoPassive below instead.

@@ -205,10 +205,15 @@ func (s *Sim) page(w http.ResponseWriter, c *cred, b map[string]any, required bo
 		s.oapiErr(w, 40035, "参数非法: order_field")
 		return nil, 0, false, false
 	}
+	limited, good := boolField(b, "contain_access_limit")
+	if !good {
+		s.oapiErr(w, 40035, "参数非法: contain_access_limit")
+		return nil, 0, false, false
+	}
 	o := s.cfg.Org
 	var members []*simorg.User
 	for _, uid := range o.Members(id) {
-		if u := o.User(uid); present(u) {
+		if u := o.User(uid); present(u) && (limited || !slices.Contains(s.cfg.AccessLimited, uid)) {
 			members = append(members, u)
 		}
 	}

@@ -55,7 +55,11 @@ type Config struct {
 	// tracker reports 40096 for today's platform; not confirmed from a primary source, so it is a
 	// setting.
 	BadCredentialCode int
-	RateLimits        bool
+	// AccessLimited are userids of access-limited employees (访问受限, e.g. hidden executives):
+	// v2/user/list and user/listsimple leave them out unless the body says
+	// contain_access_limit: true ("是否返回访问受限的员工"; absent = false).
+	AccessLimited []string
+	RateLimits    bool
 	Org               *simorg.Org
 	Now               func() time.Time
 }

@@ -425,3 +425,35 @@ func TestFaults(t *testing.T) {
 }
 
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// Access-limited employees are left out of v2/user/list and user/listsimple unless
+// contain_access_limit is true (the parameter's meaning: "是否返回访问受限的员工"; absent = false).
+func TestAccessLimited(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.AccessLimited = []string{"zhangsan"} })
+	tok := f.token(appKey, appSecret)
+	has := func(m map[string]any) bool {
+		t.Helper()
+		expect(t, m, 0, "list")
+		for _, u := range m["result"].(map[string]any)["list"].([]any) {
+			if u.(map[string]any)["userid"] == "zhangsan" {
+				return true
+			}
+		}
+		return false
+	}
+	page := map[string]any{"dept_id": 2, "cursor": 0, "size": 100}
+	if has(f.oapi(tok, "v2/user/list", page)) || has(f.oapi(tok, "user/listsimple", page)) {
+		t.Fatal("an access-limited employee was listed by default")
+	}
+	page["contain_access_limit"] = false
+	if has(f.oapi(tok, "v2/user/list", page)) {
+		t.Fatal("listed with contain_access_limit false")
+	}
+	page["contain_access_limit"] = true
+	if !has(f.oapi(tok, "v2/user/list", page)) || !has(f.oapi(tok, "user/listsimple", page)) {
+		t.Fatal("not listed with contain_access_limit true")
+	}
+	expect(t, f.oapi(tok, "v2/user/get", map[string]any{"userid": "zhangsan"}), 0, "v2/user/get of an access-limited employee")
+	page["contain_access_limit"] = "maybe"
+	expect(t, f.oapi(tok, "v2/user/list", page), 40035, "contain_access_limit not a boolean")
+}

@@ -187,3 +187,22 @@ func TestDepartmentOrder(t *testing.T) {
 		}
 	}
 }
+
+// An access-limited employee (访问受限) is read, not silently skipped: v2/user/list leaves them
+// out unless asked with contain_access_limit.
+func TestAccessLimitedEmployeesRead(t *testing.T) {
+	_, c := setup(t, func(cfg *dingtalksim.Config) { cfg.AccessLimited = []string{"zhangsan"} })
+	r := c.Reader()
+	depts, err := r.Departments(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	err = r.Users(context.Background(), depts, func(u federation.User) error {
+		found = found || u.UserID == "zhangsan"
+		return nil
+	})
+	if err != nil || !found {
+		t.Fatalf("zhangsan (access-limited) read: %v, %v", found, err)
+	}
+}

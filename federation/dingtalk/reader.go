@@ -144,7 +144,10 @@ func (r *Reader) Users(ctx context.Context, depts []federation.Dept, fn func(fed
 				NextCursor int64             `json:"next_cursor"`
 				List       []json.RawMessage `json:"list"`
 			}
-			if err := r.c.OAPI(ctx, "v2/user/list", map[string]any{"dept_id": id, "cursor": cursor, "size": 100}, &page); err != nil {
+			// contain_access_limit: without it access-limited employees (访问受限) are left out,
+			// and a sync would take them for gone.
+			body := map[string]any{"dept_id": id, "cursor": cursor, "size": 100, "contain_access_limit": true}
+			if err := r.c.OAPI(ctx, "v2/user/list", body, &page); err != nil {
 				return err
 			}
 			for _, raw := range page.List {

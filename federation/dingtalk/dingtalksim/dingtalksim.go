@@ -60,8 +60,8 @@ type Config struct {
 	// contain_access_limit: true ("是否返回访问受限的员工"; absent = false).
 	AccessLimited []string
 	RateLimits    bool
-	Org               *simorg.Org
-	Now               func() time.Time
+	Org           *simorg.Org
+	Now           func() time.Time
 }
 
 // Lifetimes from upstream-apis.md §2.2 and §2.4.

@@ -24,12 +24,26 @@ const (
 	DefaultLoginBase = "https://login.dingtalk.com"
 )
 
+// Editions (config edition).
+const (
+	// EditionStandard is the public platform: its hosts are the defaults, and a base-URL key
+	// overrides one of them (a simulator, a test).
+	EditionStandard = "standard"
+	// EditionDedicated is a dedicated (专属) deployment: it has hosts of its own, so
+	// oapi_base_url, api_base_url and login_base_url are one group, all required.
+	EditionDedicated = "dedicated"
+)
+
+// hostKeys are the base-URL settings, in the order they are reported.
+var hostKeys = []string{"oapi_base_url", "api_base_url", "login_base_url"}
+
 // Settings are a DingTalk source's connection settings.
 type Settings struct {
 	CorpID    string
 	AppKey    string
 	AppSecret string
 	AgentID   string
+	Edition   string // EditionStandard (the default) or EditionDedicated
 	OAPIBase  string
 	APIBase   string
 	LoginBase string
@@ -49,8 +63,15 @@ func SettingsFrom(cfg, secrets map[string]string) (Settings, error) {
 // settingsFrom reads the maps, filling the standard edition's hosts where none is configured.
 func settingsFrom(cfg, secrets map[string]string) Settings {
 	s := Settings{CorpID: cfg["corp_id"], AppKey: cfg["app_key"], AgentID: cfg["agent_id"], AppSecret: secrets["app_secret"],
+		Edition:  cfg["edition"],
 		OAPIBase: strings.TrimRight(cfg["oapi_base_url"], "/"), APIBase: strings.TrimRight(cfg["api_base_url"], "/"),
 		LoginBase: strings.TrimRight(cfg["login_base_url"], "/")}
+	if s.Edition == "" {
+		s.Edition = EditionStandard
+	}
+	if s.Edition == EditionDedicated {
+		return s // no public defaults: validate names what is missing
+	}
 	if s.OAPIBase == "" {
 		s.OAPIBase = DefaultOAPIBase
 	}
@@ -72,6 +93,17 @@ func (s *Settings) validate() error {
 		return &federation.SettingError{Key: "config.app_key", Reason: "is required (DingTalk developer console → 应用凭证 → AppKey/Client ID)"}
 	case s.AppSecret == "":
 		return &federation.SettingError{Key: "secrets.app_secret", Reason: "is required (AppSecret/Client Secret)"}
+	case s.Edition != EditionStandard && s.Edition != EditionDedicated:
+		return &federation.SettingError{Key: "config.edition", Reason: fmt.Sprintf("%q must be standard or dedicated", s.Edition)}
+	}
+	for i, v := range []string{s.OAPIBase, s.APIBase, s.LoginBase} {
+		if v == "" {
+			return &federation.SettingError{Key: "config." + hostKeys[i], Reason: "is required with edition dedicated: a dedicated (专属) DingTalk " +
+				"has its own oapi, api and login hosts; set all three (oapi_base_url, api_base_url, login_base_url)"}
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return &federation.SettingError{Key: "config." + hostKeys[i], Reason: fmt.Sprintf("%q is not an http(s) URL", v)}
+		}
 	}
 	return nil
 }

@@ -206,3 +206,51 @@ func TestAccessLimitedEmployeesRead(t *testing.T) {
 		t.Fatalf("zhangsan (access-limited) read: %v, %v", found, err)
 	}
 }
+
+// edition: standard uses the public hosts (a base URL may override one, for a simulator);
+// edition: dedicated has hosts of its own, all three required together.
+func TestEdition(t *testing.T) {
+	s, sim, _ := setupSim(t, nil)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	sec := map[string]string{"app_secret": s.AppSecret}
+	std, err := ParseConfig(map[string]string{"app_key": s.AppKey}, sec)
+	if err != nil || std.Validate() != nil || std.Edition != EditionStandard || std.OAPIBase != DefaultOAPIBase || std.LoginBase != DefaultLoginBase {
+		t.Fatalf("standard = %+v %v", std, err)
+	}
+	for _, missing := range []string{"oapi_base_url", "api_base_url", "login_base_url"} {
+		cfg := map[string]string{"app_key": s.AppKey, "edition": "dedicated", "oapi_base_url": srv.URL, "api_base_url": srv.URL, "login_base_url": srv.URL}
+		delete(cfg, missing)
+		c, _ := ParseConfig(cfg, sec)
+		var se *federation.SettingError
+		if err := c.Validate(); !errors.As(err, &se) || se.Key != "config."+missing || !strings.Contains(se.Reason, "dedicated") {
+			t.Fatalf("dedicated without %s: %v", missing, err)
+		}
+	}
+	c, _ := ParseConfig(map[string]string{"app_key": s.AppKey, "edition": "dedicated", "oapi_base_url": srv.URL, "api_base_url": "ftp://x", "login_base_url": srv.URL}, sec)
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "api_base_url") {
+		t.Fatalf("dedicated with a bad URL: %v", err)
+	}
+	c, _ = ParseConfig(map[string]string{"app_key": s.AppKey, "edition": "pro"}, sec)
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "config.edition") {
+		t.Fatalf("unknown edition: %v", err)
+	}
+	// A dedicated deployment (the simulator standing in for its hosts) is read and logged in to
+	// through its own hosts.
+	ded, _ := ParseConfig(map[string]string{"app_key": s.AppKey, "corp_id": s.CorpID, "edition": "dedicated",
+		"oapi_base_url": srv.URL + "/", "api_base_url": srv.URL, "login_base_url": srv.URL}, sec)
+	r, err := ded.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.(*Reader).User(context.Background(), "zhangsan"); err != nil {
+		t.Fatalf("dedicated read: %v", err)
+	}
+	l, err := ded.Login()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := l.AuthURL("http://127.0.0.1:8080/cb", "st", "", false); !strings.HasPrefix(u, srv.URL+"/oauth2/auth?") {
+		t.Fatalf("dedicated login URL = %s", u)
+	}
+}

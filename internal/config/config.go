@@ -87,7 +87,10 @@ type Source struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
 	Enabled     *bool  `yaml:"enabled"`
-	Sync        Sync   `yaml:"sync"`
+	// Authoritative: a person this source removes departs entirely, whatever other sources say
+	// (default true for wecom and dingtalk, false for local).
+	Authoritative *bool `yaml:"authoritative"`
+	Sync          Sync  `yaml:"sync"`
 	// Config holds the kind's non-secret settings (corp_id, agent_id, api_base_url, ...).
 	Config map[string]string `yaml:"config"`
 	// Secrets holds the kind's secrets (secret, contact_secret, callback_token, ...). They are
@@ -160,6 +163,8 @@ type Client struct {
 	// Claims adds claims from directory fields (username, name, email, mobile, ext.NAME) under
 	// the profile scope, e.g. employee_no: ext.employee_no.
 	Claims map[string]string `yaml:"claims"`
+	// Enabled: false refuses the client's requests and revokes its tokens (default true).
+	Enabled *bool `yaml:"enabled"`
 }
 
 // ServiceProvider is a SAML SP declared in the file.
@@ -173,6 +178,8 @@ type ServiceProvider struct {
 	Attributes    map[string]string `yaml:"attributes"`
 	SignResponse  *bool             `yaml:"sign_response"`
 	SignAssertion *bool             `yaml:"sign_assertion"`
+	// Enabled: false refuses the SP's requests and ends its SAML sessions (default true).
+	Enabled *bool `yaml:"enabled"`
 }
 
 // User is a user of the enterprise's own directory declared in the file (local source).

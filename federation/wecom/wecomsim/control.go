@@ -2,9 +2,14 @@ package wecomsim
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/qiao-gateway/qiao/federation/simkit"
 	"github.com/qiao-gateway/qiao/federation/simorg"
@@ -26,6 +31,84 @@ func (s *Sim) controlRoutes() {
 		FaultHelp: "want {\"api\": \"user/get\" or \"*\", \"errcode\": N, \"count\": N, \"latency_ms\": N}"}.Routes(m)
 	m.HandleFunc("POST /_sim/scan", s.scan)
 	m.HandleFunc("POST /_sim/contact-restricted", s.ctlContactRestricted)
+	m.HandleFunc("GET /_sim/apps/{agentid}/domain-verification", s.ctlDomainFile)
+	m.HandleFunc("POST /_sim/apps/{agentid}/trusted-domain", s.ctlTrustedDomain)
+}
+
+// trustedDomain is the app's trusted domain: the one set through the control API, else its
+// configured one.
+func (s *Sim) trustedDomain(a *App) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.domains[a.AgentID]; ok {
+		return d
+	}
+	return a.TrustedDomain
+}
+
+// DomainFile is the ownership file the admin console hands out for an app's trusted domain: it
+// must be served at the domain's root (upstream-apis.md §1.5.5: WW_verify_xxx.txt at web root).
+func (s *Sim) DomainFile(agentID int) (name, content string) {
+	label := s.cfg.CorpID + "/" + strconv.Itoa(agentID)
+	return "WW_verify_" + simkit.Derive(0, "ww-verify-name/"+label, 16) + ".txt", simkit.Derive(0, "ww-verify-content/"+label, 16)
+}
+
+func (s *Sim) ctlDomainFile(w http.ResponseWriter, r *http.Request) {
+	a := s.app(r.PathValue("agentid"))
+	if a == nil {
+		ctlErr(w, http.StatusNotFound, "no app with that agent ID")
+		return
+	}
+	name, content := s.DomainFile(a.AgentID)
+	simkit.WriteJSON(w, http.StatusOK, map[string]string{"file": name, "content": content})
+}
+
+// ctlTrustedDomain sets an app's trusted domain as the console does: only after fetching the
+// ownership file from the domain's root and finding its content.
+func (s *Sim) ctlTrustedDomain(w http.ResponseWriter, r *http.Request) {
+	a := s.app(r.PathValue("agentid"))
+	if a == nil {
+		ctlErr(w, http.StatusNotFound, "no app with that agent ID")
+		return
+	}
+	var b struct {
+		Domain string `json:"domain"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil || b.Domain == "" || strings.ContainsAny(b.Domain, "/?#@ ") {
+		ctlErr(w, http.StatusBadRequest, "want {\"domain\": \"host[:port]\"}")
+		return
+	}
+	name, content := s.DomainFile(a.AgentID)
+	if err := fetchDomainFile(r.Context(), "http://"+b.Domain+"/"+name, content); err != nil {
+		ctlErr(w, http.StatusBadRequest, "域名归属校验未通过 (domain ownership not verified): "+err.Error())
+		return
+	}
+	s.mu.Lock()
+	s.domains[a.AgentID] = b.Domain
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func fetchDomainFile(ctx context.Context, u, content string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s did not answer: %v", u, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered HTTP %d", u, resp.StatusCode)
+	}
+	if strings.TrimSpace(string(body)) != content {
+		return fmt.Errorf("%s does not hold the verification content", u)
+	}
+	return nil
 }
 
 // ctlContactRestricted switches the 2022-08-15 rule for the contact-sync secret, as adding the

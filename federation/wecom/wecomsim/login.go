@@ -70,10 +70,10 @@ func (s *Sim) checkLogin(r *http.Request, requireAgent bool) (*App, *url.URL, in
 	// The trusted domain must equal the redirect host, port included; scheme and path are ignored.
 	domains := []string{}
 	if a != nil {
-		domains = append(domains, a.TrustedDomain)
+		domains = append(domains, s.trustedDomain(a))
 	} else {
-		for _, ap := range s.cfg.Apps {
-			domains = append(domains, ap.TrustedDomain)
+		for i := range s.cfg.Apps {
+			domains = append(domains, s.trustedDomain(&s.cfg.Apps[i]))
 		}
 	}
 	if !slices.Contains(domains, ru.Host) {

@@ -85,6 +85,8 @@ type Sim struct {
 	limits bool
 	// restricted is the live ContactRestricted.
 	restricted bool
+	// domains are trusted domains set through the control API (verified), by agent ID.
+	domains map[int]string
 }
 
 // New returns a simulator over cfg.Org.
@@ -97,7 +99,7 @@ func New(cfg Config) *Sim {
 	}
 	s := &Sim{cfg: cfg, kit: simkit.NewKit(100000), mux: http.NewServeMux(), tokens: map[string]*cred{}, bySec: map[string]*cred{},
 		codes: simkit.NewCodes[loginGrant](), tix: simkit.NewCodes[string](), scans: simkit.NewCodes[scanTicket](), limits: cfg.RateLimits,
-		restricted: cfg.ContactRestricted}
+		restricted: cfg.ContactRestricted, domains: map[int]string{}}
 	s.events = simkit.NewPusher(CallbackAttempts, s.post)
 	s.routes()
 	return s

@@ -528,3 +528,63 @@ func TestFaultsAndCallLog(t *testing.T) {
 // ---- login
 
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// Setting a trusted domain needs the ownership file the console hands out (WW_verify_….txt)
+// served at the domain's root; the domain does not change until it answers.
+func TestTrustedDomainVerification(t *testing.T) {
+	f := newFixture(t, nil)
+	r, err := http.Get(f.srv.URL + "/_sim/apps/1000002/domain-verification")
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("verification file: %v %v", r, err)
+	}
+	var vf struct{ File, Content string }
+	json.NewDecoder(r.Body).Decode(&vf)
+	r.Body.Close()
+	if !strings.HasPrefix(vf.File, "WW_verify_") || !strings.HasSuffix(vf.File, ".txt") || vf.Content == "" {
+		t.Fatalf("verification file = %+v", vf)
+	}
+	serving := ""
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/"+vf.File && serving != "" {
+			io.WriteString(w, serving)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer site.Close()
+	host := strings.TrimPrefix(site.URL, "http://")
+	set := func() int {
+		resp, err := http.Post(f.srv.URL+"/_sim/apps/1000002/trusted-domain", "application/json", strings.NewReader(`{"domain":"`+host+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	login := func() int {
+		resp, err := noRedirect.Get(f.srv.URL + "/wwlogin/sso/login?login_type=CorpApp&appid=" + corp + "&agentid=1000002&redirect_uri=" +
+			url.QueryEscape(site.URL+"/cb") + "&state=s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if set() != 400 {
+		t.Fatal("a domain without the file was accepted")
+	}
+	serving = "wrong content"
+	if set() != 400 {
+		t.Fatal("a domain serving other content was accepted")
+	}
+	if login() == 200 {
+		t.Fatal("login redirected to an unverified domain")
+	}
+	serving = vf.Content + "\n"
+	if set() != 204 {
+		t.Fatal("a verified domain was refused")
+	}
+	if login() != 200 {
+		t.Fatal("login page refused the verified trusted domain")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -24,10 +25,12 @@ import (
 
 	"github.com/qiao-gateway/qiao/access"
 	"github.com/qiao-gateway/qiao/broker"
+	"github.com/qiao-gateway/qiao/declare"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/federation"
 	"github.com/qiao-gateway/qiao/federation/connectors"
+	"github.com/qiao-gateway/qiao/federation/wecom"
 	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
 	idpsaml "github.com/qiao-gateway/qiao/idp/saml"
 	"github.com/qiao-gateway/qiao/internal/config"
@@ -87,11 +90,15 @@ type Gateway struct {
 // Option changes how New builds a gateway.
 type Option func(*options)
 
-type options struct{ skipApply bool }
+type options struct{ skipApply, force bool }
 
 // WithoutApply leaves the store's enterprises as they are instead of writing the config's
 // declarations into it (qiao sync: only serve and apply change configuration).
 func WithoutApply() Option { return func(o *options) { o.skipApply = true } }
+
+// WithForce deletes what the config file no longer declares even past deletion protection
+// (qiao serve --force).
+func WithForce() Option { return func(o *options) { o.force = true } }
 
 // New opens every backend and builds the routes. On error nothing is left open.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Gateway, err error) {
@@ -123,7 +130,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, &StartError{err, ""}
 	}
 	if !o.skipApply {
-		if err := applyDeclared(ctx, g.Store, cfg); err != nil {
+		if _, err := applyDeclared(ctx, g.Store, cfg, log, declare.Options{Force: o.force, ForceHint: "qiao serve --force"}); err != nil {
 			return nil, err
 		}
 	}
@@ -231,8 +238,40 @@ func (g *Gateway) routes() {
 	g.SAML.Routes(m)
 	g.OIDC.Routes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if name := strings.TrimPrefix(r.URL.Path, "/"); (r.Method == http.MethodGet || r.Method == http.MethodHead) && wecom.IsDomainVerifyFile(name) {
+			if content, ok := g.domainVerification(r.Context(), name); ok {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				_, _ = io.WriteString(w, content)
+				return
+			}
+		}
 		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})
+}
+
+// domainVerification finds the WeCom source whose config.domain_verify_file is name: the WeCom
+// console accepts a trusted domain only once that file answers at the domain's root.
+func (g *Gateway) domainVerification(ctx context.Context, name string) (string, bool) {
+	ents, err := g.Store.ListEnterprises(ctx)
+	if err != nil {
+		return "", false
+	}
+	for _, e := range ents {
+		srcs, _ := g.Store.ListSources(ctx, e.ID)
+		for _, s := range srcs {
+			if string(s.Kind) != wecom.Name || s.Config["domain_verify_file"] != name {
+				continue
+			}
+			c, err := wecom.ParseConfig(s.Config, s.Secrets)
+			if err != nil || c.Validate() != nil {
+				continue
+			}
+			if file, content := c.DomainVerification(); file == name {
+				return content, true
+			}
+		}
+	}
+	return "", false
 }
 
 // jwks serves the public signing keys at the path the enterprise's OIDC issuer publishes as its

@@ -3,6 +3,7 @@ package wecom
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/qiao-gateway/qiao/federation"
@@ -34,6 +35,11 @@ type Config struct {
 	InAppDetail bool
 	// CallbackDomain is the app's trusted domain (config callback_domain).
 	CallbackDomain string
+	// DomainVerifyFile and DomainVerifyContent (config domain_verify_file, domain_verify_content)
+	// are the ownership file the WeCom console asks to find at the trusted domain's root before it
+	// accepts the domain (WW_verify_<random>.txt); the gateway serves it at /{file}.
+	DomainVerifyFile    string
+	DomainVerifyContent string
 	// CallbackToken and EncodingAESKey (secrets callback_token, encoding_aes_key) verify and
 	// decrypt event callbacks; only the decoder needs them.
 	CallbackToken  string
@@ -46,7 +52,8 @@ var _ federation.Connector = (*Config)(nil)
 // (rate_limit); Validate checks the rest.
 func ParseConfig(cfg, secrets map[string]string) (*Config, error) {
 	c := &Config{Settings: settingsFrom(cfg, secrets), LoginMode: cfg["login_mode"], InAppDetail: cfg["inapp_detail"] == "true",
-		CallbackDomain: cfg["callback_domain"], CallbackToken: secrets["callback_token"], EncodingAESKey: secrets["encoding_aes_key"]}
+		CallbackDomain: cfg["callback_domain"], CallbackToken: secrets["callback_token"], EncodingAESKey: secrets["encoding_aes_key"],
+		DomainVerifyFile: cfg["domain_verify_file"], DomainVerifyContent: strings.TrimSpace(cfg["domain_verify_content"])}
 	if c.LoginMode == "" {
 		c.LoginMode = LoginQR
 	}
@@ -74,7 +81,24 @@ func (c *Config) Validate() error {
 	if c.LoginMode != LoginQR && c.LoginMode != LoginQRLegacy {
 		return &federation.SettingError{Key: "config.login_mode", Reason: fmt.Sprintf("%q must be qr or qr_legacy", c.LoginMode)}
 	}
+	switch {
+	case c.DomainVerifyFile == "" && c.DomainVerifyContent == "":
+	case !IsDomainVerifyFile(c.DomainVerifyFile):
+		return &federation.SettingError{Key: "config.domain_verify_file", Reason: fmt.Sprintf("%q must be the file name the WeCom console gives, WW_verify_<letters and digits>.txt", c.DomainVerifyFile)}
+	case c.DomainVerifyContent == "" || len(c.DomainVerifyContent) > 256 || strings.ContainsAny(c.DomainVerifyContent, " \t\r\n<>"):
+		return &federation.SettingError{Key: "config.domain_verify_content", Reason: "must be the file's content as the WeCom console gives it (one token, at most 256 characters)"}
+	}
 	return nil
+}
+
+var verifyFileRe = regexp.MustCompile(`^WW_verify_[A-Za-z0-9]{1,64}\.txt$`)
+
+// IsDomainVerifyFile reports whether name has the form of WeCom's domain ownership file.
+func IsDomainVerifyFile(name string) bool { return verifyFileRe.MatchString(name) }
+
+// DomainVerification is the ownership file to serve at the trusted domain's root, if configured.
+func (c *Config) DomainVerification() (file, content string) {
+	return c.DomainVerifyFile, c.DomainVerifyContent
 }
 
 // client checks the settings before any capability uses them, however the Config was made.

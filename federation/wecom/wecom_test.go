@@ -246,3 +246,33 @@ func TestExpiredTokenRefresh(t *testing.T) {
 		}
 	}
 }
+
+// The domain ownership file: both settings or neither, in the console's form.
+func TestDomainVerifySettings(t *testing.T) {
+	base := map[string]string{"corp_id": "ww1"}
+	sec := map[string]string{"secret": "s"}
+	for _, tc := range []struct {
+		file, content, key string
+	}{
+		{"", "", ""},
+		{"WW_verify_AbC123.txt", "token123", ""},
+		{"WW_verify_AbC123.txt", "", "config.domain_verify_content"},
+		{"", "token123", "config.domain_verify_file"},
+		{"../etc/passwd", "x", "config.domain_verify_file"},
+		{"WW_verify_a.txt", "two words", "config.domain_verify_content"},
+	} {
+		cfg := map[string]string{"corp_id": base["corp_id"], "domain_verify_file": tc.file, "domain_verify_content": tc.content}
+		c, err := ParseConfig(cfg, sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Validate()
+		var se *federation.SettingError
+		if (tc.key == "" && err != nil) || (tc.key != "" && (!errors.As(err, &se) || se.Key != tc.key)) {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		if f, ct := c.DomainVerification(); tc.key == "" && (f != tc.file || ct != tc.content) {
+			t.Fatalf("%+v: DomainVerification = %q %q", tc, f, ct)
+		}
+	}
+}

@@ -49,7 +49,12 @@ func (s *Sim) trustedDomain(a *App) string {
 // DomainFile is the ownership file the admin console hands out for an app's trusted domain: it
 // must be served at the domain's root (upstream-apis.md §1.5.5: WW_verify_xxx.txt at web root).
 func (s *Sim) DomainFile(agentID int) (name, content string) {
-	label := s.cfg.CorpID + "/" + strconv.Itoa(agentID)
+	return DomainFile(s.cfg.CorpID, agentID)
+}
+
+// DomainFile is the ownership file of the corp's app agentID, the same in every simulator.
+func DomainFile(corpID string, agentID int) (name, content string) {
+	label := corpID + "/" + strconv.Itoa(agentID)
 	return "WW_verify_" + simkit.Derive(0, "ww-verify-name/"+label, 16) + ".txt", simkit.Derive(0, "ww-verify-content/"+label, 16)
 }
 

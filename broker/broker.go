@@ -39,6 +39,10 @@ const (
 // LoginOpener opens a source's upstream login (federation/connectors.Login in production).
 type LoginOpener func(src *directory.IdentitySource) (federation.Login, error)
 
+// ConsentKeeper keeps in the directory what a login disclosed with the person's consent about
+// the user linked to upstreamID at src; a nil task means nothing changed.
+type ConsentKeeper func(ctx context.Context, src *directory.IdentitySource, upstreamID string, attrs map[string]string) (*directory.SyncTask, error)
+
 // Broker serves the login pages and the upstream callbacks.
 type Broker struct {
 	Store       directory.Store
@@ -50,6 +54,9 @@ type Broker struct {
 	Log         *slog.Logger
 	ClientIP    func(*http.Request) string
 	Now         func() time.Time
+	// Consent keeps the fields a login disclosed with the person's consent (dirsync.Engine.Consent
+	// in production); nil keeps nothing.
+	Consent ConsentKeeper
 	// Passwords bounds concurrent password checks (default: sized from the machine's memory).
 	Passwords *password.Limiter
 	// dummyHash equalises the time of a password check for an unknown user.
@@ -426,7 +433,25 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, r, http.StatusServiceUnavailable, "store", pages.Text2{"服务暂时不可用，请稍后再试。", "The service is unavailable; try again shortly."}, pages.Text2{}, ent, "err", err)
 		return
 	}
+	b.keepConsent(r, src, id)
 	b.finish(w, r, src, link.UserID, id.Method, p.Return)
+}
+
+// keepConsent hands what the person consented to disclose to the directory. The login does not
+// depend on it: a failure is logged, and the next consented login brings the fields again.
+func (b *Broker) keepConsent(r *http.Request, src *directory.IdentitySource, id *federation.Identity) {
+	if b.Consent == nil || !id.Consented || len(id.Attrs) == 0 {
+		return
+	}
+	task, err := b.Consent(r.Context(), src, id.UserID, id.Attrs)
+	if err != nil {
+		b.Log.Warn("consented fields not kept", "enterprise", src.EnterpriseID, "source", src.ID, "upstream_id", id.UserID,
+			"request_id", httpx.RequestID(r.Context()), "err", err)
+		return
+	}
+	if task != nil {
+		b.Log.Info("consented fields kept", "enterprise", src.EnterpriseID, "source", src.ID, "upstream_id", id.UserID, "task", task.ID)
+	}
 }
 
 // finish opens the SSO session of an active user.

@@ -138,6 +138,9 @@ type Identity struct {
 	UnionID string            // DingTalk
 	Method  string            // how they logged in: wecom_qr, wecom_inapp, dingtalk, dingtalk_inapp
 	Attrs   map[string]string // fields the login disclosed (WeCom snsapi_privateinfo: mobile, email, ...)
+	// Consented says the person agreed to disclose Attrs to this organisation (WeCom's
+	// snsapi_privateinfo consent page): the directory keeps them (dirsync.Engine.Consent).
+	Consented bool
 }
 
 // ErrNotMember means the person who logged in upstream is not a member of the source's corp.

@@ -61,8 +61,9 @@ func (c *Client) AuthURL(mode, redirectURI, state, lang string) (string, error) 
 }
 
 // Exchange turns a login code into an identity with the app's token: auth/getuserinfo, then,
-// when the login carried a user_ticket (snsapi_privateinfo), auth/getuserdetail. A person outside
-// the corp (an openid instead of a userid) is ErrNotMember.
+// when the login carried a user_ticket (snsapi_privateinfo), auth/getuserdetail, whose fields the
+// person consented to disclose (Identity.Consented). A person outside the corp (an openid instead
+// of a userid) is ErrNotMember.
 func (c *Client) Exchange(ctx context.Context, code, method string) (*federation.Identity, error) {
 	if code == "" || len(code) > 512 {
 		return nil, &federation.Error{Platform: "WeCom", API: "auth/getuserinfo", Message: "missing or oversized code"}
@@ -88,11 +89,20 @@ func (c *Client) Exchange(ctx context.Context, code, method string) (*federation
 		if err := c.Call(ctx, "auth/getuserdetail", http.MethodPost, nil, map[string]string{"user_ticket": info.UserTicket}, c.s.Secret, &d); err != nil {
 			return nil, err
 		}
+		if u, _ := d["userid"].(string); u != "" && u != info.UserID {
+			// The directory is about to keep these fields for info.UserID.
+			return nil, &federation.Error{Platform: "WeCom", API: "auth/getuserdetail", Message: "the user_ticket's details are of " + u + ", not of " + info.UserID}
+		}
 		for _, k := range []string{"mobile", "email", "biz_mail", "gender", "avatar", "address"} {
 			if v, ok := d[k].(string); ok && v != "" {
 				id.Attrs[k] = v
 			}
 		}
+		// Gender "0" is what WeCom answers when the person did not disclose it: not a value.
+		if id.Attrs["gender"] == "0" {
+			delete(id.Attrs, "gender")
+		}
+		id.Consented = true
 	}
 	return id, nil
 }

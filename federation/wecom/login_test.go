@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/federation/simorg"
 	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
 )
 
@@ -41,7 +42,7 @@ func loginClient(t *testing.T) (*Client, *wecomsim.Setup) {
 }
 
 func TestQRAndInAppLogin(t *testing.T) {
-	c, _ := loginClient(t)
+	c, s := loginClient(t)
 	cb := "https://sso.example.com/e/demo/sources/wecom/callback"
 	for _, mode := range []string{LoginQR, LoginQRLegacy, LoginInApp} {
 		u, err := c.AuthURL(mode, cb, "State123", "zh")
@@ -49,7 +50,7 @@ func TestQRAndInAppLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 		id, err := c.Exchange(context.Background(), scan(t, strings.TrimSuffix(u, "#wechat_redirect"), "zhangsan"), "wecom_qr")
-		if err != nil || id.UserID != "zhangsan" || len(id.Attrs) != 0 {
+		if err != nil || id.UserID != "zhangsan" || len(id.Attrs) != 0 || id.Consented {
 			t.Fatalf("%s: %+v %v", mode, id, err)
 		}
 	}
@@ -58,8 +59,20 @@ func TestQRAndInAppLogin(t *testing.T) {
 		t.Fatalf("in-app URL = %s", u)
 	}
 	id, err := c.Exchange(context.Background(), scan(t, strings.TrimSuffix(u, "#wechat_redirect"), "zhangsan"), "wecom_inapp")
-	if err != nil || id.Attrs["mobile"] != "13800000001" || id.Attrs["email"] == "" {
+	if err != nil || id.Attrs["mobile"] != "13800000001" || id.Attrs["email"] == "" || id.Attrs["gender"] != "1" || !id.Consented {
 		t.Fatalf("privateinfo identity = %+v %v", id, err)
+	}
+	// Gender "0" is WeCom's answer for a gender not disclosed: no value.
+	if _, err := s.Config.Org.PutUser(&simorg.User{UserID: "gender0", Name: "未填性别", Depts: []int{1}, Status: simorg.StatusActive,
+		Gender: "0", Mobile: "13900000000"}, true); err != nil {
+		t.Fatal(err)
+	}
+	id, err = c.Exchange(context.Background(), scan(t, strings.TrimSuffix(u, "#wechat_redirect"), "gender0"), "wecom_inapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, told := id.Attrs["gender"]; told || id.Attrs["mobile"] != "13900000000" || !id.Consented {
+		t.Fatalf("privateinfo identity with gender 0 = %+v %v", id, err)
 	}
 	// Someone outside the corp, and a code used twice.
 	u, _ = c.AuthURL(LoginQR, cb, "s", "")

@@ -137,34 +137,56 @@ func DeleteSource(ctx context.Context, st directory.Store, ent, sourceID string,
 	var plan *SourceDeletion
 	err := st.InTx(ctx, func(tx directory.Store) error {
 		var err error
-		if plan, err = PlanSourceDeletion(ctx, tx, nil, ent, sourceID); err != nil {
-			return err
-		}
-		if plan.Protection != "" && !force {
-			return fmt.Errorf("%w: deleting source %s/%s: %s", ErrProtected, ent, sourceID, plan.Protection)
-		}
-		payload := deletedSource{}
-		for _, u := range plan.Departing {
-			u.Status = directory.UserDeparted
-			if err := tx.UpdateUser(ctx, u); err != nil {
-				return fmt.Errorf("depart %s: %w", u.Username, err)
-			}
-			payload.Departed = append(payload.Departed, u.ID)
-		}
-		for _, u := range plan.Leaving {
-			payload.Left = append(payload.Left, u.ID)
-		}
-		if err := tx.DeleteSource(ctx, ent, sourceID); err != nil {
-			return err
-		}
-		b, _ := json.Marshal(payload)
-		return tx.AddAccessJob(ctx, &directory.AccessJob{EnterpriseID: ent, Kind: directory.JobSourceDeleted, Object: sourceID,
-			Actor: actor, Reason: reason, Payload: b})
+		plan, err = DeleteSourceTx(ctx, tx, ent, sourceID, force, actor, reason)
+		return err
 	})
+	return plan, err
+}
+
+// DeleteSourceTx is DeleteSource inside the caller's transaction. On ErrProtected it returns
+// the plan, whose Protection says why.
+func DeleteSourceTx(ctx context.Context, tx directory.Store, ent, sourceID string, force bool, actor, reason string) (*SourceDeletion, error) {
+	plan, err := PlanSourceDeletion(ctx, tx, nil, ent, sourceID)
 	if err != nil {
 		return nil, err
 	}
-	return plan, nil
+	if plan.Protection != "" && !force {
+		return plan, fmt.Errorf("%w: deleting source %s/%s: %s", ErrProtected, ent, sourceID, plan.Protection)
+	}
+	payload := deletedSource{}
+	for _, u := range plan.Departing {
+		u.Status = directory.UserDeparted
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return nil, fmt.Errorf("depart %s: %w", u.Username, err)
+		}
+		payload.Departed = append(payload.Departed, u.ID)
+	}
+	for _, u := range plan.Leaving {
+		payload.Left = append(payload.Left, u.ID)
+	}
+	if err := tx.DeleteSource(ctx, ent, sourceID); err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(payload)
+	err = tx.AddAccessJob(ctx, &directory.AccessJob{EnterpriseID: ent, Kind: directory.JobSourceDeleted, Object: sourceID,
+		Actor: actor, Reason: reason, Payload: b})
+	return plan, err
+}
+
+// QueueUsersDeparted queues, in tx, the job that ends the access of people who were just made to
+// depart (removed from the config file, their enterprise deleted).
+func QueueUsersDeparted(ctx context.Context, tx directory.Store, ent string, userIDs []string, actor, reason string) error {
+	b, _ := json.Marshal(deletedSource{Departed: userIDs})
+	return tx.AddAccessJob(ctx, &directory.AccessJob{EnterpriseID: ent, Kind: directory.JobUsersDeparted, Object: fmt.Sprintf("%d people", len(userIDs)),
+		Actor: actor, Reason: reason, Payload: b})
+}
+
+// QueueUserLeftSource queues, in tx, the job that ends what one source granted a person it no
+// longer links (other sources still do).
+func QueueUserLeftSource(ctx context.Context, tx directory.Store, ent, userID, sourceID, actor, reason string) error {
+	b, _ := json.Marshal(deletedSource{Left: []string{userID}})
+	return tx.AddAccessJob(ctx, &directory.AccessJob{EnterpriseID: ent, Kind: directory.JobUserLeftSource, Object: sourceID,
+		Actor: actor, Reason: reason, Payload: b})
 }
 
 // fanOut runs f for each ID with a few workers: ending 10,000 people's sessions one state-store
@@ -233,12 +255,14 @@ func (s *Service) endDeletedSource(ctx context.Context, j *directory.AccessJob) 
 	}
 	ent, sourceID := j.EnterpriseID, j.Object
 	var errs []error
-	n, err := s.Store.RevokeSourceRefreshTokens(ctx, ent, sourceID, s.now())
-	if err != nil {
-		errs = append(errs, fmt.Errorf("revoke refresh tokens: %w", err))
-	}
 	var tokens atomic.Int64
-	tokens.Add(int64(n))
+	if j.Kind == directory.JobSourceDeleted {
+		n, err := s.Store.RevokeSourceRefreshTokens(ctx, ent, sourceID, s.now())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("revoke refresh tokens: %w", err))
+		}
+		tokens.Add(int64(n))
+	}
 	departedSessions, err := fanOut(p.Departed, func(uid string) (int, error) {
 		n, err := s.Sessions.RevokeUser(ctx, ent, uid)
 		holders, _ := s.Store.RefreshTokenClients(ctx, ent, uid, s.now())
@@ -252,7 +276,15 @@ func (s *Service) endDeletedSource(ctx context.Context, j *directory.AccessJob) 
 	if err != nil {
 		errs = append(errs, fmt.Errorf("end departed people's access: %w", err))
 	}
-	leftSessions, err := fanOut(p.Left, func(uid string) (int, error) { return s.Sessions.RevokeUserSource(ctx, ent, uid, sourceID) })
+	leftSessions, err := fanOut(p.Left, func(uid string) (int, error) {
+		n, err := s.Sessions.RevokeUserSource(ctx, ent, uid, sourceID)
+		if j.Kind == directory.JobUserLeftSource {
+			m, terr := s.Store.RevokeUserSourceRefreshTokens(ctx, ent, uid, sourceID, s.now())
+			tokens.Add(int64(m))
+			err = errors.Join(err, terr)
+		}
+		return n, err
+	})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("end sessions: %w", err))
 	}

@@ -447,13 +447,14 @@ type AccessJob struct {
 
 // Access job kinds.
 const (
-	JobSourceClosed    = "source.closed"
-	JobSourceDeleted   = "source.deleted"
-	JobClientDisabled  = "client.disabled"
-	JobClientDeleted   = "client.deleted"
-	JobSPDisabled      = "sp.disabled"
-	JobSPDeleted       = "sp.deleted"
-	JobEnterpriseEnded = "enterprise.deleted"
+	JobSourceClosed   = "source.closed"
+	JobSourceDeleted  = "source.deleted"
+	JobClientDisabled = "client.disabled"
+	JobClientDeleted  = "client.deleted"
+	JobSPDisabled     = "sp.disabled"
+	JobSPDeleted      = "sp.deleted"
+	JobUsersDeparted  = "users.departed"   // people removed outright (config file, enterprise deleted)
+	JobUserLeftSource = "user.left_source" // a person unlinked from a source others still link them through
 )
 
 // Event inbox states.

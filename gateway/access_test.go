@@ -5,14 +5,22 @@ import (
 	"testing"
 
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/internal/config"
 )
 
 // 张三 signs in to the SASE client through WeCom, and again through DingTalk; then he is deleted
-// in WeCom. The WeCom event ends what WeCom granted — his WeCom-begun refresh token, the access
+// in WeCom, which is set non-authoritative. The WeCom event ends what WeCom granted — his WeCom-begun refresh token, the access
 // token, the WeCom SSO session — although DingTalk (and the local directory) still know him; what
 // DingTalk granted stays.
 func TestLeavingWeComEndsWhatWeComGranted(t *testing.T) {
-	o := newOIDCWorld(t)
+	no := false
+	o := newOIDCWorldWith(t, func(c *config.Config) {
+		for i := range c.Enterprises[0].Sources {
+			if c.Enterprises[0].Sources[i].Kind == "wecom" {
+				c.Enterprises[0].Sources[i].Authoritative = &no // only what WeCom granted ends
+			}
+		}
+	})
 	verifier, challenge := pkcePair()
 	grant := func(b *browser, idp string) map[string]any {
 		t.Helper()

@@ -258,9 +258,17 @@ func TestWeComEventsEndToEnd(t *testing.T) {
 }
 
 func TestDingTalkEventsEndToEnd(t *testing.T) {
-	w := newWorld(t, 60, t.TempDir(), true)
+	no := false
+	w := newWorld(t, 60, t.TempDir(), true, func(c *config.Config) {
+		for i := range c.Enterprises[0].Sources {
+			if c.Enterprises[0].Sources[i].Kind == "dingtalk" {
+				c.Enterprises[0].Sources[i].Authoritative = &no
+			}
+		}
+	})
 	w.ctl(w.dURL, "DELETE", "/_sim/users/zhangsan", "")
-	// zhangsan is also linked to WeCom: leaving DingTalk removes that link, not the person.
+	// zhangsan is also linked to WeCom and DingTalk is not authoritative here: leaving DingTalk
+	// removes that link, not the person.
 	w.eventually("DingTalk link removed", func() bool {
 		_, err := w.gw.Store.GetUserLink(w.ctx, "demo", "dingtalk", "zhangsan")
 		return errors.Is(err, directory.ErrNotFound)
@@ -509,7 +517,7 @@ func childGateway(t *testing.T) {
 	cfg.Storage = "sqlite://" + filepath.Join(cfg.DataDir, "qiao.db")
 	cfg.KeysDir = filepath.Join(cfg.DataDir, "keys")
 	cfg.MasterKey = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
-	gw, err := New(context.Background(), cfg, NewLogger(cfg))
+	gw, err := New(context.Background(), cfg, NewLogger(cfg), WithoutApply()) // the parent declared the enterprise
 	if err != nil {
 		fmt.Println("child:", err)
 		os.Exit(3)

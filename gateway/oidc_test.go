@@ -36,7 +36,10 @@ type oidcWorld struct {
 	pk        *rsa.PrivateKey // the pkjwt client's private_key_jwt key
 }
 
-func newOIDCWorld(t *testing.T) *oidcWorld {
+func newOIDCWorld(t *testing.T) *oidcWorld { return newOIDCWorldWith(t) }
+
+// newOIDCWorldWith is newOIDCWorld with more changes to its config (a backend, say).
+func newOIDCWorldWith(t *testing.T, more ...func(*config.Config)) *oidcWorld {
 	o := &oidcWorld{logouts: make(chan string, 10), webSecret: "web-es-secret"}
 	o.pk, _ = rsa.GenerateKey(rand.Reader, 2048)
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &o.pk.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
@@ -57,6 +60,9 @@ func newOIDCWorld(t *testing.T) *oidcWorld {
 		c.Enterprises = append(c.Enterprises, config.Enterprise{ID: "other", Clients: []config.Client{
 			{ID: "web-es", Type: "web", Secret: o.webSecret, AuthMethod: "client_secret_post", RedirectURIs: []string{"https://app.example/cb"}},
 			{ID: "svc-other", Type: "service", Secret: "svc-other-secret"}}})
+		for _, m := range more {
+			m(c)
+		}
 	})
 	o.iss = o.base + "/e/demo"
 	return o

@@ -44,14 +44,16 @@ func (r *ReadOnly) Close() error { return r.Store.Close() }
 
 // Apply opens the configured store (creating and migrating it, and the master key, when needed)
 // and writes the enterprises the config declares into it: what qiao serve does at start, without
-// serving.
-func Apply(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// serving. It returns what the file closed, disabled or deleted; force deletes what the file
+// no longer declares even past deletion protection. The access jobs it queues run in the
+// serving replicas within a second.
+func Apply(ctx context.Context, cfg *config.Config, log *slog.Logger, force bool) (*declare.Result, error) {
 	st, _, err := openStore(ctx, cfg, log, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.Close()
-	return applyDeclared(ctx, st, cfg)
+	return applyDeclared(ctx, st, cfg, log, declare.Options{Force: force, ForceHint: "qiao apply --force"})
 }
 
 // openStore opens the master key and the durable store: read-only (nothing created, migrated or
@@ -79,10 +81,15 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, readOn
 	return st, box, nil
 }
 
-// applyDeclared writes the config's declarations into st, all or nothing.
-func applyDeclared(ctx context.Context, st directory.Store, cfg *config.Config) error {
-	if err := declare.Apply(ctx, st, cfg); err != nil {
-		return &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
+// applyDeclared writes the config's declarations into st, all or nothing, and logs what the file
+// closed, disabled or deleted.
+func applyDeclared(ctx context.Context, st directory.Store, cfg *config.Config, log *slog.Logger, opt declare.Options) (*declare.Result, error) {
+	res, err := declare.Apply(ctx, st, cfg, opt)
+	if err != nil {
+		return nil, &StartError{fmt.Errorf("cannot apply the enterprises declared in the config: %w", err), "fix the config; nothing was changed"}
 	}
-	return nil
+	for _, c := range res.Changes {
+		log.Warn("config: " + c)
+	}
+	return res, nil
 }

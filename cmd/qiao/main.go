@@ -96,11 +96,14 @@ func (g *globalFlags) load() (*config.Config, error) {
 }
 
 func applyCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "apply",
 		Short: "Write the config's enterprises, sources, clients and service providers into the store, without serving",
 		Long: "Do what qiao serve does at start to the durable store (create or migrate it, then write the enterprises the\n" +
-			"config declares) and exit. The read-only commands (apps, sources, sync tasks, sync records) and qiao sync\n" +
+			"config declares) and exit. The file owns what it declares: an enterprise, source, client, service provider or\n" +
+			"local user it declared before and no longer does is deleted (a source under its deletion protection; an\n" +
+			"enterprise only with --force). The read-only commands (apps, sources, sync tasks, sync records) and qiao sync\n" +
 			"never change the configuration: they show and use what serve or apply last wrote.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -109,13 +112,19 @@ func applyCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			cfg.Log.Level = "warn"
-			if err := gateway.Apply(cmd.Context(), cfg, gateway.NewLogger(cfg)); err != nil {
+			res, err := gateway.Apply(cmd.Context(), cfg, gateway.NewLogger(cfg), force)
+			if err != nil {
 				return &exitError{1, err}
+			}
+			for _, c := range res.Changes {
+				fmt.Fprintln(cmd.OutOrStdout(), c)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "applied %d enterprise(s) from the config to %s\n", len(cfg.Enterprises), redact(cfg.Storage))
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "delete what the file no longer declares even past deletion protection, and removed enterprises")
+	return cmd
 }
 
 func versionCmd() *cobra.Command {
@@ -130,7 +139,8 @@ func versionCmd() *cobra.Command {
 }
 
 func serveCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway",
 		Long: "Run the gateway. With no config file it starts with the embedded defaults: 127.0.0.1:8080,\n" +
@@ -141,14 +151,20 @@ func serveCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), cfg, nil)
+			var opts []gateway.Option
+			if force {
+				opts = append(opts, gateway.WithForce())
+			}
+			return run(cmd.Context(), cfg, nil, opts...)
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "delete what the config file no longer declares even past deletion protection, and removed enterprises")
+	return cmd
 }
 
 // run starts a gateway and serves until SIGINT/SIGTERM. ready, if not nil, is called once the
 // listener is bound.
-func run(ctx context.Context, cfg *config.Config, ready func(*gateway.Gateway)) error {
+func run(ctx context.Context, cfg *config.Config, ready func(*gateway.Gateway), opts ...gateway.Option) error {
 	log := gateway.NewLogger(cfg)
 	// zitadel/oidc's op package logs through slog.Default (op.WithLogger does nothing): keep its
 	// lines in the gateway's format and level.
@@ -156,7 +172,7 @@ func run(ctx context.Context, cfg *config.Config, ready func(*gateway.Gateway)) 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	gw, err := gateway.New(ctx, cfg, log)
+	gw, err := gateway.New(ctx, cfg, log, opts...)
 	if err != nil {
 		return &exitError{1, err}
 	}

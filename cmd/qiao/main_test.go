@@ -515,3 +515,67 @@ enterprises:
 		t.Fatal("a read-only command changed the database file")
 	}
 }
+
+// qiao sources close/open/delete, and a source removed from the config file: the plan, deletion
+// protection naming --force, and the change.
+func TestSourcesLifecycleCommands(t *testing.T) {
+	ws := wecomsim.NewSetup(40, 5, "127.0.0.1:8080")
+	sim := wecomsim.New(ws.Config)
+	defer sim.Close()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	body := fmt.Sprintf(`enterprises:
+  - id: acme
+    sources:
+      - id: wecom
+        kind: wecom
+        name: 企业微信
+        config: {corp_id: %s, agent_id: "1000002", api_base_url: %s}
+        secrets: {secret: %s, contact_secret: %s}
+`, ws.CorpID, srv.URL, ws.Secret, ws.ContactSecret)
+	cfg := writeConfig(t, dir, body)
+	run := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		args = append(args, "--config", cfg, "--data", data)
+		if code := runMain(context.Background(), args, &out, &errb); code != want {
+			t.Fatalf("%v: exit %d, want %d\n%s%s", args, code, want, out.String(), errb.String())
+		}
+		return out.String() + errb.String()
+	}
+	run(0, "apply")
+	run(0, "sync", "--enterprise", "acme", "--source", "wecom")
+	if out := run(0, "sources", "close", "--enterprise", "acme", "--source", "wecom"); !strings.Contains(out, "closed source wecom of acme") ||
+		!strings.Contains(out, "the config file declares wecom") {
+		t.Fatalf("close:\n%s", out)
+	}
+	if out := run(1, "sync", "--enterprise", "acme", "--source", "wecom"); !strings.Contains(out, "closed") {
+		t.Fatalf("sync of a closed source:\n%s", out)
+	}
+	if out := run(0, "sources", "open", "--enterprise", "acme", "--source", "wecom"); !strings.Contains(out, "opened source wecom") {
+		t.Fatalf("open:\n%s", out)
+	}
+	// 40 people only WeCom links: past the default protection of 30.
+	if out := run(0, "sources", "delete", "--enterprise", "acme", "--source", "wecom", "--dry-run"); !strings.Contains(out, "people who depart     40") ||
+		!strings.Contains(out, "STOPS THIS") || !strings.Contains(out, "dry run: nothing changed") {
+		t.Fatalf("dry run:\n%s", out)
+	}
+	// Removed from the file: refused in one line naming the source and --force; nothing changes.
+	cfg = writeConfig(t, dir, "enterprises:\n  - id: acme\n")
+	if out := run(1, "apply"); !strings.Contains(out, "source wecom of enterprise acme was removed from the config file") ||
+		!strings.Contains(out, "qiao apply --force") {
+		t.Fatalf("apply without the source:\n%s", out)
+	}
+	if out := run(1, "sources", "delete", "--enterprise", "acme", "--source", "wecom"); !strings.Contains(out, "deletion protection") ||
+		!strings.Contains(out, "--force") {
+		t.Fatalf("delete past protection:\n%s", out)
+	}
+	if out := run(0, "apply", "--force"); !strings.Contains(out, "deleted source wecom of acme") || !strings.Contains(out, "40 people depart") {
+		t.Fatalf("apply --force:\n%s", out)
+	}
+	if out := run(0, "apply"); strings.Contains(out, "deleted") {
+		t.Fatalf("the same file again changed something:\n%s", out)
+	}
+}

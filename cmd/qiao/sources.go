@@ -80,6 +80,7 @@ func sourcesCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&ent, "enterprise", "", "enterprise ID")
 	cmd.Flags().BoolVar(&reveal, "reveal", false, "show secrets in full")
+	cmd.AddCommand(sourceDeleteCmd(g), sourceSwitchCmd(g, false), sourceSwitchCmd(g, true))
 	_ = cmd.MarkFlagRequired("enterprise")
 	return cmd
 }

@@ -197,7 +197,7 @@ func fanOut(ids []string, f func(id string) (int, error)) (int, error) {
 	var errs []error
 	work := make(chan string)
 	var wg sync.WaitGroup
-	for w := 0; w < 16; w++ {
+	for w := 0; w < 64; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -271,3 +271,50 @@ func TestDeletingASource(t *testing.T) {
 		})
 	}
 }
+
+// A SAML app hears over SOAP when the source its session came through ends it: 张三, signed in with
+// DingTalk, sees the DingTalk source closed: the SSO endpoint asks for a new logon at once instead
+// of re-using the session, and the access job logs the app out. Signed in with WeCom, he is deleted
+// in WeCom (authoritative: he departs) and the app hears again.
+func TestSAMLAppsHearWhenASourceEndsTheirSession(t *testing.T) {
+	s := newSAMLWorld(t)
+	soapFor := func(what string) {
+		t.Helper()
+		select {
+		case c := <-s.soap:
+			if !c.sigOK || c.req.NameID == nil || c.req.NameID.Value != s.user("zhangsan").ID {
+				t.Fatalf("%s: SOAP LogoutRequest %+v (signature ok %v)", what, c.req, c.sigOK)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: no SOAP LogoutRequest", what)
+		}
+	}
+	launch := func(b *browser) {
+		t.Helper()
+		if status, page, _ := b.get(s.base+"/e/demo/saml/launch?sp="+url.QueryEscape(s.sps["soap"].entity), ""); status != 200 || !strings.Contains(page, "SAMLResponse") {
+			t.Fatalf("launch soap: %d", status)
+		}
+	}
+	// Closing DingTalk: a session opened through it ends over SOAP; SSO then wants a new logon.
+	b := newBrowser(t)
+	if status, _, at := b.get(s.base+"/login?enterprise=demo&idp_hint=dingtalk", "zhangsan"); status != 200 || !strings.HasSuffix(at, "/login/done") {
+		t.Fatalf("DingTalk login: %d at %s", status, at)
+	}
+	launch(b)
+	if _, err := access.SetSourceEnabled(s.ctx, s.gw.Store, "demo", "dingtalk", false, "test", "t"); err != nil {
+		t.Fatal(err)
+	}
+	// Refused from the commit, before the job runs.
+	b.stop = s.base + "/login/"
+	if _, _, at := b.get(s.base+"/e/demo/saml/launch?sp="+url.QueryEscape(s.sps["soap"].entity), ""); !strings.HasPrefix(at, s.base+"/login/") {
+		t.Fatalf("SSO re-use of a closed source's session went to %s, want a new logon", at)
+	}
+	s.gw.AccessNotify <- struct{}{}
+	soapFor("closing DingTalk")
+	// Deleted in authoritative WeCom: the WeCom session ends over SOAP.
+	b = s.signedIn(t)
+	launch(b)
+	s.ctl(s.wURL, "DELETE", "/_sim/users/zhangsan", "")
+	soapFor("deleted in WeCom")
+	s.eventually("zhangsan departed", func() bool { return s.user("zhangsan").Status == directory.UserDeparted })
+}

@@ -42,6 +42,9 @@ type Config struct {
 	// MasterKey encrypts secrets at rest (base64 of 32 bytes). Empty: generated into
 	// DATA_DIR/master.key on first start.
 	MasterKey string `yaml:"master_key"`
+	// MasterKeyFile names a file holding the master key instead (see secrets.go); Load reads it
+	// into MasterKey.
+	MasterKeyFile string `yaml:"master_key_file"`
 	// KeyRotationGrace is how long a rotated-out signing key stays published.
 	KeyRotationGrace Duration `yaml:"key_rotation_grace"`
 	Log              Log      `yaml:"log"`
@@ -62,6 +65,9 @@ type Config struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Enterprises are declared here and applied to the store at start (idempotently).
 	Enterprises []Enterprise `yaml:"enterprises"`
+
+	// externalFromListen: no external URL was set; it is http://{listen}.
+	externalFromListen bool
 }
 
 // Log is the logging section.
@@ -145,10 +151,12 @@ type FieldMapping struct {
 
 // Client is an OIDC client declared in the file.
 type Client struct {
-	ID                     string   `yaml:"id"`
-	Name                   string   `yaml:"name"`
-	Type                   string   `yaml:"type"` // native, web, service
-	Secret                 string   `yaml:"secret"`
+	ID     string `yaml:"id"`
+	Name   string `yaml:"name"`
+	Type   string `yaml:"type"` // native, web, service
+	Secret string `yaml:"secret"`
+	// SecretFile names a file holding the secret instead; Load reads it into Secret.
+	SecretFile             string   `yaml:"secret_file"`
 	AuthMethod             string   `yaml:"auth_method"`
 	RedirectURIs           []string `yaml:"redirect_uris"`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
@@ -194,11 +202,12 @@ type User struct {
 // Duration is a time.Duration written as "90s", "24h".
 type Duration time.Duration
 
-// UnmarshalYAML implements yaml.Unmarshaler.
+// UnmarshalYAML implements yaml.Unmarshaler. A bad value is a type error at its line and column,
+// which decode reports under the value's key.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("not a duration like 90s or 24h: %q", n.Value)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: column %d: %q is not a duration like 90s, 30m or 24h", n.Line, n.Column, n.Value)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -255,6 +264,9 @@ func Load(path string, env func(string) string, ov Overrides) (*Config, error) {
 			return nil, err
 		}
 		base := filepath.Dir(path)
+		if err := c.resolveSecrets(base, env); err != nil {
+			return nil, err
+		}
 		for i := range c.Enterprises {
 			for j := range c.Enterprises[i].ServiceProviders {
 				sp := &c.Enterprises[i].ServiceProviders[j]
@@ -280,7 +292,12 @@ func Load(path string, env func(string) string, ov Overrides) (*Config, error) {
 	return c, nil
 }
 
-var yamlFieldErr = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
+var (
+	yamlFieldErr = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
+	yamlValueErr = regexp.MustCompile(`^line (\d+): (?:column (\d+): )?(.*)$`)
+	// yamlTypeErr is the decoder's own complaint: "cannot unmarshal !!str `four` into int".
+	yamlTypeErr = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
+)
 
 func (c *Config) decode(b []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -291,11 +308,31 @@ func (c *Config) decode(b []byte) error {
 		}
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
+			keys := valueKeys(b)
 			var reasons []string
 			for _, e := range te.Errors {
 				if m := yamlFieldErr.FindStringSubmatch(e); m != nil {
 					reasons = append(reasons, fmt.Sprintf("unknown key %q (line %s, in %s)", m[2], m[1], sectionOf(m[3])))
 					continue
+				}
+				// A bad value ("session_idle: 8 hours", "cycle_hours: four"): name its key.
+				if m := yamlValueErr.FindStringSubmatch(e); m != nil {
+					if k := keys.at(m[1], m[2], m[3]); k != "" {
+						reason := m[3]
+						if t := yamlTypeErr.FindStringSubmatch(reason); t != nil {
+							if t[2] != "" {
+								reason = fmt.Sprintf("%q is not %s", t[2], wantOf(t[3]))
+							} else {
+								reason = fmt.Sprintf("want %s, not %s", wantOf(t[3]), tagName(t[1]))
+							}
+						}
+						reason += " (line " + m[1] + ")"
+						if len(te.Errors) == 1 {
+							return &Error{k, reason}
+						}
+						reasons = append(reasons, k+": "+reason)
+						continue
+					}
 				}
 				reasons = append(reasons, e)
 			}
@@ -304,6 +341,118 @@ func (c *Config) decode(b []byte) error {
 		return &Error{Reason: "not valid YAML: " + err.Error()}
 	}
 	return nil
+}
+
+// tagName names a YAML tag the way the file's reader thinks of it.
+func tagName(tag string) string {
+	switch tag {
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	}
+	return "a " + tag
+}
+
+// wantOf names a Go type the way the file's reader thinks of it.
+func wantOf(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["):
+		return "a mapping of key: value"
+	case strings.Contains(goType, "int"):
+		return "a whole number"
+	case strings.Contains(goType, "bool"):
+		return "true or false"
+	case goType == "string":
+		return "a text value"
+	case strings.HasPrefix(goType, "config."):
+		return "a section of keys"
+	}
+	return goType
+}
+
+// keyIndex finds the key of a value by where it stands in the file.
+type keyIndex struct {
+	byPos  map[[2]int]string
+	byLine map[int][]keyedNode
+}
+
+type keyedNode struct {
+	key, value string
+	kind       yaml.Kind
+}
+
+// at returns the key of the value at line (and column, when known) that msg is about; "" when
+// that is not one key.
+func (k keyIndex) at(line, col, msg string) string {
+	var l, c int
+	fmt.Sscan(line, &l)
+	if col != "" {
+		fmt.Sscan(col, &c)
+		if key, ok := k.byPos[[2]int{l, c}]; ok {
+			return key
+		}
+	}
+	nodes := k.byLine[l]
+	if len(nodes) == 1 {
+		return nodes[0].key
+	}
+	// Several on one line ({a: 1, b: x}, c: [1]): the scalar whose text the message quotes, or
+	// the one list or mapping it names.
+	var want yaml.Kind
+	if t := yamlTypeErr.FindStringSubmatch(msg); t != nil {
+		want = map[string]yaml.Kind{"seq": yaml.SequenceNode, "map": yaml.MappingNode}[t[1]]
+	}
+	found := ""
+	for _, n := range nodes {
+		if (n.kind == yaml.ScalarNode && strings.Contains(msg, "`"+n.value+"`")) || (want != 0 && n.kind == want) {
+			if found != "" {
+				return ""
+			}
+			found = n.key
+		}
+	}
+	return found
+}
+
+// valueKeys indexes every value of the file by its position, with its key as errors spell it
+// (enterprises[0].sources[1].sync.cycle_hours).
+func valueKeys(b []byte) keyIndex {
+	idx := keyIndex{byPos: map[[2]int]string{}, byLine: map[int][]keyedNode{}}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil {
+		return idx
+	}
+	var walk func(n *yaml.Node, at string)
+	walk = func(n *yaml.Node, at string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, at)
+			}
+			return
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				if at != "" {
+					k = at + "." + k
+				}
+				walk(n.Content[i+1], k)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", at, i))
+			}
+		}
+		if at != "" {
+			idx.byPos[[2]int{n.Line, n.Column}] = at
+			idx.byLine[n.Line] = append(idx.byLine[n.Line], keyedNode{at, n.Value, n.Kind})
+		}
+	}
+	walk(&doc, "")
+	return idx
 }
 
 func sectionOf(goType string) string {
@@ -368,6 +517,7 @@ func (c *Config) fillDerived() {
 	}
 	if c.ExternalURL == "" {
 		c.ExternalURL = "http://" + c.Listen
+		c.externalFromListen = true
 	}
 	c.ExternalURL = strings.TrimRight(c.ExternalURL, "/")
 }
@@ -557,6 +707,26 @@ func (e *Enterprise) validate(at string) error {
 		}
 	}
 	return nil
+}
+
+// CheckExternalURL refuses an external URL no browser or platform can reach: one whose host is
+// unspecified (0.0.0.0, ::), which is an address to listen on, not one to be reached at. It
+// happens when listen is 0.0.0.0:PORT (as in a container) and no external URL is set. Serving
+// with it would publish issuers and callbacks at http://0.0.0.0:PORT.
+func (c *Config) CheckExternalURL() error {
+	u, err := url.Parse(c.ExternalURL)
+	if err != nil {
+		return &Error{"external_url", fmt.Sprintf("%q is not a URL", c.ExternalURL)}
+	}
+	ip := net.ParseIP(u.Hostname())
+	if u.Hostname() != "" && (ip == nil || !ip.IsUnspecified()) {
+		return nil
+	}
+	reason := fmt.Sprintf("%s has the unspecified host %s, which no browser or platform can reach", c.ExternalURL, u.Hostname())
+	if c.externalFromListen {
+		reason = fmt.Sprintf("not set, and http://{listen} is %s, which no browser or platform can reach", c.ExternalURL)
+	}
+	return &Error{"external_url", reason + ": set external_url or QIAO_EXTERNAL_URL to the URL people reach the gateway at, e.g. https://sso.example.com"}
 }
 
 // RedactDSN hides the password of a DSN (storage or state) for logs and error messages.

@@ -100,7 +100,12 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"storage: mysql://x\n", "storage", "sqlite"},
 		{"log:\n  level: loud\n", "log.level", "debug, info"},
 		{"key_rotation_grace: 5m\n", "key_rotation_grace", "at least 1h"},
-		{"key_rotation_grace: soon\n", "", "duration"},
+		{"key_rotation_grace: soon\n", "key_rotation_grace", `"soon" is not a duration like 90s`},
+		{"session_idle: 8 hours\n", "session_idle", `"8 hours" is not a duration like 90s, 30m or 24h (line 1)`},
+		{"log: {level: info}\nsession_idle: 8h\nsession_absolute: {x: 1}\n", "session_absolute", "not a duration"},
+		{"enterprises:\n- id: demo\n  sources:\n  - id: l\n    kind: local\n    sync: {auto: true, cycle_hours: four}\n", "enterprises[0].sources[0].sync.cycle_hours", `"four" is not a whole number (line 6)`},
+		{"enterprises:\n- id: demo\n  sources:\n  - id: l\n    kind: local\n    sync:\n      cycle_hours: [1]\n", "enterprises[0].sources[0].sync.cycle_hours", "want a whole number, not a list"},
+		{"enterprises:\n- id: demo\n  sources:\n  - id: l\n    kind: local\n    enabled: sometimes\n", "enterprises[0].sources[0].enabled", `"sometimes" is not true or false`},
 		{"trusted_proxies: [10.0.0.1]\n", "trusted_proxies[0]", "CIDR"},
 		{"enterprises:\n- id: Demo\n", "enterprises[0].id", "lowercase"},
 		{"enterprises:\n- id: demo\n  sources:\n  - id: wecom\n    kind: feishu\n", "enterprises[0].sources[0].kind", "wecom, dingtalk or local"},
@@ -171,5 +176,111 @@ func TestSyncRulesAreTheDirectorys(t *testing.T) {
 	}
 	if _, err := Load(write(t, "enterprises:\n- id: Demo\n"), noEnv, Overrides{}); err == nil {
 		t.Fatal("an enterprise ID the directory refuses was accepted")
+	}
+}
+
+// Secrets may be references: ${NAME} to the environment, KEY_file to a file; both resolved at
+// load, errors naming the key, never the value.
+func TestSecretReferences(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "wecom.secret"), []byte("file-secret-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	if err := os.WriteFile(filepath.Join(dir, "master.key"), []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body := `master_key_file: master.key
+storage: postgres://qiao:${PG_PASSWORD}@127.0.0.1:5432/qiao?sslmode=disable
+state: redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0
+enterprises:
+- id: demo
+  sources:
+  - id: w
+    kind: wecom
+    secrets:
+      secret_file: wecom.secret
+      contact_secret: ${CONTACT_SECRET}
+      callback_token: tok-${CONTACT_SECRET}-$plain-$$
+  clients:
+  - id: app
+    type: web
+    secret: ${APP_SECRET}
+  - id: app2
+    type: web
+    secret_file: ` + filepath.Join(dir, "wecom.secret") + `
+`
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"PG_PASSWORD": "pg-pw", "REDIS_PASSWORD": "redis-pw", "CONTACT_SECRET": "contact", "APP_SECRET": "app-secret"}
+	c, err := Load(p, func(k string) string { return env[k] }, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := c.Enterprises[0].Sources[0].Secrets
+	if c.MasterKey != key || c.MasterKeyFile != "" || c.Storage != "postgres://qiao:pg-pw@127.0.0.1:5432/qiao?sslmode=disable" ||
+		c.State != "redis://:redis-pw@127.0.0.1:6379/0" || src["secret"] != "file-secret-value" || src["contact_secret"] != "contact" ||
+		src["callback_token"] != "tok-contact-$plain-$$" || len(src) != 3 ||
+		c.Enterprises[0].Clients[0].Secret != "app-secret" || c.Enterprises[0].Clients[1].Secret != "file-secret-value" {
+		t.Fatalf("resolved: master %q storage %q state %q secrets %v clients %+v", c.MasterKey, c.Storage, c.State, src, c.Enterprises[0].Clients)
+	}
+
+	// Each problem names the key; no message holds a secret.
+	for _, tc := range []struct{ unset, body, key, reason string }{
+		{"APP_SECRET", body, "enterprises[0].clients[0].secret", "${APP_SECRET}, which is not set"},
+		{"CONTACT_SECRET", body, "enterprises[0].sources[0].secrets.callback_token", "${CONTACT_SECRET}, which is not set"},
+		{"PG_PASSWORD", body, "storage", "${PG_PASSWORD}"},
+		{"", strings.Replace(body, "secret_file: wecom.secret", "secret_file: missing.secret", 1), "enterprises[0].sources[0].secrets.secret_file", "cannot read the secret file"},
+		{"", strings.Replace(body, "master_key_file: master.key", "master_key_file: master.key\nmaster_key: x", 1), "master_key_file", "not both"},
+		{"", strings.Replace(body, "secret_file: wecom.secret", "secret_file: wecom.secret\n      secret: plain", 1), "enterprises[0].sources[0].secrets.secret_file", "not both"},
+		{"", strings.Replace(body, "secret_file: "+filepath.Join(dir, "wecom.secret"), "secret_file: empty.secret", 1), "enterprises[0].clients[1].secret_file", "is empty"},
+	} {
+		os.WriteFile(filepath.Join(dir, "empty.secret"), []byte("\n"), 0o600)
+		os.WriteFile(p, []byte(tc.body), 0o600)
+		_, err := Load(p, func(k string) string {
+			if k == tc.unset {
+				return ""
+			}
+			return env[k]
+		}, Overrides{})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != tc.key || !strings.Contains(ce.Reason, tc.reason) {
+			t.Errorf("unset %q: got %v; want key %q reason containing %q", tc.unset, err, tc.key, tc.reason)
+			continue
+		}
+		for _, secret := range []string{"pg-pw", "redis-pw", "contact", "app-secret", "file-secret-value", key} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q shows a secret", err)
+			}
+		}
+	}
+}
+
+// A listen address of 0.0.0.0 (a container) is fine to bind, but not as the external URL.
+func TestExternalURLMustBeReachable(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // "" = accepted
+	}{
+		{map[string]string{"QIAO_ADDR": "0.0.0.0:8080"}, "not set, and http://{listen} is http://0.0.0.0:8080"},
+		{map[string]string{"QIAO_ADDR": "[::]:8080"}, "http://[::]:8080"},
+		{map[string]string{"QIAO_ADDR": "0.0.0.0:8080", "QIAO_EXTERNAL_URL": "http://0.0.0.0:8080"}, "has the unspecified host 0.0.0.0"},
+		{map[string]string{"QIAO_ADDR": "0.0.0.0:8080", "QIAO_EXTERNAL_URL": "https://sso.example.com"}, ""},
+		{map[string]string{}, ""},
+	} {
+		c, err := Load("", func(k string) string { return tc.env[k] }, Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.CheckExternalURL()
+		var ce *Error
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v refused: %v", tc.env, err)
+		case tc.want != "" && (!errors.As(err, &ce) || ce.Key != "external_url" || !strings.Contains(ce.Reason, tc.want) || !strings.Contains(ce.Reason, "QIAO_EXTERNAL_URL")):
+			t.Errorf("%v: got %v, want external_url: …%s… QIAO_EXTERNAL_URL", tc.env, err, tc.want)
+		}
 	}
 }

@@ -257,7 +257,19 @@ func (c *Caller) Do(ctx context.Context, api, method, fullURL string, body []byt
 			if err == nil {
 				err = fmt.Errorf("HTTP %d", status)
 			}
-			return 0, nil, &federation.Error{Platform: c.Platform, API: api, Message: fmt.Sprintf("unreachable after %d attempts", attempt), Err: err}
+			// Say where and why; the URL without its query, which carries the access token (as
+			// does the *url.Error's own message, hence its cause alone).
+			cause := err
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				cause = ue.Err
+			}
+			where := fullURL
+			if u, perr := url.Parse(fullURL); perr == nil {
+				where = u.Scheme + "://" + u.Host + u.Path
+			}
+			return 0, nil, &federation.Error{Platform: c.Platform, API: api,
+				Message: fmt.Sprintf("%s unreachable after %d attempts: %v", where, attempt, cause), Err: err}
 		}
 		if err := Sleep(ctx, c.Backoff.Delay(attempt)); err != nil {
 			return 0, nil, err

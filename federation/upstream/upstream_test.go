@@ -157,3 +157,28 @@ func TestLimiterIsSharedPerCredential(t *testing.T) {
 		t.Fatal("two credentials share a limiter")
 	}
 }
+
+// An upstream that cannot be reached is reported with where (the URL without its query, which
+// holds the access token) and why.
+func TestUnreachableSaysWhereAndWhy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connection refused
+	c := &Caller{Platform: "WeCom", HTTP: &http.Client{Timeout: time.Second}, Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond, Attempts: 2}}
+	_, _, err = c.Do(context.Background(), "user/list", "GET", "http://"+addr+"/cgi-bin/user/list?access_token=SECRET-TOKEN&department_id=1", nil, nil)
+	if err == nil {
+		t.Fatal("an unreachable upstream answered")
+	}
+	msg := err.Error()
+	for _, want := range []string{"WeCom user/list: http://" + addr + "/cgi-bin/user/list unreachable after 2 attempts: ", "refused"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "SECRET-TOKEN") {
+		t.Errorf("error %q shows the access token", msg)
+	}
+}

@@ -149,6 +149,31 @@ func Open(dir string, opts ...Option) (*Manager, error) {
 	return m, nil
 }
 
+// ErrNoKeys means OpenExisting found no key set: nothing has generated one in the directory.
+var ErrNoKeys = errors.New("no signing keys")
+
+// OpenExisting loads the key set in dir as Open does, but creates and generates nothing: a
+// directory without a manifest is ErrNoKeys. It is for commands that look at or rotate the keys of
+// a gateway that has started before.
+func OpenExisting(dir string, opts ...Option) (*Manager, error) {
+	m := &Manager{dir: dir, grace: DefaultGrace, now: time.Now, rsaBits: 2048}
+	for _, o := range opts {
+		o(m)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	man, err := m.readManifest()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("keys: %w in %s (no %s)", ErrNoKeys, dir, manifestName)
+	} else if err != nil {
+		return nil, err
+	}
+	if err := m.load(man); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 func activeEntry(man *manifest, alg string) *manifestEntry {
 	for i := range man.Keys {
 		if man.Keys[i].Alg == alg && man.Keys[i].RetiredAt.IsZero() {

@@ -7,6 +7,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,5 +202,37 @@ func TestThumbprintRFC7638(t *testing.T) {
 	got, err := Thumbprint(&pub)
 	if err != nil || got != "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs" {
 		t.Fatalf("thumbprint = %s, %v", got, err)
+	}
+}
+
+// OpenExisting creates nothing: a missing directory or manifest is ErrNoKeys, and an existing set
+// loads as Open loads it.
+func TestOpenExistingCreatesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	if _, err := OpenExisting(dir); !errors.Is(err, ErrNoKeys) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("missing directory: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenExisting created %s: %v", dir, err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenExisting(dir); !errors.Is(err, ErrNoKeys) {
+		t.Fatalf("empty directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("OpenExisting wrote %d files", len(entries))
+	}
+	m, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := OpenExisting(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := m.Published(), m2.Published(); len(a) != 3 || len(b) != 3 || a[0].ID != b[0].ID {
+		t.Fatalf("OpenExisting loaded %d keys, Open %d", len(b), len(a))
 	}
 }

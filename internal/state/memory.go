@@ -102,6 +102,18 @@ func (m *Memory) PutIfAbsent(_ context.Context, key string, val []byte, ttl time
 	return true, nil
 }
 
+// Replace implements Store.
+func (m *Memory) Replace(_ context.Context, key string, val []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it, ok := m.live(key)
+	if !ok {
+		return ErrNotFound
+	}
+	m.items[key] = memItem{val: clone(val), exp: it.exp}
+	return nil
+}
+
 // Take implements Store.
 func (m *Memory) Take(_ context.Context, key string) ([]byte, error) {
 	m.mu.Lock()

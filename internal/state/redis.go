@@ -71,6 +71,18 @@ func (r *Redis) PutIfAbsent(ctx context.Context, key string, val []byte, ttl tim
 	return true, nil
 }
 
+// Replace implements Store with SET XX KEEPTTL (Redis 6.0 or later), atomic on the server.
+func (r *Redis) Replace(ctx context.Context, key string, val []byte) error {
+	err := r.c.SetArgs(ctx, r.k(key), val, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	if errors.Is(err, redis.Nil) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("state: redis set xx keepttl: %w", err)
+	}
+	return nil
+}
+
 // Take implements Store with GETDEL, which is atomic on the server.
 func (r *Redis) Take(ctx context.Context, key string) ([]byte, error) {
 	b, err := r.c.GetDel(ctx, r.k(key)).Bytes()

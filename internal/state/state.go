@@ -27,6 +27,10 @@ type Store interface {
 	// PutIfAbsent stores val only when key does not exist; it reports whether it stored. It is the
 	// primitive for replay detection.
 	PutIfAbsent(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error)
+	// Replace stores val at key only when key exists, keeping the TTL it has left; a missing (or
+	// expired) key stays missing and ErrNotFound is returned. An update of something that ends by
+	// TTL (a session changed in the background) neither extends its life nor brings it back.
+	Replace(ctx context.Context, key string, val []byte) error
 	// Take gets and deletes key atomically: of concurrent Takes, exactly one gets the value.
 	Take(ctx context.Context, key string) ([]byte, error)
 	Delete(ctx context.Context, key string) error

@@ -27,6 +27,7 @@ var Tests = []struct {
 	{"TTLRequired", testTTLRequired},
 	{"Expiry", testExpiry},
 	{"PutIfAbsent", testPutIfAbsent},
+	{"ReplaceKeepsTTLAndCreatesNothing", testReplace},
 	{"TakeIsSingleUse", testTakeIsSingleUse},
 	{"Decr", testDecr},
 	{"IncrFixedWindow", testIncrFixedWindow},
@@ -319,5 +320,47 @@ func testConcurrentLockOneWinner(t *testing.T, newStore NewStore) {
 func testPing(t *testing.T, newStore NewStore) {
 	if err := newStore(t).Ping(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testReplace: Replace changes an existing key's value and keeps its TTL (the key still expires
+// when it would have), and never creates a key, missing or expired.
+func testReplace(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("replace")
+	if err := s.Replace(ctx, k, []byte("x")); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Replace of a missing key = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Replace created a missing key: %v", err)
+	}
+	if err := s.Put(ctx, k, []byte("v1"), 400*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	val := []byte("v2")
+	if err := s.Replace(ctx, k, val); err != nil {
+		t.Fatalf("Replace of a live key: %v", err)
+	}
+	val[0] = 'X' // the store must have kept its own copy
+	if got, err := s.Get(ctx, k); err != nil || string(got) != "v2" {
+		t.Fatalf("after Replace: Get = %q, %v", got, err)
+	}
+	// The TTL was kept: the key expires on its own. A Replace that dropped the TTL (plain SET)
+	// would keep it forever and hit the ceiling.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := s.Get(ctx, k); errors.Is(err, state.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a replaced key did not expire within 5 s of a 400 ms TTL: Replace dropped the TTL")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.Replace(ctx, k, []byte("v3")); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Replace of an expired key = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Replace brought an expired key back: %v", err)
 	}
 }

@@ -301,6 +301,52 @@ func (s *Store) CountUserSource(ctx context.Context, ent, uid, source string) (i
 	return n, nil
 }
 
+// EachUserSession calls fn with each live session of a user, under the user's index lock. A
+// session fn changed (it returns true) is written back with the lifetime it had left: the change
+// neither extends it nor brings back one that ended meanwhile. Nobody is told: the session goes on.
+func (s *Store) EachUserSession(ctx context.Context, ent, uid string, fn func(*Session) bool) error {
+	key := userIndexKey(ent, uid)
+	lease, err := s.lockIndex(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+	b, err := s.State.Get(ctx, key)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	var ids []string
+	_ = json.Unmarshal(b, &ids)
+	for _, id := range slices.Compact(ids) {
+		raw, err := s.State.Get(ctx, sessionKey(id))
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("session store: %w", err)
+		}
+		var sess Session
+		if json.Unmarshal(raw, &sess) != nil {
+			continue
+		}
+		sess.ID = id
+		if !fn(&sess) {
+			continue
+		}
+		nb, err := json.Marshal(&sess)
+		if err != nil {
+			return fmt.Errorf("session store: %w", err)
+		}
+		if err := s.State.Replace(ctx, sessionKey(id), nb); err != nil && !errors.Is(err, state.ErrNotFound) {
+			return fmt.Errorf("session store: %w", err)
+		}
+	}
+	return nil
+}
+
 // ended tells the participants of an ended session (b as stored).
 func (s *Store) ended(ctx context.Context, b []byte) {
 	if len(s.participants) == 0 {

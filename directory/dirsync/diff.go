@@ -290,6 +290,12 @@ func (e *Engine) matchCandidates(ctx context.Context, src *directory.IdentitySou
 func apply(cur *directory.User, m mapped, srcID string) *directory.User {
 	after := *cur
 	after.Name, after.Email, after.Mobile, after.Status = m.Name, m.Email, m.Mobile, m.Status
+	if m.KeepEmail {
+		after.Email = cur.Email
+	}
+	if m.KeepMobile {
+		after.Mobile = cur.Mobile
+	}
 	switch cur.DepartedBy {
 	case "":
 	case srcID:

@@ -566,3 +566,55 @@ func TestLeavingAnAuthoritativeSourceIsDeparting(t *testing.T) {
 		t.Fatalf("rehired in WeCom: status %s, departed by %q", u.Status, u.DepartedBy)
 	}
 }
+
+// A field the upstream does not return (WeCom withholds mobile and email from apps created after
+// 2022-06-20: the keys are absent) keeps what qiao knows — a consented login's, say; a field it
+// returns empty clears it.
+func TestWithheldFieldsKeepTheLocalValue(t *testing.T) {
+	e := &env{t: t, ctx: context.Background()}
+	e.store = openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "q.db"))
+	e.wset = wecomsim.NewSetup(20, 21, "127.0.0.1:8080")
+	e.wset.Config.Apps[0].Post2022 = true
+	e.wsim = wecomsim.New(e.wset.Config)
+	ws := httptest.NewServer(e.wsim)
+	e.wURL = ws.URL
+	e.dset = dingtalksim.NewSetup(1, 21, "127.0.0.1:8080")
+	t.Cleanup(func() { ws.Close(); e.wsim.Close() })
+	st := state.NewMemory()
+	t.Cleanup(func() { st.Close() })
+	e.eng = &Engine{Store: e.store, State: st, Open: func(ctx context.Context, src *directory.IdentitySource) (federation.DirectoryReader, error) {
+		return connectors.Reader(string(src.Kind), src.Config, src.Secrets)
+	}, Access: (*recordAccess)(e)}
+	if err := e.store.PutEnterprise(e.ctx, &directory.Enterprise{ID: "acme", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	// The app secret only: user/list withholds mobile and email.
+	e.putSource("wecom", func(s *directory.IdentitySource) { delete(s.Secrets, "contact_secret") })
+	e.run("wecom")
+	zs := e.user("zhangsan")
+	if zs.Email != "" || zs.Mobile != "" {
+		t.Fatalf("withheld fields arrived: %q %q", zs.Email, zs.Mobile)
+	}
+	zs.Email, zs.Mobile = "zhangsan@consented.example", "13900000000" // as a consented login keeps them
+	if err := e.store.UpdateUser(e.ctx, zs); err != nil {
+		t.Fatal(err)
+	}
+	e.run("wecom")
+	if u := e.user("zhangsan"); u.Email != "zhangsan@consented.example" || u.Mobile != "13900000000" {
+		t.Fatalf("a sync that was not given mobile and email erased them: %q %q", u.Email, u.Mobile)
+	}
+	// With the contact-sync secret the fields are returned; one WeCom has empty clears the local value.
+	e.putSource("wecom", nil)
+	o := e.wsim.Org()
+	o.RLock()
+	cur := *o.User("zhangsan")
+	o.RUnlock()
+	cur.Email = ""
+	if _, err := o.PutUser(&cur, false); err != nil {
+		t.Fatal(err)
+	}
+	e.run("wecom")
+	if u := e.user("zhangsan"); u.Email != "" || u.Mobile == "13900000000" {
+		t.Fatalf("fields WeCom returned did not win: %q %q", u.Email, u.Mobile)
+	}
+}

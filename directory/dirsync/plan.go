@@ -88,6 +88,9 @@ type mapped struct {
 	Mobile   string
 	Status   directory.UserStatus
 	Attrs    map[string]string
+	// KeepEmail, KeepMobile: the upstream did not return the field (withheld from the app, not
+	// emptied): the local value stays.
+	KeepEmail, KeepMobile bool
 }
 
 func statusOf(s federation.UserStatus) directory.UserStatus {
@@ -134,6 +137,9 @@ func mapUser(src *directory.IdentitySource, u *federation.User) mapped {
 	}
 	m := mapped{Username: u.Attrs[table["username"]], Name: u.Attrs[table["name"]], Email: u.Attrs[table["email"]],
 		Mobile: u.Attrs[table["mobile"]], Status: statusOf(u.Status), Attrs: attrs}
+	_, hasEmail := u.Attrs[table["email"]]
+	_, hasMobile := u.Attrs[table["mobile"]]
+	m.KeepEmail, m.KeepMobile = !hasEmail, !hasMobile
 	if m.Username == "" {
 		m.Username = u.UserID
 	}

@@ -184,19 +184,21 @@ func (r *Reader) restrictedName(id string) string {
 }
 
 type wUser struct {
-	UserID         string   `json:"userid"`
-	Name           string   `json:"name"`
-	Department     []int64  `json:"department"`
-	Position       string   `json:"position"`
-	Mobile         string   `json:"mobile"`
+	UserID     string  `json:"userid"`
+	Name       string  `json:"name"`
+	Department []int64 `json:"department"`
+	Position   string  `json:"position"`
+	// Withheld from apps created after 2022-06-20 (the key is absent, not empty): nil means
+	// "not returned", so sync keeps what qiao knows (a consented login, say) instead of erasing it.
+	Mobile         *string  `json:"mobile"`
 	Gender         string   `json:"gender"`
-	Email          string   `json:"email"`
-	BizMail        string   `json:"biz_mail"`
+	Email          *string  `json:"email"`
+	BizMail        *string  `json:"biz_mail"`
 	Status         int      `json:"status"`
 	Alias          string   `json:"alias"`
 	EnglishName    string   `json:"english_name"`
 	Telephone      string   `json:"telephone"`
-	Address        string   `json:"address"`
+	Address        *string  `json:"address"`
 	MainDepartment int64    `json:"main_department"`
 	DirectLeader   []string `json:"direct_leader"`
 	ExtAttr        struct {
@@ -228,9 +230,13 @@ func statusOf(code int) federation.UserStatus {
 }
 
 func toUser(u wUser, raw json.RawMessage) federation.User {
-	attrs := map[string]string{"userid": u.UserID, "name": u.Name, "position": u.Position, "mobile": u.Mobile, "gender": u.Gender,
-		"email": u.Email, "biz_mail": u.BizMail, "alias": u.Alias, "english_name": u.EnglishName, "telephone": u.Telephone,
-		"address": u.Address}
+	attrs := map[string]string{"userid": u.UserID, "name": u.Name, "position": u.Position, "gender": u.Gender,
+		"alias": u.Alias, "english_name": u.EnglishName, "telephone": u.Telephone}
+	for k, v := range map[string]*string{"mobile": u.Mobile, "email": u.Email, "biz_mail": u.BizMail, "address": u.Address} {
+		if v != nil {
+			attrs[k] = *v
+		}
+	}
 	if u.MainDepartment != 0 {
 		attrs["main_department"] = strconv.FormatInt(u.MainDepartment, 10)
 	}

@@ -44,3 +44,10 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 	c.mu.Unlock()
 	return v, nil
 }
+
+// forget drops key, so the next get loads it again.
+func (c *ttlCache[V]) forget(key string) {
+	c.mu.Lock()
+	delete(c.m, key)
+	c.mu.Unlock()
+}

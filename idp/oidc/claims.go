@@ -33,9 +33,7 @@ func (p *Provider) userClaims(ctx context.Context, ent, uid, clientID string, sc
 		ui.Name = u.Name
 		ui.PreferredUsername = u.Username
 		ui.UpdatedAt = zoidc.FromTime(u.UpdatedAt)
-		if c, err := p.clientCache.get(ctx, ent+"/"+clientID, func(ctx context.Context) (*directory.OIDCClient, error) {
-			return p.Store.GetClient(ctx, ent, clientID)
-		}); err == nil {
+		if c, err := p.lookupClient(ctx, ent, clientID); err == nil {
 			for name, field := range c.Claims {
 				if v := u.Field(field); v != "" {
 					ui.AppendClaims(name, v)

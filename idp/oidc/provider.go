@@ -181,6 +181,9 @@ func (p *Provider) corsAllowed(r *http.Request, origin string) (bool, []string) 
 		}
 		m := map[string]bool{}
 		for _, c := range cs {
+			if c.Disabled {
+				continue
+			}
 			for _, o := range c.AllowedOrigins {
 				m[o] = true
 			}
@@ -298,6 +301,16 @@ func (p *Provider) continueLogin(w http.ResponseWriter, r *http.Request) {
 	ar, err := p.st.loadAuthRequest(ctx, id)
 	if err != nil {
 		p.Pages.RequestExpired(w, r)
+		return
+	}
+	// The client may have been disabled or deleted while the person was logging in.
+	if _, err := p.st.client(ctx, ar.ClientID); err != nil {
+		if errors.Is(err, directory.ErrNotFound) {
+			p.errorPage(w, r, http.StatusBadRequest, "invalid_request")
+		} else {
+			p.Log.Error("oidc authorize: read client", "err", err)
+			p.errorPage(w, r, http.StatusServiceUnavailable, "temporarily_unavailable")
+		}
 		return
 	}
 	callback := op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.issuer(ent)), ar.ID)

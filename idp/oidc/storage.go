@@ -193,6 +193,9 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if ar.ClientID != i.authClient {
 		return nil, errors.New("the code was issued to another client")
 	}
+	if s.clientEndedSince(ctx, ar.ClientID, ar.CreatedAt) {
+		return nil, errors.New("the client was disabled or deleted after this request")
+	}
 	if ar.CodeChallenge != "" && !pkceMatches(ar.CodeChallenge, verifier) {
 		return nil, errors.New("the code_verifier does not match the code_challenge")
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -22,13 +24,55 @@ func (s *storage) client(ctx context.Context, id string) (*client, error) {
 	if ent == "" || !directory.ValidID(id) {
 		return nil, errors.New("unknown client")
 	}
-	c, err := s.p.clientCache.get(ctx, ent+"/"+id, func(ctx context.Context) (*directory.OIDCClient, error) {
-		return s.p.Store.GetClient(ctx, ent, id)
-	})
+	c, err := s.p.lookupClient(ctx, ent, id)
 	if err != nil {
 		return nil, err
 	}
 	return &client{c: c, loginURL: "/e/" + ent + "/authorize/continue?id="}, nil
+}
+
+// errClientDisabled: to every endpoint a disabled client is an unknown one.
+var errClientDisabled = fmt.Errorf("the client is disabled: %w", directory.ErrNotFound)
+
+// lookupClient reads an enabled client, through the cache. A disabled one is an error and is not
+// cached, so enabling it again takes effect at once; disabling it takes effect when the cached
+// copy goes — at once in the process that runs the access job (ClientEnded), within the cache's
+// TTL in the others.
+func (p *Provider) lookupClient(ctx context.Context, ent, id string) (*directory.OIDCClient, error) {
+	return p.clientCache.get(ctx, ent+"/"+id, func(ctx context.Context) (*directory.OIDCClient, error) {
+		c, err := p.Store.GetClient(ctx, ent, id)
+		if err == nil && c.Disabled {
+			return nil, errClientDisabled
+		}
+		return c, err
+	})
+}
+
+func clientEndedKey(ent, id string) string { return "oidc:client_ended:" + ent + ":" + id }
+
+// ClientEnded implements access.ClientEnder: the client was disabled or deleted at `at`. This
+// process forgets its cached copy, and every token issued to it until then — opaque or JWT access
+// tokens, authorization codes — is refused from now on, on every replica, whatever becomes of the
+// client (enabled again, or a new client with its ID). Its refresh tokens are the access job's.
+func (p *Provider) ClientEnded(ctx context.Context, ent, id string, at time.Time) error {
+	p.clientCache.forget(ent + "/" + id)
+	p.originCache.forget(ent)
+	// Access tokens and codes live AccessTTL at most; the marker outlives them all.
+	if err := p.State.Put(ctx, clientEndedKey(ent, id), []byte(strconv.FormatInt(at.UnixNano(), 10)), p.AccessTTL+time.Minute); err != nil {
+		return fmt.Errorf("refuse the tokens of client %s/%s: %w", ent, id, err)
+	}
+	return nil
+}
+
+// clientEndedSince says whether a token or code issued to the client at issued predates the
+// client's disabling or deletion.
+func (s *storage) clientEndedSince(ctx context.Context, clientID string, issued time.Time) bool {
+	b, err := s.p.State.Get(ctx, clientEndedKey(s.ent(ctx), clientID))
+	if err != nil {
+		return false
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	return err != nil || !issued.After(time.Unix(0, n))
 }
 
 func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {

@@ -171,7 +171,7 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 }
 
 // accessTokenByID returns a live access token: known, of this enterprise, its grant not revoked,
-// and its user still active.
+// its client enabled since it was issued, and its user still active.
 func (s *storage) accessTokenByID(ctx context.Context, id, subject string) (*accessToken, error) {
 	b, err := s.p.State.Get(ctx, atKey(id))
 	if err != nil {
@@ -186,6 +186,10 @@ func (s *storage) accessTokenByID(ctx context.Context, id, subject string) (*acc
 	}
 	if s.grantRevoked(ctx, at.Grant) {
 		return nil, errors.New("token revoked")
+	}
+	// Its client must still be there and enabled, and not have been disabled since it was issued.
+	if _, err := s.client(ctx, at.Client); err != nil || s.clientEndedSince(ctx, at.Client, at.IssuedAt) {
+		return nil, errors.New("the token's client is disabled or deleted")
 	}
 	if at.User {
 		if err := s.activeUser(ctx, at.Subject, at.Source); err != nil {

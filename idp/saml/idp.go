@@ -244,9 +244,12 @@ func (p *Provider) checkAuthnRequest(r *http.Request, ent string, buf []byte, re
 	if err != nil {
 		return nil, nil, err
 	}
-	sp, err := p.serviceProvider(r.Context(), ent, ar.Issuer.Value)
+	sp, err := p.activeSP(r.Context(), ent, ar.Issuer.Value)
 	if errors.Is(err, ErrUnknownSP) {
 		return nil, nil, badRequest("unknown service provider", nil)
+	}
+	if errors.Is(err, errSPDisabled) {
+		return nil, nil, err
 	}
 	if err != nil {
 		return nil, nil, &requestError{Status: http.StatusServiceUnavailable, Public: "the service provider's metadata cannot be read right now", Cause: err}
@@ -291,6 +294,10 @@ func (p *Provider) launch(w http.ResponseWriter, r *http.Request, ent string) {
 	}
 	pd := &pending{Enterprise: ent, SP: q["sp"].value, RelayState: relay, Received: p.now()}
 	req, sp, err := p.request(r, ent, pd)
+	if errors.Is(err, errSPDisabled) {
+		p.refuseErr(w, r, err, "sp", pd.SP)
+		return
+	}
 	if err != nil {
 		p.refuse(w, r, http.StatusNotFound, "unknown service provider "+pd.SP)
 		return
@@ -317,7 +324,7 @@ func (p *Provider) request(r *http.Request, ent string, pd *pending) (*csaml.Idp
 	if len(pd.Request) > 0 {
 		return p.checkAuthnRequest(r, ent, pd.Request, pd.RelayState, pd.Received)
 	}
-	sp, err := p.serviceProvider(r.Context(), ent, pd.SP)
+	sp, err := p.activeSP(r.Context(), ent, pd.SP)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -202,34 +202,26 @@ func (p *Provider) participants(ctx context.Context, pd *sloPending, v *session.
 // one that cannot be told at all; an SP no longer registered is left out.
 func (p *Provider) sloTargets(ctx context.Context, ent, uid, skip string, v *session.Session) (front, back []sloTarget, partial bool) {
 	var u *directory.User
+	user := func() (*directory.User, error) {
+		var err error
+		if u == nil {
+			u, err = p.Store.GetUser(ctx, ent, uid)
+		}
+		return u, err
+	}
 	for _, served := range v.SPs {
-		entity := served.EntityID
-		if entity == skip {
+		if served.EntityID == skip {
 			continue
 		}
-		sp, err := p.serviceProvider(ctx, ent, entity)
+		sp, err := p.serviceProvider(ctx, ent, served.EntityID)
 		if err != nil {
 			continue // no longer registered: nothing to tell
 		}
-		t := sloTarget{SP: entity}
-		if t.Redirect, t.Post, t.SOAP = sloEndpoints(sp, false); t.Redirect == "" && t.Post == "" && t.SOAP == "" {
-			partial = true
-			continue
+		t, ok, err := sloTargetOf(sp, served, user)
+		if err != nil {
+			return front, back, true
 		}
-		if sp.d.NameIDFormat == "transient" {
-			t.Format = NameIDTransient
-			t.Value = served.NameID
-		} else {
-			if u == nil {
-				if u, err = p.Store.GetUser(ctx, ent, uid); err != nil {
-					return front, back, true
-				}
-			}
-			if t.Format, t.Value, err = nameID(sp.d, u); err != nil {
-				t.Value = ""
-			}
-		}
-		if t.Value == "" {
+		if !ok {
 			partial = true
 			continue
 		}
@@ -240,6 +232,30 @@ func (p *Provider) sloTargets(ctx context.Context, ent, uid, skip string, v *ses
 		}
 	}
 	return front, back, partial
+}
+
+// sloTargetOf is how to tell sp, which a session served as served, that the session ended: its
+// SingleLogoutService endpoints and the NameID it was given. ok is false when it cannot be told
+// (no endpoint, no NameID); user is asked for the person when the NameID must be derived again,
+// and its error is returned.
+func sloTargetOf(sp *serviceProvider, served session.SP, user func() (*directory.User, error)) (t sloTarget, ok bool, err error) {
+	t = sloTarget{SP: served.EntityID}
+	if t.Redirect, t.Post, t.SOAP = sloEndpoints(sp, false); t.Redirect == "" && t.Post == "" && t.SOAP == "" {
+		return t, false, nil
+	}
+	if sp.d.NameIDFormat == "transient" {
+		t.Format = NameIDTransient
+		t.Value = served.NameID
+	} else {
+		u, err := user()
+		if err != nil {
+			return t, false, err
+		}
+		if t.Format, t.Value, err = nameID(sp.d, u); err != nil {
+			t.Value = ""
+		}
+	}
+	return t, t.Value != "", nil
 }
 
 // logoutRequest is the LogoutRequest the IdP sends t at dest.

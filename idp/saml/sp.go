@@ -60,6 +60,24 @@ const (
 // ErrUnknownSP is returned for an entity ID no enterprise registered.
 var ErrUnknownSP = errors.New("unknown service provider")
 
+// errSPDisabled refuses the requests of a registered SP an administrator disabled: it is not
+// trusted with a response, so the person gets qiao's error page.
+var errSPDisabled = &requestError{Status: http.StatusForbidden, Public: "this service provider is disabled by the administrator"}
+
+// activeSP is serviceProvider for a request that would send the SP a response: a disabled SP is
+// refused with errSPDisabled. (Its logout requests are still honoured, and the logouts of its
+// sessions still sent: they end access rather than grant it.)
+func (p *Provider) activeSP(ctx context.Context, ent, entityID string) (*serviceProvider, error) {
+	sp, err := p.serviceProvider(ctx, ent, entityID)
+	if err != nil {
+		return nil, err
+	}
+	if sp.d.Disabled {
+		return nil, errSPDisabled
+	}
+	return sp, nil
+}
+
 // spRecheck is how long a looked-up SP is used before its row is read again: a request validates
 // and answers with the same SP several times, and admin changes reach every replica this soon.
 const spRecheck = 10 * time.Second
@@ -253,8 +271,8 @@ type spProvider struct {
 }
 
 func (s spProvider) GetServiceProvider(r *http.Request, id string) (*csaml.EntityDescriptor, error) {
-	sp, err := s.p.serviceProvider(r.Context(), s.ent, id)
-	if errors.Is(err, ErrUnknownSP) {
+	sp, err := s.p.activeSP(r.Context(), s.ent, id)
+	if errors.Is(err, ErrUnknownSP) || errors.Is(err, errSPDisabled) {
 		return nil, os.ErrNotExist
 	}
 	if err != nil {

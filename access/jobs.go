@@ -16,8 +16,12 @@ const MaxJobAttempts = 10
 
 // jobAudit names the audit event of each job kind.
 var jobAudit = map[string]string{
-	directory.JobSourceClosed:  "source.close",
-	directory.JobSourceDeleted: "source.delete",
+	directory.JobSourceClosed:   "source.close",
+	directory.JobSourceDeleted:  "source.delete",
+	directory.JobClientDisabled: "app.disable",
+	directory.JobClientDeleted:  "app.delete",
+	directory.JobSPDisabled:     "app.disable",
+	directory.JobSPDeleted:      "app.delete",
 }
 
 // RunJob does what one access job owes and returns the counts it ended.
@@ -27,6 +31,10 @@ func (s *Service) RunJob(ctx context.Context, j *directory.AccessJob) (map[strin
 		return s.endSource(ctx, j.EnterpriseID, j.Object)
 	case directory.JobSourceDeleted:
 		return s.endDeletedSource(ctx, j)
+	case directory.JobClientDisabled, directory.JobClientDeleted:
+		return s.endClient(ctx, j)
+	case directory.JobSPDisabled, directory.JobSPDeleted:
+		return s.endServiceProvider(ctx, j)
 	}
 	return nil, fmt.Errorf("unknown access job kind %q", j.Kind)
 }
@@ -94,6 +102,9 @@ func (s *Service) auditJob(ctx context.Context, j *directory.AccessJob, counts m
 		ev.Outcome = "error"
 	}
 	detail := map[string]any{"object": j.Object, "job": j.ID, "ms": took.Milliseconds()}
+	if app, ok := jobApp[j.Kind]; ok {
+		detail["app"] = app
+	}
 	for k, v := range counts {
 		detail[k] = v
 	}

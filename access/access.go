@@ -35,8 +35,13 @@ type Service struct {
 	Store    directory.Store
 	Sessions Sessions
 	Holders  []TokenHolders
-	Now      func() time.Time
-	Log      *slog.Logger
+	// What disabling or deleting an app tells: the OpenID Provider, the SAML IdP, and the session
+	// store whose sessions lose a service provider.
+	OIDC         ClientEnder
+	SAML         SPEnder
+	UserSessions SessionWalker
+	Now          func() time.Time
+	Log          *slog.Logger
 }
 
 func (s *Service) now() time.Time {

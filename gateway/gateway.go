@@ -166,7 +166,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	g.Sessions.Register(g.OIDC, g.SAML)
 	// A person who may no longer have access (departed, disabled, removed upstream) loses it
 	// through one service: sessions (and so their participants), refresh tokens and their holders.
-	g.Access = &access.Service{Store: g.Store, Sessions: g.Sessions, Holders: []access.TokenHolders{g.OIDC}, Log: log}
+	// Disabling or deleting an app tells the OpenID Provider (it refuses the client's tokens) and
+	// the SAML IdP (it logs the SP's sessions out over SOAP); the sessions lose the SP.
+	g.Access = &access.Service{Store: g.Store, Sessions: g.Sessions, Holders: []access.TokenHolders{g.OIDC},
+		OIDC: g.OIDC, SAML: g.SAML, UserSessions: g.Sessions, Log: log}
 	g.Sync.Access = g.Access
 	g.reportCallbackDomains(ctx)
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

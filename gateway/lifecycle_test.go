@@ -58,13 +58,6 @@ func newPostgresDB(t *testing.T, base string) string {
 	return base[:i] + "/" + name + rest
 }
 
-// lifecycleWorld is the OIDC world (the SASE client, a web app with a back-channel logout URI)
-// with a SAML SP that logs out over SOAP, on one backend.
-type lifecycleWorld struct {
-	*oidcWorld
-	saml *samlWorld
-}
-
 func (o *oidcWorld) webLogin(b *browser, idp string) map[string]any {
 	o.t.Helper()
 	q := url.Values{"client_id": {"web-es"}, "response_type": {"code"}, "scope": {"openid offline_access"}, "prompt": {"consent"},

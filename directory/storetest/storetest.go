@@ -113,7 +113,7 @@ func testSourcesRoundTripAndSecrets(t *testing.T, newStore NewStore) {
 		got.Name != "源-wecom" {
 		t.Fatalf("round trip lost data: %+v", got)
 	}
-	if directory.IsAuthoritative(got) != true || got.Authoritative != nil || got.Managed != "" {
+	if !directory.IsAuthoritative(got) || got.Authoritative != nil || got.Managed != "" {
 		t.Fatalf("a new WeCom source: authoritative %v (%v), managed %q", directory.IsAuthoritative(got), got.Authoritative, got.Managed)
 	}
 	no := false

@@ -38,7 +38,11 @@ func appsCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			for _, c := range clients {
-				fmt.Fprintf(w, "  client %s (%s, %s) — %s\n", c.ID, c.Type, c.AuthMethod, c.Name)
+				state := ""
+				if c.Disabled {
+					state = ", DISABLED"
+				}
+				fmt.Fprintf(w, "  client %s (%s, %s%s) — %s\n", c.ID, c.Type, c.AuthMethod, state, c.Name)
 				if len(c.RedirectURIs) > 0 {
 					note := ""
 					if c.Type == "native" {
@@ -70,7 +74,11 @@ func appsCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			for _, sp := range sps {
-				fmt.Fprintf(w, "  SP %s — %s\n", sp.EntityID, sp.Name)
+				state := ""
+				if sp.Disabled {
+					state = " (DISABLED)"
+				}
+				fmt.Fprintf(w, "  SP %s%s — %s\n", sp.EntityID, state, sp.Name)
 				signs := []string{}
 				if sp.SignResponse {
 					signs = append(signs, "response")
@@ -98,5 +106,6 @@ func appsCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&ent, "enterprise", "", "enterprise ID")
 	cmd.Flags().BoolVar(&reveal, "reveal", false, "show client secrets in full")
 	_ = cmd.MarkFlagRequired("enterprise")
+	cmd.AddCommand(appChangeCmds(g)...)
 	return cmd
 }

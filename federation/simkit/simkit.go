@@ -14,6 +14,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -256,6 +257,21 @@ type ScanPage struct {
 	Outsider bool // offer "scan as someone outside the corp"
 	Error    string
 	ErrCode  int
+	// Back is where an error page's way back leads: the app's origin (see BackTo).
+	Back string
+}
+
+// BackTo is the way back from a platform's error page to the app that sent the browser there:
+// the origin of the login's redirect_uri, or of the page the browser came from; "" when neither
+// is an http(s) URL.
+func BackTo(redirect string, r *http.Request) string {
+	for _, v := range []string{redirect, r.Referer()} {
+		u, err := url.Parse(v)
+		if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Host != r.Host {
+			return u.Scheme + "://" + u.Host + "/"
+		}
+	}
+	return ""
 }
 
 var scanTmpl = template.Must(template.New("scan").Parse(`<!doctype html>
@@ -273,7 +289,8 @@ button:hover,button:focus{border-color:#3370ff;outline:2px solid #3370ff33}.mute
 </style></head><body><main>
 <p class="sim">模拟器 Simulator — not the real {{.Platform}}</p>
 <h1>{{.Title}}</h1>
-{{if .Error}}<p class="err" role="alert">{{.Error}}{{if .ErrCode}} (errcode {{.ErrCode}}){{end}}</p>{{else}}
+{{if .Error}}<p class="err" role="alert">{{.Error}}{{if .ErrCode}} (errcode {{.ErrCode}}){{end}}</p>
+{{if .Back}}<p><a id="back" href="{{.Back}}">返回应用 · Back to the app</a></p>{{else}}<p class="muted" id="back">请关闭此页，回到应用重新登录。Close this page and sign in again from the app.</p>{{end}}{{else}}
 <img src="{{.QR}}" alt="QR code to scan with the {{.Platform}} app">
 <p class="muted">Scan with the {{.Platform}} app, or choose who scans:</p>
 <form method="post" action="{{.Action}}"><input type="hidden" name="ticket" value="{{.Ticket}}">

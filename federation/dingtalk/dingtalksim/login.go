@@ -16,9 +16,15 @@ type scanTicket struct {
 	AppKey   string
 }
 
-func (s *Sim) loginError(w http.ResponseWriter, r *http.Request, msg string) {
+// loginError is the platform's error page, with a way back to the app: redirect is the login's
+// redirect URI when it is known (after a scan), else the request's redirect_uri is used.
+func (s *Sim) loginError(w http.ResponseWriter, r *http.Request, msg string, redirect ...string) {
 	s.kit.Record(simkit.Call{At: s.cfg.Now(), Method: r.Method, API: "oauth2/auth", IP: simkit.CallerIP(r), ErrCode: 400})
-	simkit.RenderScan(w, http.StatusBadRequest, simkit.ScanPage{Platform: "钉钉", Title: "登录失败", Error: msg})
+	back := r.URL.Query().Get("redirect_uri")
+	if len(redirect) > 0 {
+		back = redirect[0]
+	}
+	simkit.RenderScan(w, http.StatusBadRequest, simkit.ScanPage{Platform: "钉钉", Title: "登录失败", Error: msg, Back: simkit.BackTo(back, r)})
 }
 
 // oauthAuth is the browser login page (QR or account login).
@@ -124,7 +130,7 @@ func (s *Sim) completeScan(w http.ResponseWriter, r *http.Request, t scanTicket,
 		u := o.User(who)
 		if u == nil || u.Status != simorg.StatusActive {
 			o.RUnlock()
-			s.loginError(w, r, "no active member "+who+" in this org")
+			s.loginError(w, r, "no active member "+who+" in this org", t.Redirect)
 			return
 		}
 		g = userToken{UserID: u.UserID, UnionID: u.UnionID, Nick: u.Name}

@@ -133,3 +133,27 @@ type receiver struct {
 	fails   atomic.Int32
 	recvKey string
 }
+
+// TestLoginErrorPageLeadsBack: the platform's error page links back to the app's origin (the
+// redirect_uri's), after a refused login URL and after a scan as someone the org does not have.
+func TestLoginErrorPageLeadsBack(t *testing.T) {
+	f := newFixture(t, nil)
+	base := "response_type=code&client_id=" + appKey + "&scope=openid&prompt=consent&state=xyz&redirect_uri=" + url.QueryEscape("https://sso.example.com/cb")
+	get := func(q string) string {
+		resp, err := noRedirect.Get(f.srv.URL + "/oauth2/auth?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b)
+	}
+	for name, html := range map[string]string{
+		"no such member": get(base + "&sim_user=nobody-such"),
+		"wrong scope":    get(strings.Replace(base, "scope=openid", "scope=email", 1)),
+	} {
+		if !strings.Contains(html, "登录失败") || !strings.Contains(html, `<a id="back" href="https://sso.example.com/">`) {
+			t.Errorf("%s: the error page has no way back to the app's origin:\n%s", name, html)
+		}
+	}
+}

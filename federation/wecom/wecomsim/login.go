@@ -92,9 +92,15 @@ func (s *Sim) loginNew(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) loginOld(w http.ResponseWriter, r *http.Request) { s.loginPage(w, r, "qrConnect", true) }
 
-func (s *Sim) loginError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+// loginError is the platform's error page, with a way back to the app: redirect is the login's
+// redirect URI when it is known (after a scan), else the request's redirect_uri is used.
+func (s *Sim) loginError(w http.ResponseWriter, r *http.Request, code int, msg string, redirect ...string) {
 	s.kit.Record(simkit.Call{At: s.cfg.Now(), Method: r.Method, API: "login", IP: simkit.CallerIP(r), ErrCode: code})
-	simkit.RenderScan(w, http.StatusBadRequest, simkit.ScanPage{Platform: "企业微信", Title: "登录失败", Error: msg, ErrCode: code})
+	back := r.URL.Query().Get("redirect_uri")
+	if len(redirect) > 0 {
+		back = redirect[0]
+	}
+	simkit.RenderScan(w, http.StatusBadRequest, simkit.ScanPage{Platform: "企业微信", Title: "登录失败", Error: msg, ErrCode: code, Back: simkit.BackTo(back, r)})
 }
 
 func (s *Sim) loginPage(w http.ResponseWriter, r *http.Request, flow string, requireAgent bool) {
@@ -192,14 +198,14 @@ func (s *Sim) completeScan(w http.ResponseWriter, r *http.Request, t scanTicket,
 		o.RUnlock()
 		switch {
 		case u == nil:
-			s.loginError(w, r, 60111, "no member "+who+" in this corp")
+			s.loginError(w, r, 60111, "no member "+who+" in this corp", t.Redirect)
 			return
 		case !active:
-			s.loginError(w, r, 60111, "member "+who+" is disabled, not activated or has left")
+			s.loginError(w, r, 60111, "member "+who+" is disabled, not activated or has left", t.Redirect)
 			return
 		case !visible && t.Flow != "oauth":
 			// QR login for someone outside the app's visible scope fails at the scan.
-			s.loginError(w, r, 50002, "member "+who+" is outside the app's visible scope")
+			s.loginError(w, r, 50002, "member "+who+" is outside the app's visible scope", t.Redirect)
 			return
 		}
 		g.UserID = who

@@ -182,3 +182,52 @@ type receiver struct {
 	c       *msgcrypt.Crypter
 	badEcho bool
 }
+
+// TestLoginErrorPageLeadsBack: the platform's error page (errcode 60111 after a scan as someone
+// the corp does not have, or a refused login URL) links back to the app's origin — the
+// redirect_uri's — instead of being a dead end; with no redirect known it says what to do.
+func TestLoginErrorPageLeadsBack(t *testing.T) {
+	f := newFixture(t, nil)
+	base := "/wwlogin/sso/login?login_type=CorpApp&appid=" + corp + "&agentid=1000002&state=s&redirect_uri=" + url.QueryEscape("https://sso.example.com/e/demo/sources/wecom/callback")
+	page := func(path string, form url.Values) string {
+		var resp *http.Response
+		var err error
+		if form != nil {
+			resp, err = noRedirect.PostForm(f.srv.URL+path, form)
+		} else {
+			resp, err = noRedirect.Get(f.srv.URL + path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b)
+	}
+	for name, html := range map[string]string{
+		"60111 by sim_user":      page(base+"&sim_user=nobody-such", nil),
+		"ServiceApp login_type":  page(strings.Replace(base, "CorpApp", "ServiceApp", 1), nil),
+		"60111 on the scan form": "",
+	} {
+		if name == "60111 on the scan form" {
+			login := page(base, nil)
+			i := strings.Index(login, `name="ticket" value="`)
+			if i < 0 {
+				t.Fatal("the login page has no scan form")
+			}
+			ticket := login[i+len(`name="ticket" value="`):]
+			ticket = ticket[:strings.Index(ticket, `"`)]
+			html = page("/_sim/scan", url.Values{"ticket": {ticket}, "user": {"nobody-such"}})
+			if !strings.Contains(html, "errcode 60111") {
+				t.Fatalf("scanning as someone the corp does not have: %s", html)
+			}
+		}
+		if !strings.Contains(html, `<a id="back" href="https://sso.example.com/">`) {
+			t.Errorf("%s: the error page has no way back to the app's origin:\n%s", name, html)
+		}
+	}
+	html := page("/wwlogin/sso/login?login_type=CorpApp&appid="+corp+"&agentid=1000002&state=s", nil)
+	if !strings.Contains(html, `id="back"`) || strings.Contains(html, `<a id="back"`) {
+		t.Errorf("with no redirect_uri the page should say what to do, without a link: %s", html)
+	}
+}

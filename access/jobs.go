@@ -18,6 +18,8 @@ const MaxJobAttempts = 10
 var jobAudit = map[string]string{
 	directory.JobSourceClosed:   "source.close",
 	directory.JobSourceDeleted:  "source.delete",
+	directory.JobUsersDeparted:  "user.revoke",
+	directory.JobUserLeftSource: "user.revoke_source",
 	directory.JobClientDisabled: "app.disable",
 	directory.JobClientDeleted:  "app.delete",
 	directory.JobSPDisabled:     "app.disable",
@@ -29,7 +31,7 @@ func (s *Service) RunJob(ctx context.Context, j *directory.AccessJob) (map[strin
 	switch j.Kind {
 	case directory.JobSourceClosed:
 		return s.endSource(ctx, j.EnterpriseID, j.Object)
-	case directory.JobSourceDeleted:
+	case directory.JobSourceDeleted, directory.JobUsersDeparted, directory.JobUserLeftSource:
 		return s.endDeletedSource(ctx, j)
 	case directory.JobClientDisabled, directory.JobClientDeleted:
 		return s.endClient(ctx, j)

@@ -133,7 +133,7 @@ func applyEnterprise(ctx context.Context, tx directory.Store, e config.Enterpris
 			return fmt.Errorf("%s.clients[%d] (%s): %w", at, j, c.ID, err)
 		}
 		if cur != nil && !cur.Disabled && d.Disabled {
-			if err := queue(ctx, tx, e.ID, directory.JobClientDisabled, c.ID, "disabled in the config file (enabled: false)"); err != nil {
+			if err := access.QueueClientDisabled(ctx, tx, e.ID, c.ID, Actor, "disabled in the config file (enabled: false)"); err != nil {
 				return err
 			}
 			res.add("disabled client %s of %s: its tokens are revoked", c.ID, e.ID)
@@ -154,7 +154,7 @@ func applyEnterprise(ctx context.Context, tx directory.Store, e config.Enterpris
 			return fmt.Errorf("%s.service_providers[%d]: %w", at, j, err)
 		}
 		if cur != nil && !cur.Disabled && d.Disabled {
-			if err := queue(ctx, tx, e.ID, directory.JobSPDisabled, sp.EntityID, "disabled in the config file (enabled: false)"); err != nil {
+			if err := access.QueueSPDisabled(ctx, tx, e.ID, sp.EntityID, Actor, "disabled in the config file (enabled: false)"); err != nil {
 				return err
 			}
 			res.add("disabled service provider %s of %s: its SAML sessions end", sp.EntityID, e.ID)
@@ -171,10 +171,6 @@ func applyEnterprise(ctx context.Context, tx directory.Store, e config.Enterpris
 		}
 	}
 	return removeUndeclaredUsers(ctx, tx, e.ID, users, res)
-}
-
-func queue(ctx context.Context, tx directory.Store, ent, kind, object, reason string) error {
-	return tx.AddAccessJob(ctx, &directory.AccessJob{EnterpriseID: ent, Kind: kind, Object: object, Actor: Actor, Reason: reason})
 }
 
 // removeUndeclaredSources deletes the file-managed sources of e the file no longer declares.
@@ -216,11 +212,8 @@ func removeUndeclaredApps(ctx context.Context, tx directory.Store, ent string, c
 		if c.Managed != directory.ManagedByConfig || clients[c.ID] {
 			continue
 		}
-		if err := tx.DeleteClient(ctx, ent, c.ID); err != nil {
+		if _, err := access.DeleteClientTx(ctx, tx, ent, c.ID, Actor, "removed from the config file"); err != nil {
 			return fmt.Errorf("delete client %s of %s: %w", c.ID, ent, err)
-		}
-		if err := queue(ctx, tx, ent, directory.JobClientDeleted, c.ID, "removed from the config file"); err != nil {
-			return err
 		}
 		res.add("deleted client %s of %s (removed from the config file)", c.ID, ent)
 	}
@@ -232,11 +225,8 @@ func removeUndeclaredApps(ctx context.Context, tx directory.Store, ent string, c
 		if sp.Managed != directory.ManagedByConfig || sps[sp.EntityID] {
 			continue
 		}
-		if err := tx.DeleteServiceProvider(ctx, ent, sp.EntityID); err != nil {
+		if err := access.DeleteSPTx(ctx, tx, ent, sp.EntityID, Actor, "removed from the config file"); err != nil {
 			return fmt.Errorf("delete service provider %s of %s: %w", sp.EntityID, ent, err)
-		}
-		if err := queue(ctx, tx, ent, directory.JobSPDeleted, sp.EntityID, "removed from the config file"); err != nil {
-			return err
 		}
 		res.add("deleted service provider %s of %s (removed from the config file)", sp.EntityID, ent)
 	}

@@ -709,6 +709,10 @@ func (e *Enterprise) validate(at string) error {
 	return nil
 }
 
+// ExternalURLSet reports whether the external URL was set (file, QIAO_EXTERNAL_URL) rather than
+// derived from listen.
+func (c *Config) ExternalURLSet() bool { return !c.externalFromListen }
+
 // CheckExternalURL refuses an external URL no browser or platform can reach: one whose host is
 // unspecified (0.0.0.0, ::), which is an address to listen on, not one to be reached at. It
 // happens when listen is 0.0.0.0:PORT (as in a container) and no external URL is set. Serving

@@ -113,11 +113,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			g.Close()
 		}
 	}()
-	st, box, err := openStore(ctx, cfg, log, false)
-	if err != nil {
-		return nil, err
-	}
-	g.Store, g.Box = st, box
+	// The state store first: it creates nothing, so a start it stops leaves no master key or
+	// database behind.
 	if g.State, err = state.Open(cfg.State); err != nil {
 		return nil, &StartError{err, "set state to memory or redis://HOST:PORT/DB"}
 	}
@@ -126,6 +123,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err := g.State.Ping(pctx); err != nil {
 		return nil, &StartError{fmt.Errorf("the state store does not answer: %w", err), "check the state setting and that Redis is running"}
 	}
+	st, box, err := openStore(ctx, cfg, log, false)
+	if err != nil {
+		return nil, err
+	}
+	g.Store, g.Box = st, box
 	if g.Keys, err = keys.Open(cfg.KeysDir, keys.WithGrace(cfg.KeyRotationGrace.D())); err != nil {
 		return nil, &StartError{err, ""}
 	}

@@ -16,6 +16,10 @@ WORKDIR /var/lib/qiao
 VOLUME /var/lib/qiao
 USER nonroot:nonroot
 EXPOSE 8080
+# Listen on every interface of the container. The URL people reach it at cannot be guessed from
+# that: set QIAO_EXTERNAL_URL (or external_url in a mounted config), or serve refuses to start.
 ENV QIAO_ADDR=0.0.0.0:8080
+# GET /readyz on QIAO_ADDR (no shell or curl in distroless: the binary asks).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["/usr/local/bin/qiao", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/qiao"]
 CMD ["serve"]

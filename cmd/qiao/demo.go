@@ -66,7 +66,7 @@ func demoCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			return run(ctx, cfg, func(gw *gateway.Gateway) {
+			return run(ctx, cfg, runOptions{ready: func(gw *gateway.Gateway) {
 				// The sample relying party, on the gateway's own listener.
 				(&demo.RP{Issuer: cfg.ExternalURL + "/e/demo", ClientID: "demo-app", Secret: creds.DemoAppSecret,
 					BaseURL: cfg.ExternalURL + "/demo-app"}).Routes(gw.Mux)
@@ -81,7 +81,7 @@ func demoCmd(g *globalFlags) *cobra.Command {
 						fmt.Fprintf(cmd.ErrOrStderr(), "demo: first sync of %s failed: %v\n", src, err)
 						continue
 					}
-					fmt.Fprintf(out, "synced %-8s %v\n", src, res.Task.Counts)
+					fmt.Fprintf(out, "synced %-8s %s\n", src, formatCounts(res.Task.Counts))
 				}
 				// Wire both simulators' event pushes to the gateway once it serves (the platforms verify
 				// the URL when it is registered); the demo says it is ready only after that.
@@ -93,7 +93,7 @@ func demoCmd(g *globalFlags) *cobra.Command {
 					}
 					printDemo(out, cfg.ExternalURL, dataDir, creds, sims)
 				}()
-			})
+			}})
 		},
 	}
 	cmd.Flags().StringVar(&pw, "password", "", "password of the demo user zhangsan (default: random, printed)")

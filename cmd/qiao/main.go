@@ -12,9 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/qiao-gateway/qiao/gateway"
@@ -50,6 +53,9 @@ func main() {
 // runMain runs the command line and returns the exit status.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	gateway.Version = buildVersion()
+	// go-redis logs connection failures through its own logger, as raw lines on stderr: route them
+	// to the gateway's log at debug level (the failure itself is reported once, by whoever asked).
+	redis.SetLogger(redisLog{})
 	root := newRoot()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -70,10 +76,58 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// redisLog is go-redis's logger: its lines go to the default slog logger at debug level.
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().Debug("redis client: "+strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "go-redis")
+}
+
+// commandLogger is the log of every command but serve and demo: a command says what it did and
+// what went wrong in its own lines (an error once, on stderr, by runMain); the log adds only what
+// nothing returns — errors a background step logged and went on after — as plain text.
+func commandLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelError,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}))
+}
+
+// globalFlags are the flags that say which gateway a command is about. Each command takes the ones
+// it uses (--config and --data; --addr for serve, demo and healthcheck), so that none shows a flag
+// it ignores.
 type globalFlags struct {
 	config string
 	data   string
 	addr   string
+	// log is the log of a command other than serve and demo.
+	log *slog.Logger
+}
+
+// configFlags adds --config and --data to cmd and its subcommands.
+func (g *globalFlags) configFlags(cmd *cobra.Command) *cobra.Command {
+	return g.dataFlag(g.configFlag(cmd))
+}
+
+// configFlag adds --config to cmd and its subcommands.
+func (g *globalFlags) configFlag(cmd *cobra.Command) *cobra.Command {
+	cmd.PersistentFlags().StringVar(&g.config, "config", os.Getenv("QIAO_CONFIG"), "config file (YAML); env QIAO_CONFIG")
+	return cmd
+}
+
+// dataFlag adds --data to cmd and its subcommands.
+func (g *globalFlags) dataFlag(cmd *cobra.Command) *cobra.Command {
+	cmd.PersistentFlags().StringVar(&g.data, "data", "", "data directory (SQLite database, master key, signing keys); env QIAO_DATA")
+	return cmd
+}
+
+// addrFlag adds --addr to cmd.
+func (g *globalFlags) addrFlag(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().StringVar(&g.addr, "addr", "", "listen address HOST:PORT; env QIAO_ADDR")
+	return cmd
 }
 
 func newRoot() *cobra.Command {
@@ -83,16 +137,41 @@ func newRoot() *cobra.Command {
 		Short:         "qiao (桥) — identity federation gateway for WeCom and DingTalk",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			g.log = commandLogger(cmd.ErrOrStderr())
+			if name := cmd.Name(); name != "serve" && name != "demo" {
+				// Libraries that log through the default logger (zitadel/oidc) follow it.
+				slog.SetDefault(g.log)
+			}
+		},
 	}
-	root.PersistentFlags().StringVar(&g.config, "config", os.Getenv("QIAO_CONFIG"), "config file (YAML); env QIAO_CONFIG")
-	root.PersistentFlags().StringVar(&g.data, "data", "", "data directory (SQLite database, master key, signing keys); env QIAO_DATA")
-	root.PersistentFlags().StringVar(&g.addr, "addr", "", "listen address HOST:PORT; env QIAO_ADDR")
-	root.AddCommand(serveCmd(g), demoCmd(g), versionCmd(), keysCmd(g), hashPasswordCmd(), simCmd(), syncCmd(g), sourcesCmd(g), appsCmd(g), applyCmd(g))
+	root.AddCommand(
+		g.addrFlag(g.configFlags(serveCmd(g))),
+		g.addrFlag(g.dataFlag(demoCmd(g))),
+		versionCmd(),
+		g.configFlags(keysCmd(g)),
+		hashPasswordCmd(),
+		simCmd(),
+		g.configFlags(syncCmd(g)),
+		g.configFlags(sourcesCmd(g)),
+		g.configFlags(appsCmd(g)),
+		g.configFlags(applyCmd(g)),
+		g.configFlags(enterprisesCmd(g)),
+		g.addrFlag(g.configFlag(healthcheckCmd(g))),
+	)
 	return root
 }
 
 func (g *globalFlags) load() (*config.Config, error) {
 	return config.Load(g.config, os.Getenv, config.Overrides{Listen: g.addr, DataDir: g.data})
+}
+
+// logger is the log a command other than serve and demo hands to what it opens.
+func (g *globalFlags) logger() *slog.Logger {
+	if g.log == nil {
+		return commandLogger(os.Stderr)
+	}
+	return g.log
 }
 
 func applyCmd(g *globalFlags) *cobra.Command {
@@ -111,8 +190,7 @@ func applyCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg.Log.Level = "warn"
-			res, err := gateway.Apply(cmd.Context(), cfg, gateway.NewLogger(cfg), force)
+			res, err := gateway.Apply(cmd.Context(), cfg, g.logger(), force)
 			if err != nil {
 				return &exitError{1, err}
 			}
@@ -144,67 +222,149 @@ func serveCmd(g *globalFlags) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the gateway",
 		Long: "Run the gateway. With no config file it starts with the embedded defaults: 127.0.0.1:8080,\n" +
-			"SQLite at ./data/qiao.db, in-memory state, keys generated under ./data/keys on first start.",
+			"SQLite at ./data/qiao.db, in-memory state, keys generated under ./data/keys on first start.\n" +
+			"SIGHUP reads the config file again and, if it is valid, applies its enterprises (sources, clients,\n" +
+			"service providers, local users) as at start; a bad file changes nothing and is reported in the log.\n" +
+			"Other settings (listen, storage, state, keys, session lengths, …) take a restart.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {
 				return err
 			}
-			var opts []gateway.Option
-			if force {
-				opts = append(opts, gateway.WithForce())
-			}
-			return run(cmd.Context(), cfg, nil, opts...)
+			return run(cmd.Context(), cfg, runOptions{force: force, reload: g.load, logTo: cmd.ErrOrStderr()})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "delete what the config file no longer declares even past deletion protection, and removed enterprises")
 	return cmd
 }
 
-// run starts a gateway and serves until SIGINT/SIGTERM. ready, if not nil, is called once the
-// listener is bound.
-func run(ctx context.Context, cfg *config.Config, ready func(*gateway.Gateway), opts ...gateway.Option) error {
-	log := gateway.NewLogger(cfg)
+// runOptions are what serve and demo add to a run.
+type runOptions struct {
+	// ready, if not nil, is called once the gateway is built and the listener bound.
+	ready func(*gateway.Gateway)
+	// reload, if not nil, loads the configuration again on SIGHUP.
+	reload func() (*config.Config, error)
+	force  bool
+	// logTo receives the gateway's log (default os.Stderr).
+	logTo io.Writer
+}
+
+// run starts a gateway and serves until SIGINT/SIGTERM.
+func run(ctx context.Context, cfg *config.Config, ro runOptions) error {
+	// An external URL no one can reach (a container's listen address 0.0.0.0) would be published
+	// in every issuer and callback: refuse it before anything is created.
+	if err := cfg.CheckExternalURL(); err != nil {
+		return err
+	}
+	if ro.logTo == nil {
+		ro.logTo = os.Stderr
+	}
+	log := gateway.NewLoggerTo(ro.logTo, cfg)
 	// zitadel/oidc's op package logs through slog.Default (op.WithLogger does nothing): keep its
 	// lines in the gateway's format and level.
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var hup chan os.Signal
+	if ro.reload != nil {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	start := time.Now()
+	// Bind first: a port in use stops the start before a data directory, master key or signing
+	// key is created.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return &exitError{1, fmt.Errorf("cannot listen on %s: %w: choose another address with --addr or QIAO_ADDR", cfg.Listen, unwrapOp(err))}
+	}
+	defer ln.Close()
+	var opts []gateway.Option
+	if ro.force {
+		opts = append(opts, gateway.WithForce())
+	}
 	gw, err := gateway.New(ctx, cfg, log, opts...)
 	if err != nil {
 		return &exitError{1, err}
 	}
 	defer gw.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return &exitError{1, fmt.Errorf("cannot listen on %s: %w: choose another address with --addr or QIAO_ADDR", cfg.Listen, err)}
+	if err := gateway.WriteRunning(cfg.DataDir, gateway.Running{ExternalURL: cfg.ExternalURL, Listen: ln.Addr().String(),
+		PID: os.Getpid(), Version: gateway.Version, StartedAt: time.Now().UTC().Truncate(time.Second)}); err != nil {
+		log.Warn("the commands (qiao sources, qiao apps) will show the configuration's URLs", "err", err)
 	}
 	log.Info("qiao is serving", "version", gateway.Version, "listen", ln.Addr().String(), "external_url", cfg.ExternalURL,
 		"storage", redact(cfg.Storage), "state", redact(cfg.State), "keys_dir", cfg.KeysDir,
 		"startup_ms", time.Since(start).Milliseconds())
-	if ready != nil {
-		ready(gw)
+	if ro.ready != nil {
+		ro.ready(gw)
+	}
+	if hup != nil {
+		go reloadOnHUP(ctx, gw, hup, ro.reload, ro.force)
 	}
 	return gw.Serve(ctx, ln)
 }
 
+// reloadOnHUP applies the config file again at each SIGHUP; a file that does not load, or whose
+// declarations do not apply, changes nothing and is logged.
+func reloadOnHUP(ctx context.Context, gw *gateway.Gateway, hup <-chan os.Signal, load func() (*config.Config, error), force bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		gw.Log.Info("SIGHUP: reloading the config file")
+		cfg, err := load()
+		if err != nil {
+			gw.Log.Error("config reload refused; nothing changed", "err", err.Error())
+			continue
+		}
+		res, restart, err := gw.Reload(ctx, cfg, force)
+		if err != nil {
+			gw.Log.Error("config reload refused; nothing changed", "err", err.Error())
+			continue
+		}
+		if len(restart) > 0 {
+			gw.Log.Warn("config reload: these settings changed but take effect only at the next start", "keys", strings.Join(restart, ", "))
+		}
+		gw.Log.Info("config reloaded", "enterprises", len(cfg.Enterprises), "changes", len(res.Changes))
+	}
+}
+
+// unwrapOp keeps the cause of a *net.OpError ("address already in use"), whose message repeats
+// the address the caller names.
+func unwrapOp(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
 func keysCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage signing keys"}
-	open := func() (*keys.Manager, error) {
+	// open loads the key set a gateway generated; it creates nothing.
+	open := func() (*config.Config, *keys.Manager, error) {
 		cfg, err := g.load()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return keys.Open(cfg.KeysDir, keys.WithGrace(cfg.KeyRotationGrace.D()))
+		m, err := keys.OpenExisting(cfg.KeysDir, keys.WithGrace(cfg.KeyRotationGrace.D()))
+		if errors.Is(err, keys.ErrNoKeys) {
+			return cfg, nil, &exitError{1, fmt.Errorf("%w: qiao serve generates them at its first start (or qiao keys rotate, in an empty keys directory)", err)}
+		}
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		return cfg, m, nil
 	}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the published signing keys",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := open()
+			_, m, err := open()
 			if err != nil {
 				return err
 			}
@@ -225,16 +385,37 @@ func keysCmd(g *globalFlags) *cobra.Command {
 		Use:   "rotate",
 		Short: "Make new signing keys; the old ones stay published for key_rotation_grace",
 		Long: "Make new signing keys. The old public keys stay in JWKS and SAML metadata for key_rotation_grace\n" +
-			"(default 48h) so tokens they signed still verify. A running gateway picks the change up within 30 s.",
+			"(default 48h) so tokens they signed still verify. A running gateway picks the change up within 30 s.\n" +
+			"In an empty keys directory it makes the first set (to share one directory between replicas).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := open()
+			for i, a := range algs {
+				algs[i] = strings.ToUpper(strings.TrimSpace(a))
+				if !slices.Contains(keys.Algs, algs[i]) {
+					return &exitError{2, fmt.Errorf("--alg %q: want RS256, ES256 or SAML", a)}
+				}
+			}
+			cfg, m, err := open()
+			if cfg != nil && m == nil {
+				// No key set yet: make the first one (every alg), nothing to retire; only in a
+				// directory that exists, so that a mistyped --data creates nothing.
+				if st, serr := os.Stat(cfg.KeysDir); serr != nil || !st.IsDir() {
+					return &exitError{1, fmt.Errorf("no keys directory %s: qiao serve generates the keys at its first start; to make a set beforehand (a directory replicas share), create the directory and run qiao keys rotate", cfg.KeysDir)}
+				}
+				if m, err = keys.Open(cfg.KeysDir, keys.WithGrace(cfg.KeyRotationGrace.D())); err != nil {
+					return &exitError{1, err}
+				}
+				for _, k := range m.Published() {
+					fmt.Fprintf(cmd.OutOrStdout(), "new %s key %s (the first set in %s)\n", k.Alg, k.ID, cfg.KeysDir)
+				}
+				return nil
+			}
 			if err != nil {
 				return err
 			}
 			rotated, err := m.Rotate(algs...)
 			if err != nil {
-				return err
+				return &exitError{1, err}
 			}
 			for _, k := range rotated {
 				fmt.Fprintf(cmd.OutOrStdout(), "new %s key %s\n", k.Alg, k.ID)
@@ -242,7 +423,7 @@ func keysCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
-	rotate.Flags().StringSliceVar(&algs, "alg", nil, "which keys to rotate: RS256, ES256, SAML (default: all)")
+	rotate.Flags().StringSliceVar(&algs, "alg", nil, "which keys to rotate: RS256, ES256, SAML, any case (default: all)")
 	cmd.AddCommand(list, rotate)
 	return cmd
 }

@@ -35,12 +35,19 @@ func freeAddr(t *testing.T) string {
 // startServe runs `qiao serve` in-process until the test ends and waits for /healthz.
 func startServe(t *testing.T, args ...string) (base string, stop func() int) {
 	t.Helper()
+	base, stop, _ = startServeLog(t, args...)
+	return base, stop
+}
+
+// startServeLog is startServe that also returns what serve writes on stderr (its log).
+func startServeLog(t *testing.T, args ...string) (base string, stop func() int, log *syncBuffer) {
+	t.Helper()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var stderr bytes.Buffer
+	stderr := &syncBuffer{}
 	go func() {
-		done <- runMain(ctx, append([]string{"serve", "--addr", addr}, args...), &bytes.Buffer{}, &stderr)
+		done <- runMain(ctx, append([]string{"serve", "--addr", addr}, args...), &bytes.Buffer{}, stderr)
 	}()
 	base = "http://" + addr
 	deadline := time.Now().Add(10 * time.Second)
@@ -74,7 +81,7 @@ func startServe(t *testing.T, args ...string) (base string, stop func() int) {
 		return <-done
 	}
 	t.Cleanup(func() { stop() })
-	return base, stop
+	return base, stop, stderr
 }
 
 func writeConfig(t *testing.T, dir, body string) string {
@@ -212,6 +219,23 @@ func TestPostgresWithoutMasterKeyIsRefused(t *testing.T) {
 func TestKeysRotateAndList(t *testing.T) {
 	data := t.TempDir()
 	var out bytes.Buffer
+	// Nothing generated yet: list refuses in one line and creates nothing.
+	if code := runMain(context.Background(), []string{"keys", "list", "--data", data}, &out, &out); code != 1 ||
+		!strings.Contains(out.String(), "no signing keys") || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("keys list with no keys: %d %q", code, out.String())
+	}
+	if entries, _ := os.ReadDir(data); len(entries) != 0 {
+		t.Fatalf("keys list created %d entries in the data directory", len(entries))
+	}
+	// rotate in an empty keys directory (one replicas will share) makes the first set.
+	if err := os.Mkdir(filepath.Join(data, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := runMain(context.Background(), []string{"keys", "rotate", "--data", data}, &out, &out); code != 0 || strings.Count(out.String(), "the first set") != 3 {
+		t.Fatalf("keys rotate in an empty directory: %d %s", code, out.String())
+	}
+	out.Reset()
 	if code := runMain(context.Background(), []string{"keys", "list", "--data", data}, &out, &out); code != 0 {
 		t.Fatalf("keys list: %d %s", code, out.String())
 	}
@@ -219,13 +243,23 @@ func TestKeysRotateAndList(t *testing.T) {
 		t.Fatalf("keys list before rotation:\n%s", out.String())
 	}
 	out.Reset()
-	if code := runMain(context.Background(), []string{"keys", "rotate", "--alg", "RS256", "--data", data}, &out, &out); code != 0 || !strings.Contains(out.String(), "new RS256 key") {
+	// --alg in any case.
+	if code := runMain(context.Background(), []string{"keys", "rotate", "--alg", "rs256", "--data", data}, &out, &out); code != 0 || !strings.Contains(out.String(), "new RS256 key") {
 		t.Fatalf("keys rotate: %d %s", code, out.String())
 	}
 	out.Reset()
 	runMain(context.Background(), []string{"keys", "list", "--data", data}, &out, &out)
 	if strings.Count(out.String(), "active") != 3 || strings.Count(out.String(), "retired") != 1 {
 		t.Fatalf("keys list after rotation:\n%s", out.String())
+	}
+	out.Reset()
+	if code := runMain(context.Background(), []string{"keys", "rotate", "--alg", "Es256,saml", "--data", data}, &out, &out); code != 0 ||
+		!strings.Contains(out.String(), "new ES256 key") || !strings.Contains(out.String(), "new SAML key") {
+		t.Fatalf("keys rotate --alg Es256,saml: %d %s", code, out.String())
+	}
+	out.Reset()
+	if code := runMain(context.Background(), []string{"keys", "rotate", "--alg", "HS256", "--data", data}, &out, &out); code != 2 || !strings.Contains(out.String(), "RS256, ES256 or SAML") {
+		t.Fatalf("keys rotate --alg HS256: %d %s", code, out.String())
 	}
 }
 
@@ -398,15 +432,22 @@ func TestSyncCommand(t *testing.T) {
 	if code := runMain(context.Background(), append(args, "--dry-run"), &out, &errb); code != 0 {
 		t.Fatalf("dry run exit %d: %s %s", code, out.String(), errb.String())
 	}
-	if !strings.Contains(out.String(), "dry run: nothing was applied") || !strings.Contains(out.String(), "create") || !strings.Contains(out.String(), "planned changes") {
+	if !strings.Contains(out.String(), "dry run: nothing was applied") || !strings.Contains(out.String(), "objects     created ") ||
+		!strings.Contains(out.String(), "planned changes (the first 50 of ") || strings.Contains(out.String(), "map[") {
 		t.Fatalf("dry run output:\n%s", out.String())
 	}
 	out.Reset()
 	if code := runMain(context.Background(), args, &out, &errb); code != 0 {
 		t.Fatalf("sync exit %d: %s %s", code, out.String(), errb.String())
 	}
-	if !strings.Contains(out.String(), "status      succeeded") || !strings.Contains(errb.String(), "read-users") {
+	if !strings.Contains(out.String(), "status      succeeded") || !strings.Contains(errb.String(), "read-users") || !strings.Contains(out.String(), "objects     created ") {
 		t.Fatalf("sync output:\n%s\nprogress:\n%s", out.String(), errb.String())
+	}
+	// Nothing changed upstream since: a dry run says so instead of an empty list.
+	out.Reset()
+	if code := runMain(context.Background(), append(args, "--dry-run"), &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "no changes planned") || strings.Contains(out.String(), "planned changes") {
+		t.Fatalf("dry run with nothing to do: exit %d\n%s", code, out.String())
 	}
 	// The task and its records are readable.
 	out.Reset()
@@ -414,7 +455,7 @@ func TestSyncCommand(t *testing.T) {
 		t.Fatalf("sync tasks: %d %s", code, errb.String())
 	}
 	fields := strings.Fields(strings.Split(out.String(), "\n")[1])
-	if len(fields) < 4 || fields[3] != "succeeded" {
+	if len(fields) < 4 || fields[3] != "succeeded" || !strings.Contains(out.String(), "  created ") || strings.Contains(out.String(), "map[") {
 		t.Fatalf("sync tasks:\n%s", out.String())
 	}
 	out.Reset()

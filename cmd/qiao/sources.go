@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/qiao-gateway/qiao/gateway"
 )
 
 // mask shows the first and last characters of a secret only.
@@ -31,11 +34,18 @@ func sourcesCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer gw.Close()
-			srcs, err := gw.Store.ListSources(cmd.Context(), ent)
-			if err != nil {
+			if err := knownSource(cmd.Context(), gw.Store, ent, ""); err != nil {
 				return err
 			}
+			srcs, err := gw.Store.ListSources(cmd.Context(), ent)
+			if err != nil {
+				return &exitError{1, err}
+			}
 			w := cmd.OutOrStdout()
+			printExternalURL(w, gw)
+			if len(srcs) == 0 {
+				fmt.Fprintf(w, "enterprise %s has no identity source\n", ent)
+			}
 			base := gw.Config.ExternalURL + "/e/" + ent + "/sources/"
 			for _, s := range srcs {
 				state := "enabled"
@@ -66,7 +76,11 @@ func sourcesCmd(g *globalFlags) *cobra.Command {
 				}
 				if tasks, _ := gw.Store.ListSyncTasks(cmd.Context(), ent, s.ID, 1); len(tasks) > 0 {
 					t := tasks[0]
-					fmt.Fprintf(w, "  last task          %s %s %s %v %s\n", t.StartedAt.Local().Format("2006-01-02 15:04:05"), t.Trigger, t.Status, t.Counts, t.Reason)
+					fmt.Fprintf(w, "  last task          %s %s %s: %s", t.StartedAt.Local().Format("2006-01-02 15:04:05"), t.Trigger, t.Status, formatCounts(t.Counts))
+					if t.Reason != "" {
+						fmt.Fprintf(w, "; %s", t.Reason)
+					}
+					fmt.Fprintln(w)
 				}
 				if evs, _ := gw.Store.ListSourceEvents(cmd.Context(), ent, s.ID, 1); len(evs) > 0 {
 					e := evs[0]
@@ -83,4 +97,18 @@ func sourcesCmd(g *globalFlags) *cobra.Command {
 	cmd.AddCommand(sourceDeleteCmd(g), sourceSwitchCmd(g, false), sourceSwitchCmd(g, true))
 	_ = cmd.MarkFlagRequired("enterprise")
 	return cmd
+}
+
+// printExternalURL says which external URL the URLs shown derive from: the one the gateway serving
+// from the data directory recorded, or, when none has, the configuration's.
+func printExternalURL(w io.Writer, ro *gateway.ReadOnly) {
+	if r := ro.Running; r != nil {
+		fmt.Fprintf(w, "external URL %s (recorded by qiao serve %s, pid %d, started %s, in %s/%s)\n", ro.Config.ExternalURL, r.Version, r.PID,
+			r.StartedAt.Local().Format("2006-01-02 15:04:05"), ro.Config.DataDir, gateway.RunningFile)
+		if ro.ConfigURL != "" {
+			fmt.Fprintf(w, "  note: this command's configuration says %s; the URLs below are the gateway's\n", ro.ConfigURL)
+		}
+		return
+	}
+	fmt.Fprintf(w, "external URL %s (from the configuration: no gateway has served from %s yet)\n", ro.Config.ExternalURL, ro.Config.DataDir)
 }

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -30,12 +31,14 @@ func syncCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg.Log.Level = "warn"
-			gw, err := gateway.New(cmd.Context(), cfg, gateway.NewLogger(cfg), gateway.WithoutApply())
+			gw, err := gateway.New(cmd.Context(), cfg, g.logger(), gateway.WithoutApply())
 			if err != nil {
 				return &exitError{1, err}
 			}
 			defer gw.Close()
+			if err := knownSource(cmd.Context(), gw.Store, ent, src); err != nil {
+				return err
+			}
 			pr := newProgress(cmd.ErrOrStderr())
 			res, err := gw.Sync.Run(cmd.Context(), ent, src, dirsync.Options{Trigger: directory.TriggerManual, DryRun: dry, Progress: pr.update})
 			if res != nil && res.Plan != nil {
@@ -94,19 +97,20 @@ func printSummary(w io.Writer, res *dirsync.Result, dry bool) {
 	} else if dry {
 		fmt.Fprintln(w, "dry run: nothing was applied")
 	}
-	fmt.Fprintf(w, "read mode   %s (%d API calls)\n\n", res.Info.Mode, res.Info.Calls)
-	fmt.Fprintf(w, "%-10s %10s\n", "ACTION", "OBJECTS")
-	var actions []string
-	for a := range counts {
-		actions = append(actions, a)
-	}
-	sort.Strings(actions)
-	for _, a := range actions {
-		fmt.Fprintf(w, "%-10s %10d\n", a, counts[a])
-	}
+	fmt.Fprintf(w, "read mode   %s (%d API calls)\n", res.Info.Mode, res.Info.Calls)
+	fmt.Fprintf(w, "objects     %s\n", formatCounts(counts))
 	if dry {
+		if res.Plan.Empty() {
+			fmt.Fprintln(w, "\nno changes planned: the local copy matches the upstream directory")
+			return
+		}
 		shown := 0
-		fmt.Fprintln(w, "\nplanned changes (first 50):")
+		n := len(res.Plan.Depts) + len(res.Plan.Users)
+		if n > 50 {
+			fmt.Fprintf(w, "\nplanned changes (the first 50 of %d):\n", n)
+		} else {
+			fmt.Fprintf(w, "\nplanned changes (%d):\n", n)
+		}
 		for _, d := range res.Plan.Depts {
 			if shown == 50 {
 				break
@@ -140,8 +144,7 @@ func openReadOnly(cmd *cobra.Command, g *globalFlags) (*gateway.ReadOnly, error)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Log.Level = "warn"
-	ro, err := gateway.OpenReadOnly(cmd.Context(), cfg, gateway.NewLogger(cfg))
+	ro, err := gateway.OpenReadOnly(cmd.Context(), cfg, g.logger())
 	if err != nil {
 		return nil, &exitError{1, err}
 	}
@@ -161,9 +164,16 @@ func syncTasksCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer gw.Close()
+			if err := knownSource(cmd.Context(), gw.Store, ent, src); err != nil {
+				return err
+			}
 			tasks, err := gw.Store.ListSyncTasks(cmd.Context(), ent, src, limit)
 			if err != nil {
-				return err
+				return &exitError{1, err}
+			}
+			if len(tasks) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no sync task yet")
+				return nil
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%-36s  %-9s  %-12s  %-10s  %-20s  %8s  %s\n", "TASK", "SOURCE", "TRIGGER", "STATUS", "STARTED", "SECONDS", "COUNTS / REASON")
@@ -172,7 +182,7 @@ func syncTasksCmd(g *globalFlags) *cobra.Command {
 				if !t.FinishedAt.IsZero() {
 					secs = fmt.Sprintf("%.1f", t.FinishedAt.Sub(t.StartedAt).Seconds())
 				}
-				detail := fmt.Sprint(t.Counts)
+				detail := formatCounts(t.Counts)
 				if t.Reason != "" {
 					detail += "  " + t.Reason
 				}
@@ -201,6 +211,11 @@ func syncRecordsCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer gw.Close()
+			if _, err := gw.Store.GetSyncTask(cmd.Context(), q.TaskID); errors.Is(err, directory.ErrNotFound) {
+				return &exitError{1, fmt.Errorf("no sync task %q (see: qiao sync tasks --enterprise ID)", q.TaskID)}
+			} else if err != nil {
+				return &exitError{1, err}
+			}
 			w := cmd.OutOrStdout()
 			for {
 				recs, err := gw.Store.ListSyncRecords(cmd.Context(), q)
@@ -236,4 +251,23 @@ func syncRecordsCmd(g *globalFlags) *cobra.Command {
 	q.Limit = 1000
 	_ = cmd.MarkFlagRequired("task")
 	return cmd
+}
+
+// knownSource refuses an enterprise, or a source of it (when src is not empty), that the store
+// does not hold: a typo is an error, not an empty table.
+func knownSource(ctx context.Context, st directory.Store, ent, src string) error {
+	if _, err := st.GetEnterprise(ctx, ent); errors.Is(err, directory.ErrNotFound) {
+		return &exitError{1, fmt.Errorf("no enterprise %q (see: qiao enterprises)", ent)}
+	} else if err != nil {
+		return &exitError{1, err}
+	}
+	if src == "" {
+		return nil
+	}
+	if _, err := st.GetSource(ctx, ent, src); errors.Is(err, directory.ErrNotFound) {
+		return &exitError{1, fmt.Errorf("no source %q in enterprise %s (see: qiao sources --enterprise %s)", src, ent, ent)}
+	} else if err != nil {
+		return &exitError{1, err}
+	}
+	return nil
 }

@@ -121,6 +121,9 @@ type Store interface {
 
 	AddAuditEvent(ctx context.Context, e *AuditEvent) error
 	ListAuditEvents(ctx context.Context, q AuditQuery) ([]*AuditEvent, error)
+
+	// AdminStore: administrator roles, platform operators and operator setup tokens.
+	AdminStore
 }
 
 // RecordQuery selects sync records.

@@ -33,6 +33,7 @@ var Tests = []struct {
 	{"Audit", testAudit},
 	{"EventInbox", testEventInbox},
 	{"AccessJobs", testAccessJobs},
+	{"Admins", testAdmins},
 	{"TransactionRollsBack", testTransactionRollsBack},
 }
 

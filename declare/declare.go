@@ -170,7 +170,45 @@ func applyEnterprise(ctx context.Context, tx directory.Store, e config.Enterpris
 			return fmt.Errorf("%s.users[%d] (%s): %w", at, j, u.Username, err)
 		}
 	}
+	if err := applyAdmins(ctx, tx, e, at, res); err != nil {
+		return err
+	}
 	return removeUndeclaredUsers(ctx, tx, e.ID, users, res)
+}
+
+// applyAdmins writes the enterprise's declared admin grants as file-managed (a grant made through
+// the API to the same person becomes the file's) and removes the file-managed grants the file no
+// longer declares.
+func applyAdmins(ctx context.Context, tx directory.Store, e config.Enterprise, at string, res *Result) error {
+	declared := map[string]bool{}
+	for j, a := range e.Admins {
+		declared[a.User] = true
+		cur, err := tx.GetAdminGrant(ctx, e.ID, a.User)
+		if err != nil && !errors.Is(err, directory.ErrNotFound) {
+			return fmt.Errorf("%s.admins[%d] (%s): %w", at, j, a.User, err)
+		}
+		if cur != nil && cur.Role == directory.AdminRole(a.Role) && cur.Managed == directory.ManagedByConfig {
+			continue
+		}
+		if err := tx.PutAdminGrant(ctx, &directory.AdminGrant{EnterpriseID: e.ID, Username: a.User, Role: directory.AdminRole(a.Role),
+			Managed: directory.ManagedByConfig, GrantedBy: Actor}); err != nil {
+			return fmt.Errorf("%s.admins[%d] (%s): %w", at, j, a.User, err)
+		}
+	}
+	grants, err := tx.ListAdminGrants(ctx, e.ID)
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if g.Managed != directory.ManagedByConfig || declared[g.Username] {
+			continue
+		}
+		if err := tx.DeleteAdminGrant(ctx, e.ID, g.Username); err != nil {
+			return err
+		}
+		res.add("removed the %s role of %s in %s (removed from the config file)", g.Role, g.Username, e.ID)
+	}
+	return nil
 }
 
 // removeUndeclaredSources deletes the file-managed sources of e the file no longer declares.

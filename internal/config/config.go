@@ -84,6 +84,15 @@ type Enterprise struct {
 	Clients          []Client          `yaml:"clients"`
 	ServiceProviders []ServiceProvider `yaml:"service_providers"`
 	Users            []User            `yaml:"users"`
+	// Admins are the people of the enterprise's directory who administer it through the admin
+	// API, by username, each with a role: owner, admin or auditor.
+	Admins []Admin `yaml:"admins"`
+}
+
+// Admin grants a person of the enterprise's directory a role in the admin API.
+type Admin struct {
+	User string `yaml:"user"`
+	Role string `yaml:"role"` // owner, admin or auditor
 }
 
 // Source is an identity source declared in the file.
@@ -471,6 +480,8 @@ func sectionOf(goType string) string {
 		return "a service provider"
 	case "User":
 		return "a user"
+	case "Admin":
+		return "an admin"
 	case "Log":
 		return "log"
 	}
@@ -704,6 +715,20 @@ func (e *Enterprise) validate(at string) error {
 	for j, u := range e.Users {
 		if u.Username == "" {
 			return &Error{fmt.Sprintf("%s.users[%d].username", at, j), "required"}
+		}
+	}
+	seen = map[string]bool{}
+	for j, a := range e.Admins {
+		key := fmt.Sprintf("%s.admins[%d]", at, j)
+		if strings.TrimSpace(a.User) == "" {
+			return &Error{key + ".user", "required: the username of a person of the enterprise's directory"}
+		}
+		if seen[a.User] {
+			return &Error{key + ".user", fmt.Sprintf("%q is granted twice", a.User)}
+		}
+		seen[a.User] = true
+		if !directory.AdminRole(a.Role).Valid() {
+			return &Error{key + ".role", fmt.Sprintf("%q must be owner, admin or auditor", a.Role)}
 		}
 	}
 	return nil

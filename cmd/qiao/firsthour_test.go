@@ -174,6 +174,22 @@ enterprises:
 	if strings.Contains(out, "PROBLEM") || strings.Contains(out, "127.0.0.1:8080") {
 		t.Errorf("sources shows the defaults' URLs or a false problem:\n%s", out)
 	}
+	// A configuration that says otherwise: the gateway's URLs still, and a note.
+	other := filepath.Join(dir, "other.yaml")
+	os.WriteFile(other, []byte("external_url: https://elsewhere.example\n"), 0o600)
+	code, out, stderr = cli("sources", "--config", other, "--data", data, "--enterprise", "acme")
+	if code != 0 || !strings.Contains(out, "note: this command's configuration says https://elsewhere.example; the URLs below are the gateway's") ||
+		strings.Contains(out, "PROBLEM") || !strings.Contains(out, "https://sso.acme.example/e/acme/sources/wecom/events") {
+		t.Errorf("sources with another configuration: exit %d\n%s%s", code, out, stderr)
+	}
+	// A typo in the enterprise of qiao sync creates nothing either.
+	if code, _, stderr := cli("sync", "--data", data, "--enterprise", "acme", "--source", "wecon"); code != 1 || !strings.Contains(stderr, `no source "wecon"`) {
+		t.Errorf("sync of an unknown source: exit %d %q", code, stderr)
+	}
+	if code, _, stderr := cli("sync", "--data", filepath.Join(dir, "typo"), "--enterprise", "acme", "--source", "wecom"); code != 1 || !strings.Contains(stderr, "no data directory") {
+		t.Errorf("sync with a mistyped --data: exit %d %q", code, stderr)
+	}
+	mustNotExist(t, filepath.Join(dir, "typo"))
 	code, out, stderr = cli("apps", "--data", data, "--enterprise", "acme")
 	if code != 0 || !strings.Contains(out, "issuer             https://sso.acme.example/e/acme") {
 		t.Errorf("apps: exit %d\n%s%s", code, out, stderr)

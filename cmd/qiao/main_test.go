@@ -419,8 +419,11 @@ func TestSyncCommand(t *testing.T) {
 	args := []string{"sync", "--config", cfg, "--data", filepath.Join(dir, "data"), "--enterprise", "acme", "--source", "wecom"}
 	var out, errb bytes.Buffer
 	// Only serve and apply write the config into the store; sync uses what is there.
-	if code := runMain(context.Background(), args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "acme") {
+	if code := runMain(context.Background(), args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "qiao apply") {
 		t.Fatalf("sync before apply: exit %d: %s %s", code, out.String(), errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Fatalf("sync before apply created the data directory: %v", err)
 	}
 	out.Reset()
 	errb.Reset()

@@ -31,14 +31,21 @@ func syncCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Only a store serve or apply set up, and a source it holds: a typo creates nothing.
+			ro, err := gateway.OpenReadOnly(cmd.Context(), cfg, g.logger())
+			if err != nil {
+				return &exitError{1, err}
+			}
+			err = knownSource(cmd.Context(), ro.Store, ent, src)
+			ro.Close()
+			if err != nil {
+				return err
+			}
 			gw, err := gateway.New(cmd.Context(), cfg, g.logger(), gateway.WithoutApply())
 			if err != nil {
 				return &exitError{1, err}
 			}
 			defer gw.Close()
-			if err := knownSource(cmd.Context(), gw.Store, ent, src); err != nil {
-				return err
-			}
 			pr := newProgress(cmd.ErrOrStderr())
 			res, err := gw.Sync.Run(cmd.Context(), ent, src, dirsync.Options{Trigger: directory.TriggerManual, DryRun: dry, Progress: pr.update})
 			if res != nil && res.Plan != nil {

@@ -107,6 +107,7 @@ type Result struct {
 	Errs int64
 	Lat  []time.Duration
 	Wall time.Duration
+	Note string // printed after the figures
 }
 
 // Rate is operations per second.
@@ -120,7 +121,11 @@ func (r Result) String() string {
 		}
 		return r.Lat[int(q*float64(len(r.Lat)-1))].Round(10 * time.Microsecond)
 	}
-	return fmt.Sprintf("%-20s %8.0f/s  p50 %-8v p99 %-8v (%d ok, %d errors)", r.Name, r.Rate(), p(0.5), p(0.99), r.N, r.Errs)
+	s := fmt.Sprintf("%-22s %8.0f/s  p50 %-8v p99 %-8v (%d ok, %d errors)", r.Name, r.Rate(), p(0.5), p(0.99), r.N, r.Errs)
+	if r.Note != "" {
+		s += "  " + r.Note
+	}
+	return s
 }
 
 // ErrDone stops a worker early (its input ran out).

@@ -4,6 +4,10 @@
 //
 //	go run ./bench/tokenbench -c 32 -d 10s
 //	go run ./bench/tokenbench -storage 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' -state redis://127.0.0.1:6379/0
+//
+// Each grant's line ends with what one request cost the stores on average: SQL statements and
+// transactions, and state round trips (Redis commands or pipelines; memory operations are not
+// counted). -cpuprofile, -blockprofile and -mutexprofile write pprof profiles of the whole run.
 package main
 
 import (
@@ -15,6 +19,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,24 +29,69 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/qiao-gateway/qiao/bench/benchkit"
+	"github.com/qiao-gateway/qiao/directory/sqlstore"
 	"github.com/qiao-gateway/qiao/gateway"
 	"github.com/qiao-gateway/qiao/internal/config"
+	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
 )
+
+type profiles struct{ cpu, block, mutex string }
+
+func (p profiles) start() (stop func(), err error) {
+	var f *os.File
+	if p.cpu != "" {
+		if f, err = os.Create(p.cpu); err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+	}
+	if p.block != "" {
+		runtime.SetBlockProfileRate(10000) // one sample per 10 µs blocked
+	}
+	if p.mutex != "" {
+		runtime.SetMutexProfileFraction(5)
+	}
+	return func() {
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+		for name, path := range map[string]string{"block": p.block, "mutex": p.mutex} {
+			if path == "" {
+				continue
+			}
+			if out, err := os.Create(path); err == nil {
+				_ = pprof.Lookup(name).WriteTo(out, 0)
+				out.Close()
+			}
+		}
+	}, nil
+}
 
 func main() {
 	conc := flag.Int("c", 32, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of each measurement")
 	storage := flag.String("storage", "", "storage DSN (default: SQLite in a temporary directory)")
 	stateDSN := flag.String("state", "", "state DSN (default: memory)")
+	var prof profiles
+	flag.StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.StringVar(&prof.block, "blockprofile", "", "write a block profile of the run to this file")
+	flag.StringVar(&prof.mutex, "mutexprofile", "", "write a mutex profile of the run to this file")
 	flag.Parse()
-	if err := run(*conc, *dur, *storage, *stateDSN); err != nil {
+	if err := run(*conc, *dur, *storage, *stateDSN, prof); err != nil {
 		fmt.Fprintln(os.Stderr, "tokenbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(conc int, dur time.Duration, storage, stateDSN string) error {
+// jwtServiceSecret is the secret of the client_credentials client with JWT access tokens the
+// driver adds to the demo.
+const jwtServiceSecret = "tokenbench-jwt-service-secret-0123456789"
+
+func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) error {
 	d, err := benchkit.StartDemo("tokenbench", func(cfg *config.Config) {
 		if storage != "" {
 			cfg.Storage = storage
@@ -49,11 +100,38 @@ func run(conc int, dur time.Duration, storage, stateDSN string) error {
 		if stateDSN != "" {
 			cfg.State = stateDSN
 		}
+		cfg.Enterprises[0].Clients = append(cfg.Enterprises[0].Clients,
+			config.Client{ID: "jwt-service", Name: "Service with JWT access tokens", Type: "service", Secret: jwtServiceSecret, AccessTokenFormat: "jwt"})
 	})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	stop, err := prof.start()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	// What a request costs the stores.
+	counts := func() (stmts, txs, trips int64) {
+		if st, ok := d.GW.Store.(*sqlstore.Store); ok {
+			c := st.Counts()
+			stmts, txs = c.Statements, c.Transactions
+		}
+		if r, ok := d.GW.State.(*state.Redis); ok {
+			trips = r.RoundTrips()
+		}
+		return
+	}
+	measure := func(name string, op func(int) error) benchkit.Result {
+		s0, t0, r0 := counts()
+		res := benchkit.Measure(name, conc, dur, op)
+		s1, t1, r1 := counts()
+		if n := float64(res.N + res.Errs); n > 0 {
+			res.Note = fmt.Sprintf("SQL %.1f stmts %.2f tx, state %.1f trips per request", float64(s1-s0)/n, float64(t1-t0)/n, float64(r1-r0)/n)
+		}
+		return res
+	}
 	gw, creds, base := d.GW, d.Creds, d.Base
 	iss := base + "/e/demo"
 	tr := &http.Transport{MaxIdleConnsPerHost: conc * 2}
@@ -107,7 +185,7 @@ func run(conc int, dur time.Duration, storage, stateDSN string) error {
 	}
 
 	// authorization_code: codes minted beforehand (they live 2 minutes), then exchanged.
-	est := int(dur.Seconds() * 2500) // more than the exchange rate can use
+	est := int(dur.Seconds() * 1500) // more than the exchange rate can use
 	codes := make(chan string, est)
 	var mintWG sync.WaitGroup
 	var mintErr atomic.Value
@@ -134,7 +212,7 @@ func run(conc int, dur time.Duration, storage, stateDSN string) error {
 	fmt.Printf("minted %d codes in %v\n", len(codes), time.Since(start).Round(time.Millisecond))
 	var refreshSeeds []string
 	var seedMu sync.Mutex
-	res := benchkit.Measure("authorization_code", conc, dur, func(int) error {
+	res := measure("authorization_code", func(int) error {
 		c, ok := <-codes
 		if !ok {
 			return benchkit.ErrDone
@@ -154,7 +232,7 @@ func run(conc int, dur time.Duration, storage, stateDSN string) error {
 	// refresh_token: each worker walks its own rotation chain.
 	chains := make([]string, len(refreshSeeds))
 	copy(chains, refreshSeeds)
-	res = benchkit.Measure("refresh_token", conc, dur, func(gid int) error {
+	res = measure("refresh_token", func(gid int) error {
 		if gid >= len(chains) {
 			return fmt.Errorf("no refresh chain for worker %d", gid)
 		}
@@ -167,8 +245,14 @@ func run(conc int, dur time.Duration, storage, stateDSN string) error {
 	})
 	fmt.Println(res)
 
-	res = benchkit.Measure("client_credentials", conc, dur, func(int) error {
+	res = measure("client_credentials", func(int) error {
 		_, err := token(url.Values{"grant_type": {"client_credentials"}}, "demo-service", creds.DemoServiceSecret)
+		return err
+	})
+	fmt.Println(res)
+
+	res = measure("client_credentials JWT", func(int) error {
+		_, err := token(url.Values{"grant_type": {"client_credentials"}}, "jwt-service", jwtServiceSecret)
 		return err
 	})
 	fmt.Println(res)

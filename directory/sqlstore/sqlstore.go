@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,6 +60,96 @@ type Store struct {
 	dialect Dialect
 	inTx    bool
 	now     func() time.Time
+	n       *counter
+	gate    writeGate // SQLite: one writer at a time, queued in the process
+}
+
+// writeGate queues an SQLite database's writers in the process: one transaction or write
+// statement at a time holds it, the others wait their turn on a channel. Without it they queue in
+// SQLite's busy handler, which sleeps and retries (up to 100 ms a try), so a burst of writers
+// finishes in no order with latencies of a second; with it each waits only for those ahead of it.
+// A writer that cannot get in within busyWait goes on without it and meets SQLite's own lock
+// (busy_timeout) as before: another process, or a transaction that writes through the Store it
+// was begun from, is never worse off than without the gate.
+type writeGate chan struct{}
+
+const busyWait = 10 * time.Second
+
+var gates sync.Map // SQLite file -> writeGate: every Store of one file in this process shares it
+
+func sqliteGate(file string) writeGate {
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs
+	}
+	g, _ := gates.LoadOrStore(file, make(writeGate, 1))
+	return g.(writeGate)
+}
+
+// enter waits for the gate and returns what leaves it (nil gate: nothing to wait for).
+func (g writeGate) enter(ctx context.Context) func() {
+	if g == nil {
+		return func() {}
+	}
+	select {
+	case g <- struct{}{}:
+		return func() { <-g }
+	default:
+	}
+	t := time.NewTimer(busyWait)
+	defer t.Stop()
+	select {
+	case g <- struct{}{}:
+		return func() { <-g }
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return func() {}
+}
+
+// Counts are the statements and transactions a Store (and the transactions it began) has run
+// since it was opened: load drivers report them per operation.
+type Counts struct{ Statements, Transactions int64 }
+
+type counter struct{ stmts, txs atomic.Int64 }
+
+// counted counts the statements run through q.
+type counted struct {
+	q querier
+	n *counter
+}
+
+func (c counted) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c.n.stmts.Add(1)
+	return c.q.ExecContext(ctx, query, args...)
+}
+
+// gated runs an SQLite Store's statements outside transactions: an Exec is a write (an implicit
+// transaction) and waits at the gate; queries (reads, and the few INSERT/DELETE … RETURNING,
+// which hold SQLite's lock until their rows are read) go straight through.
+type gated struct {
+	counted
+	gate writeGate
+}
+
+func (g gated) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	leave := g.gate.enter(ctx)
+	defer leave()
+	return g.counted.ExecContext(ctx, query, args...)
+}
+
+func (c counted) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.n.stmts.Add(1)
+	return c.q.QueryContext(ctx, query, args...)
+}
+
+func (c counted) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	c.n.stmts.Add(1)
+	return c.q.QueryRowContext(ctx, query, args...)
+}
+
+// Counts reports the statements and explicit transactions run so far.
+func (s *Store) Counts() Counts {
+	return Counts{Statements: s.n.stmts.Load(), Transactions: s.n.txs.Load()}
 }
 
 var _ directory.Store = (*Store)(nil)
@@ -149,7 +241,15 @@ func open(ctx context.Context, dsn string, box *secretbox.Box, readOnly bool) (*
 		db.Close()
 		return nil, fmt.Errorf("connect to %s database %s: %w", dialect, config.RedactDSN(dsn), err)
 	}
-	s := &Store{db: db, q: db, box: box, dialect: dialect, now: time.Now}
+	n := &counter{}
+	s := &Store{db: db, q: counted{db, n}, box: box, dialect: dialect, now: time.Now, n: n}
+	if dialect == SQLite && !readOnly {
+		s.gate = make(writeGate, 1) // an in-memory database is this Store's alone
+		if src != ":memory:" {
+			s.gate = sqliteGate(src)
+		}
+		s.q = gated{counted{db, n}, s.gate}
+	}
 	migrate := s.migrate
 	if readOnly {
 		migrate = s.checkMigrated
@@ -279,12 +379,15 @@ func (s *Store) InTx(ctx context.Context, fn func(tx directory.Store) error) (er
 	if s.inTx {
 		return fn(s)
 	}
+	leave := s.gate.enter(ctx)
+	defer leave()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	s.n.txs.Add(1)
 	txs := *s
-	txs.q = tx
+	txs.q = counted{tx, s.n}
 	txs.inTx = true
 	defer func() {
 		if p := recover(); p != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,6 +15,7 @@ import (
 type Redis struct {
 	c      *redis.Client
 	prefix string
+	trips  *atomic.Int64
 }
 
 // OpenRedis connects to the server a redis:// URL names. It does not dial until first use.
@@ -29,7 +31,34 @@ func OpenRedis(dsn string) (*Redis, error) {
 }
 
 // NewRedis wraps a client; every key is stored under prefix.
-func NewRedis(c *redis.Client, prefix string) *Redis { return &Redis{c: c, prefix: prefix} }
+func NewRedis(c *redis.Client, prefix string) *Redis {
+	r := &Redis{c: c, prefix: prefix, trips: new(atomic.Int64)}
+	c.AddHook(tripHook{r.trips})
+	return r
+}
+
+// RoundTrips is how many commands or pipelines this store has sent (load drivers report it per
+// operation).
+func (r *Redis) RoundTrips() int64 { return r.trips.Load() }
+
+// tripHook counts round trips: a command, or a pipeline (one write and one read).
+type tripHook struct{ n *atomic.Int64 }
+
+func (h tripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h tripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h tripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
 
 func (r *Redis) k(key string) string { return r.prefix + key }
 

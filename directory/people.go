@@ -84,6 +84,13 @@ func GroupNames(ctx context.Context, st Store, ent, uid string) ([]string, error
 // sessions and tokens are refused from the moment it closes, before any revocation has run.
 // It returns the user when they may.
 func ActiveThrough(ctx context.Context, st Store, ent, uid, source string) (*User, error) {
+	if ac, ok := st.(AccessReader); ok && source != "" {
+		a, err := ac.UserAccess(ctx, ent, uid, source)
+		if err != nil {
+			return nil, fmt.Errorf("user %s: %w", uid, err)
+		}
+		return a.check(uid, source)
+	}
 	u, err := st.GetUser(ctx, ent, uid)
 	if err != nil {
 		return nil, fmt.Errorf("user %s: %w", uid, err)
@@ -98,17 +105,44 @@ func ActiveThrough(ctx context.Context, st Store, ent, uid, source string) (*Use
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", source, err)
 	}
-	if !src.Enabled {
-		return nil, fmt.Errorf("source %s is closed", source)
-	}
+	a := UserAccess{User: u, SourceFound: true, SourceEnabled: src.Enabled}
 	links, err := st.LinksOfUser(ctx, ent, uid)
 	if err != nil {
 		return nil, fmt.Errorf("user %s: %w", uid, err)
 	}
 	for _, l := range links {
 		if l.SourceID == source {
-			return u, nil
+			a.Linked = true
 		}
 	}
-	return nil, fmt.Errorf("user %s is no longer linked to source %s", uid, source)
+	return a.check(uid, source)
+}
+
+// UserAccess is what ActiveThrough decides on: the user, whether the source exists and is enabled,
+// and whether it links the user.
+type UserAccess struct {
+	User                       *User
+	SourceFound, SourceEnabled bool
+	Linked                     bool
+}
+
+func (a UserAccess) check(uid, source string) (*User, error) {
+	switch {
+	case a.User.Status != UserActive:
+		return nil, fmt.Errorf("user %s is %s", uid, a.User.Status)
+	case !a.SourceFound:
+		return nil, fmt.Errorf("source %s: %w", source, ErrNotFound)
+	case !a.SourceEnabled:
+		return nil, fmt.Errorf("source %s is closed", source)
+	case !a.Linked:
+		return nil, fmt.Errorf("user %s is no longer linked to source %s", uid, source)
+	}
+	return a.User, nil
+}
+
+// AccessReader is a Store that reads what ActiveThrough needs (the user, their source's state and
+// their link to it) in one query, at one point in time; ActiveThrough uses it when the store has
+// it. A user that does not exist is ErrNotFound.
+type AccessReader interface {
+	UserAccess(ctx context.Context, ent, uid, source string) (UserAccess, error)
 }

@@ -557,3 +557,26 @@ func (s *Store) SourceUsers(ctx context.Context, ent, src string) ([]directory.L
 	}
 	return out, mapErr(rows.Err(), "source users")
 }
+
+// UserAccess implements directory.AccessReader: the user, their source's state and their link to
+// it in one statement (so in one snapshot).
+func (s *Store) UserAccess(ctx context.Context, ent, uid, source string) (directory.UserAccess, error) {
+	var enabled, linked int64
+	row := s.q.QueryRowContext(ctx, `SELECT `+userCols+`,
+		COALESCE((SELECT enabled FROM identity_sources WHERE enterprise_id = $1 AND id = $3), -1),
+		CASE WHEN EXISTS (SELECT 1 FROM user_links WHERE enterprise_id = $1 AND user_id = $2 AND source_id = $3) THEN 1 ELSE 0 END
+		FROM users WHERE enterprise_id = $1 AND id = $2`, ent, uid, source)
+	u, err := scanUser(withExtra{row, []any{&enabled, &linked}})
+	if err != nil {
+		return directory.UserAccess{}, mapErr(err, "user "+uid)
+	}
+	return directory.UserAccess{User: u, SourceFound: enabled >= 0, SourceEnabled: enabled > 0, Linked: linked == 1}, nil
+}
+
+// withExtra scans a row's leading columns into what the caller asks for and the rest into extra.
+type withExtra struct {
+	row   interface{ Scan(...any) error }
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }

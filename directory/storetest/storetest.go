@@ -27,6 +27,7 @@ var Tests = []struct {
 	{"DepartmentsUsersLinks", testDepartmentsUsersLinks},
 	{"ListUsersPaging", testListUsersPaging},
 	{"Groups", testGroups},
+	{"ActiveThrough", testActiveThrough},
 	{"ClientsAndServiceProviders", testClientsAndServiceProviders},
 	{"RefreshTokens", testRefreshTokens},
 	{"SyncTasksAndRecords", testSyncTasksAndRecords},

@@ -59,6 +59,8 @@ type Broker struct {
 	Consent ConsentKeeper
 	// Passwords bounds concurrent password checks (default: sized from the machine's memory).
 	Passwords *password.Limiter
+	// Version is shown on the start page.
+	Version string
 	// dummyHash equalises the time of a password check for an unknown user.
 	dummyHash string
 	passwords *password.Limiter
@@ -72,6 +74,7 @@ func (b *Broker) Routes(m *http.ServeMux) {
 	if b.passwords == nil {
 		b.passwords = password.NewLimiter(password.DefaultSlots(password.Default), 3*time.Second)
 	}
+	m.HandleFunc("GET /{$}", b.home)
 	m.HandleFunc("GET /login", b.enterpriseForm)
 	m.HandleFunc("POST /login", b.enterpriseSubmit)
 	m.HandleFunc("GET /login/e/{enterprise}", b.sources)
@@ -157,16 +160,18 @@ func (b *Broker) enterpriseSubmit(w http.ResponseWriter, r *http.Request) {
 	ret := b.safeReturn(r.PostFormValue("return"))
 	t := pages.Lang(r)
 	if !directory.ValidID(ent) {
+		b.unknownEnterprise(r, ent)
 		b.Pages.Render(w, r, http.StatusBadRequest, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ent,
 			"Error": pages.Text2{"企业 ID 只能包含小写字母、数字、- 和 _。", "An enterprise ID has only lowercase letters, digits, - and _."}.In(t)})
 		return
 	}
 	if _, err := b.Store.GetEnterprise(r.Context(), ent); err != nil {
+		b.unknownEnterprise(r, ent)
 		b.Pages.Render(w, r, http.StatusNotFound, "login_enterprise.html", map[string]any{"Return": ret, "Enterprise": ent,
 			"Error": pages.Text2{"没有这个企业 ID，请与管理员核对。", "There is no enterprise with this ID; check it with your administrator."}.In(t)})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: "qiao_ent", Value: ent, Path: "/login", MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: b.secure(), SameSite: http.SameSiteLaxMode})
+	b.rememberEnterprise(w, ent)
 	http.Redirect(w, r, "/login/e/"+ent+"?"+url.Values{"return": {ret}}.Encode(), http.StatusSeeOther)
 }
 
@@ -190,16 +195,21 @@ func (b *Broker) sources(w http.ResponseWriter, r *http.Request) {
 	ret := b.safeReturn(q.Get("return"))
 	e, err := b.Store.GetEnterprise(r.Context(), ent)
 	if err != nil {
+		b.unknownEnterprise(r, ent)
 		b.fail(w, r, http.StatusNotFound, "unknown enterprise", pages.Text2{"没有这个企业 ID。", "There is no enterprise with this ID."},
-			pages.Text2{"", ""}, "")
+			pages.Text2{"", ""}, "", "enterprise_typed", typed(ent))
 		return
 	}
+	// Whichever way the person came (typed, a link, an app's redirect), the enterprise is
+	// remembered for the next sign-in and after signing out.
+	b.rememberEnterprise(w, ent)
 	srcs, err := b.enabledSources(r.Context(), ent)
 	if err != nil || len(srcs) == 0 {
 		b.fail(w, r, http.StatusServiceUnavailable, "no enabled source", pages.Text2{"这个企业暂时没有可用的登录方式。", "This enterprise has no way to sign in right now."},
 			pages.Text2{"请至少启用一个身份源。", "Enable at least one identity source."}, ent)
 		return
 	}
+	orderSources(srcs)
 	hint := q.Get("idp_hint")
 	for _, s := range srcs {
 		if len(srcs) == 1 || s.ID == hint {
@@ -207,14 +217,21 @@ func (b *Broker) sources(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Inside the WeCom or DingTalk app, the app's own login is the only sensible one: go straight
+	// to it (the chooser stays reachable with ?choose=1, for someone who wants another).
+	if q.Get("choose") == "" {
+		for _, s := range srcs {
+			if inAppUA(r, s.Kind) {
+				http.Redirect(w, r, "/login/e/"+ent+"/s/"+s.ID+"?"+url.Values{"return": {ret}}.Encode(), http.StatusSeeOther)
+				return
+			}
+		}
+	}
+	t := pages.Lang(r)
 	type choice struct{ Title, URL string }
 	var cs []choice
 	for _, s := range srcs {
-		title := s.Description
-		if title == "" {
-			title = s.Name
-		}
-		cs = append(cs, choice{title, "/login/e/" + ent + "/s/" + s.ID + "?" + url.Values{"return": {ret}}.Encode()})
+		cs = append(cs, choice{SourceTitle(s).In(t), "/login/e/" + ent + "/s/" + s.ID + "?" + url.Values{"return": {ret}}.Encode()})
 	}
 	b.Pages.Render(w, r, http.StatusOK, "login_sources.html", map[string]any{"EnterpriseName": e.Name, "Sources": cs, "Return": ret})
 }
@@ -234,6 +251,7 @@ func (b *Broker) source(w http.ResponseWriter, r *http.Request) (*directory.Iden
 	ent, srcID := r.PathValue("enterprise"), r.PathValue("source")
 	src, err := b.Store.GetSource(r.Context(), ent, srcID)
 	if errors.Is(err, directory.ErrNotFound) {
+		b.auditFailure(r, ent, srcID, "unknown source", nil)
 		b.fail(w, r, http.StatusNotFound, "unknown source", pages.Text2{"没有这个登录方式。", "There is no such way to sign in."}, pages.Text2{}, ent, "source", srcID)
 		return nil, false
 	}
@@ -242,6 +260,7 @@ func (b *Broker) source(w http.ResponseWriter, r *http.Request) (*directory.Iden
 		return nil, false
 	}
 	if !src.Enabled {
+		b.auditFailure(r, ent, srcID, "source closed", nil)
 		b.fail(w, r, http.StatusForbidden, "source closed", pages.Text2{"这个登录方式已关闭。", "This way to sign in is closed."},
 			pages.Text2{"身份源 " + src.ID + " 已关闭；需要时请在管理端开启。", "Identity source " + src.ID + " is closed; enable it if it should be used."}, ent)
 		return nil, false
@@ -324,15 +343,14 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		// so the page is DingTalk's.
 		corpID, clientID := page.InAppPage()
 		t := pages.Lang(r)
-		title := src.Description
-		if title == "" {
-			title = src.Name
-		}
+		title := SourceTitle(src).In(t)
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' https://g.alicdn.com; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
 		b.Pages.Render(w, r, http.StatusOK, "login_dingtalk_inapp.html", map[string]any{"SourceTitle": title, "CorpID": corpID,
 			"ClientID": clientID, "Callback": b.callbackURL(src) + "?" + url.Values{"state": {st}, "inapp": {"1"}}.Encode(),
 			"Browser": "/login/e/" + src.EnterpriseID + "/s/" + src.ID + "?" + url.Values{"return": {ret}, "browser": {"1"}}.Encode(),
-			"Wait":    pages.Text2{"正在通过钉钉登录…", "Signing in with DingTalk…"}.In(t), "Fallback": pages.Text2{"改用浏览器登录", "Use the browser login instead"}.In(t)})
+			"Wait":    pages.Text2{"正在通过钉钉登录…", "Signing in with DingTalk…"}.In(t), "Fallback": pages.Text2{"改用浏览器登录", "Use the browser login instead"}.In(t),
+			"NoApp":  pages.Text2{"请在钉钉中打开这个页面，或改用下面的浏览器登录。", "Open this page inside the DingTalk app, or use the browser login below."}.In(t),
+			"NoCode": pages.Text2{"钉钉没有给出登录码，请改用下面的浏览器登录。", "DingTalk did not give a sign-in code; use the browser login below."}.In(t)})
 		return
 	}
 	target, err := login.AuthURL(b.callbackURL(src), st, lg, inApp)
@@ -356,11 +374,14 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	st := q.Get("state")
 	if st == "" || len(st) > 128 {
+		b.auditFailure(r, ent, srcID, "missing state", nil)
 		b.fail(w, r, http.StatusBadRequest, "missing state", pages.Text2{"登录请求无效，请重新登录。", "The sign-in request is not valid; please sign in again."}, pages.Text2{}, ent)
 		return
 	}
 	raw, err := b.State.Take(r.Context(), "login:"+st)
 	if errors.Is(err, state.ErrNotFound) {
+		// A replayed callback (the state was taken by the first one), or one too late.
+		b.auditFailure(r, ent, srcID, "unknown, used or expired state", nil)
 		b.fail(w, r, http.StatusBadRequest, "unknown, used or expired state", pages.Text2{"登录已过期或已使用，请重新登录。", "This sign-in expired or was already used; please sign in again."}, pages.Text2{}, ent)
 		return
 	}
@@ -372,6 +393,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(raw, &p)
 	c, cerr := r.Cookie(bindingCookie(st))
 	if cerr != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(p.Binding)) != 1 || p.Enterprise != ent || p.Source != srcID {
+		b.auditFailure(r, ent, srcID, "state not bound to this browser", nil)
 		b.fail(w, r, http.StatusBadRequest, "state not bound to this browser", pages.Text2{"这个登录不是在此浏览器中发起的，请重新登录。", "This sign-in was not started in this browser; please sign in again."}, pages.Text2{}, ent)
 		return
 	}
@@ -383,6 +405,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	// The three hosts must match: the one configured for the source, the external URL's, and the
 	// one the request arrived on.
 	if err := b.CheckCallbackDomain(src); err != nil || !strings.EqualFold(r.Host, src.Config["callback_domain"]) {
+		b.auditFailure(r, ent, srcID, "callback host", map[string]string{"host": typed(r.Host)})
 		b.fail(w, r, http.StatusBadRequest, "callback host", pages.Text2{"登录回调地址不正确。", "The sign-in came back to the wrong address."},
 			pages.Text2{"回调到达的主机 " + r.Host + " 与身份源配置的回调域名不一致。", "The callback arrived on host " + r.Host + ", not the source's callback domain."}, ent)
 		return
@@ -392,6 +415,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		code = q.Get("authCode")
 	}
 	if code == "" {
+		b.audit(r, src, "", "login.failure", "declined at the platform")
 		b.fail(w, r, http.StatusUnauthorized, "declined upstream", pages.Text2{"登录已取消。", "The sign-in was cancelled."}, pages.Text2{}, ent, "error", q.Get("error"))
 		return
 	}
@@ -503,11 +527,7 @@ func (b *Broker) audit(r *http.Request, src *directory.IdentitySource, userID, k
 // ---- password fallback
 
 func (b *Broker) passwordForm(w http.ResponseWriter, r *http.Request, src *directory.IdentitySource, ret, username, errText string, status int) {
-	title := src.Description
-	if title == "" {
-		title = src.Name
-	}
-	b.Pages.Render(w, r, status, "login_password.html", map[string]any{"SourceTitle": title, "Return": ret, "Username": username, "Error": errText,
+	b.Pages.Render(w, r, status, "login_password.html", map[string]any{"SourceTitle": SourceTitle(src).In(pages.Lang(r)), "Return": ret, "Username": username, "Error": errText,
 		"Action": "/login/e/" + src.EnterpriseID + "/s/" + src.ID + "/password", "Back": "/login/e/" + src.EnterpriseID + "?" + url.Values{"return": {ret}}.Encode()})
 }
 
@@ -615,7 +635,8 @@ func (b *Broker) done(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	b.Pages.Render(w, r, http.StatusOK, "login_done.html", map[string]any{"Title": pages.Lang(r).SignedIn, "Name": u.Name, "Username": u.Username, "Enterprise": ent})
+	b.Pages.Render(w, r, http.StatusOK, "login_done.html", map[string]any{"Title": pages.Lang(r).SignedIn, "Name": u.Name, "Username": u.Username,
+		"Enterprise": ent, "Apps": b.apps(r.Context(), ent)})
 }
 
 func (b *Broker) logout(w http.ResponseWriter, r *http.Request) {
@@ -627,6 +648,11 @@ func (b *Broker) logout(w http.ResponseWriter, r *http.Request) {
 	sess, _ := b.Sessions.Load(r)
 	dest := "/login"
 	if sess != nil {
+		// Back to the enterprise's sign-in: the enterprise stays remembered.
+		if directory.ValidID(sess.Enterprise) {
+			dest = "/login/e/" + sess.Enterprise
+			b.rememberEnterprise(w, sess.Enterprise)
+		}
 		if err := b.Sessions.End(w, r, sess); err == nil {
 			dest = b.Sessions.LogoutHops(r.Context(), sess, dest)
 		}

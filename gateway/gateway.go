@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	rend := &pages.Renderer{Templates: g.pages, Secure: strings.HasPrefix(cfg.ExternalURL, "https://"), Log: log}
 	g.Broker = &broker.Broker{Store: g.Store, State: g.State, Sessions: g.Sessions, Pages: rend, ExternalURL: cfg.ExternalURL,
-		Log: log, Consent: g.Sync.Consent, ClientIP: httpx.ClientIP(trusted), Passwords: password.NewLimiter(password.DefaultSlots(password.Default), 3*time.Second), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
+		Log: log, Version: Version, Consent: g.Sync.Consent, ClientIP: httpx.ClientIP(trusted), Passwords: password.NewLimiter(password.DefaultSlots(password.Default), 3*time.Second), OpenLogin: func(src *directory.IdentitySource) (federation.Login, error) {
 			return connectors.Login(string(src.Kind), src.Config, src.Secrets)
 		}}
 	g.OIDC = &idpoidc.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Pages: rend,
@@ -226,12 +226,6 @@ func (g *Gateway) routes() {
 	m.Handle("GET /metrics", promhttp.HandlerFor(g.Registry, promhttp.HandlerOpts{}))
 	sub, _ := fs.Sub(static.Files, ".")
 	m.Handle("GET /static/", http.StripPrefix("/static/", httpx.StaticFiles(sub)))
-	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := g.pages.ExecuteTemplate(w, "home.html", map[string]string{"Version": Version}); err != nil {
-			g.Log.Error("render home", "err", err)
-		}
-	})
 	m.HandleFunc("GET /e/{enterprise}/keys", g.jwks)
 	events := &dirsync.EventEndpoint{Store: g.Store, State: g.State, MaxSkew: g.Config.EventMaxSkew.D(), Notify: g.eventNotify, Log: g.Log,
 		Decoder: func(src *directory.IdentitySource) (federation.CallbackDecoder, error) {
@@ -250,7 +244,7 @@ func (g *Gateway) routes() {
 				return
 			}
 		}
-		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+		g.Broker.Pages.NotFound(w, r)
 	})
 }
 

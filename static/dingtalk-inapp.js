@@ -1,5 +1,6 @@
 // Inside the DingTalk app: ask the container for a free-login code (dd.requestAuthCode) and return
-// it to the gateway's callback, which carries the state bound to this browser.
+// it to the gateway's callback, which carries the state bound to this browser. What it says comes
+// from the page's data attributes, in the page's language.
 (function () {
   var el = document.getElementById("dd-login");
   var status = document.getElementById("status");
@@ -8,12 +9,12 @@
     window.location.replace(el.dataset.callback + "&code=" + encodeURIComponent(code));
   }
   if (typeof dd === "undefined" || !dd.ready) {
-    status.textContent = status.dataset.noApp || "Open this page inside the DingTalk app, or use the browser login below.";
+    status.textContent = status.dataset.noApp;
     return;
   }
   dd.ready(function () {
     var done = function (r) { go(r.code); };
-    var fail = function () { status.textContent = "DingTalk did not give a login code; use the browser login below."; };
+    var fail = function () { status.textContent = status.dataset.noCode; };
     if (dd.requestAuthCode) {
       dd.requestAuthCode({ corpId: el.dataset.corpId, clientId: el.dataset.clientId, onSuccess: done, onFail: fail });
     } else {

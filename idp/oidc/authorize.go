@@ -43,12 +43,12 @@ func (p *Provider) checkAuthorize(w http.ResponseWriter, r *http.Request) bool {
 			p.errorPage(w, r, http.StatusServiceUnavailable, "temporarily_unavailable")
 			return false
 		}
-		p.errorPage(w, r, http.StatusBadRequest, "invalid_request")
+		p.errorPageFor(w, r, http.StatusBadRequest, "invalid_request", adminUnknownClient)
 		return false
 	}
 	uri := f.Get("redirect_uri")
 	if !clientRedirectAllowed(c.c, uri) {
-		p.errorPage(w, r, http.StatusBadRequest, "invalid_request")
+		p.errorPageFor(w, r, http.StatusBadRequest, "invalid_request", adminRedirectURI)
 		return false
 	}
 	if !repeated(f) && validPrompt(f.Get("prompt")) && validMaxAge(f.Get("max_age")) &&

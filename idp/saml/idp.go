@@ -119,16 +119,17 @@ func (p *Provider) Routes(m *http.ServeMux) {
 func (p *Provider) enterprise(h func(w http.ResponseWriter, r *http.Request, ent string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ent := r.PathValue("enterprise")
+		// A browser gets a page, anything else the JSON error.
 		if !directory.ValidID(ent) {
-			httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+			p.Pages.NotFound(w, r)
 			return
 		}
 		if _, err := p.Store.GetEnterprise(r.Context(), ent); err != nil {
 			if errors.Is(err, directory.ErrNotFound) {
-				httpx.WriteError(w, r, http.StatusNotFound, "unknown_enterprise", "no enterprise "+ent)
+				p.Pages.UnknownEnterprise(w, r, ent)
 				return
 			}
-			httpx.WriteError(w, r, http.StatusServiceUnavailable, "store_unavailable", "the directory cannot be read right now")
+			p.Pages.StoreUnavailable(w, r)
 			return
 		}
 		h(w, r, ent)
@@ -189,7 +190,7 @@ func newID() string {
 func (p *Provider) refuse(w http.ResponseWriter, r *http.Request, status int, why string, attrs ...any) {
 	p.Log.Warn("SAML request refused", append([]any{"reason", why, "request_id", httpx.RequestID(r.Context())}, attrs...)...)
 	p.Pages.Message(w, r, status, pages.Text2{"无法登录应用", "Could not sign in to the app"},
-		pages.Text2{"应用发来的 SAML 请求被拒绝：" + why, "The app's SAML request was refused: " + why}, nil, "", pages.Text2{})
+		pages.Text2{"应用发来的 SAML 请求被拒绝：" + reasonZH(why) + "。", "The app's SAML request was refused: " + why + "."}, nil, "", pages.Text2{})
 }
 
 // refuseErr refuses with err's status and public words (see requestError); the whole error, which

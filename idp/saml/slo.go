@@ -373,7 +373,7 @@ func (p *Provider) sloReturn(w http.ResponseWriter, r *http.Request, ent string,
 // to hear it on.
 func (p *Provider) notSignedOut(w http.ResponseWriter, r *http.Request, status int, why string) {
 	p.Pages.Message(w, r, status, pages.Text2{"未能退出登录", "Not signed out"},
-		pages.Text2{"应用的退出请求未被执行：" + why, "The app's logout request was not carried out: " + why}, nil, "", pages.Text2{})
+		pages.Text2{"应用的退出请求未被执行：" + reasonZH(why) + "。", "The app's logout request was not carried out: " + why + "."}, nil, "", pages.Text2{})
 }
 
 func (p *Provider) signedOut(w http.ResponseWriter, r *http.Request) {

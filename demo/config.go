@@ -84,19 +84,22 @@ func Config(addr, dataDir, pw string, sims *Sims) (*config.Config, *Credentials,
 }
 
 func demoSources(addr string, sims *Sims) []config.Source {
-	out := []config.Source{{ID: "local", Kind: "local", Name: "本地账号", Description: "Log on with a demo password"}}
+	// description is the Chinese title, config.description_en the English one; the password comes
+	// last on the chooser (no config.order: platform sources first).
+	out := []config.Source{{ID: "local", Kind: "local", Name: "本地账号", Description: "使用演示密码登录",
+		Config: map[string]string{"description_en": "Sign in with the demo password"}}}
 	if sims == nil {
 		return out
 	}
 	w, d := sims.WeCom, sims.DingTalk
 	out = append(out,
-		config.Source{ID: "wecom", Kind: "wecom", Name: "企业微信", Description: "企业微信扫码登录 (simulator)",
-			Config: map[string]string{"corp_id": w.CorpID, "agent_id": strconv.Itoa(w.AgentID), "api_base_url": sims.WeComURL,
+		config.Source{ID: "wecom", Kind: "wecom", Name: "企业微信", Description: "企业微信扫码登录（模拟器）",
+			Config: map[string]string{"description_en": "Scan with WeCom (simulator)", "corp_id": w.CorpID, "agent_id": strconv.Itoa(w.AgentID), "api_base_url": sims.WeComURL,
 				"login_base_url": sims.WeComURL, "open_base_url": sims.WeComURL, "oauth_base_url": sims.WeComURL, "callback_domain": addr},
 			Secrets: map[string]string{"secret": w.Secret, "contact_secret": w.ContactSecret, "callback_token": w.CallbackToken,
 				"encoding_aes_key": w.CallbackAESKey}},
-		config.Source{ID: "dingtalk", Kind: "dingtalk", Name: "钉钉", Description: "钉钉扫码登录 (simulator)",
-			Config: map[string]string{"corp_id": d.CorpID, "app_key": d.AppKey, "agent_id": strconv.Itoa(d.AgentID),
+		config.Source{ID: "dingtalk", Kind: "dingtalk", Name: "钉钉", Description: "钉钉扫码登录（模拟器）",
+			Config: map[string]string{"description_en": "Scan with DingTalk (simulator)", "corp_id": d.CorpID, "app_key": d.AppKey, "agent_id": strconv.Itoa(d.AgentID),
 				"api_base_url": sims.DingTalkURL, "oapi_base_url": sims.DingTalkURL, "login_base_url": sims.DingTalkURL, "callback_domain": addr},
 			Secrets: map[string]string{"app_secret": d.AppSecret, "callback_token": d.CallbackToken, "aes_key": d.CallbackAESKey}},
 	)

@@ -50,3 +50,15 @@ func (s *sessions[T]) end(w http.ResponseWriter, r *http.Request) *T {
 	delete(s.m, c.Value)
 	return v
 }
+
+// endWhere forgets every session for which match is true (a logout the IdP sends names a
+// person, not a browser).
+func (s *sessions[T]) endWhere(match func(*T) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, v := range s.m {
+		if match(v) {
+			delete(s.m, id)
+		}
+	}
+}

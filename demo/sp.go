@@ -22,7 +22,10 @@ import (
 
 // SP is the sample SAML service provider at {external_url}/demo-sp/, with its metadata at
 // /demo-sp/metadata (its entity ID). It signs its AuthnRequests, has an encryption key (so
-// assertions to it are encrypted) and shows the NameID and attributes it received.
+// assertions to it are encrypted) and shows the NameID and attributes it received. Its
+// SingleLogoutService (/demo-sp/slo, HTTP-Redirect) takes part in single logout: its "Sign out"
+// sends the IdP a signed LogoutRequest, and it ends its session when the IdP's LogoutRequest
+// arrives (sign-out at qiao or in another app).
 type SP struct {
 	BaseURL        string // {external_url}/demo-sp
 	IdPMetadataURL string // {external_url}/e/demo/saml/metadata
@@ -55,8 +58,9 @@ func (a *SP) Routes(m *http.ServeMux) error {
 	cert, _ := x509.ParseCertificate(der)
 	mu, _ := url.Parse(a.BaseURL + "/metadata")
 	acs, _ := url.Parse(a.BaseURL + "/acs")
-	a.sp = &saml.ServiceProvider{EntityID: mu.String(), Key: key, Certificate: cert, MetadataURL: *mu, AcsURL: *acs,
-		SignatureMethod: dsig.RSASHA256SignatureMethod, AllowIDPInitiated: true}
+	slo, _ := url.Parse(a.BaseURL + "/slo")
+	a.sp = &saml.ServiceProvider{EntityID: mu.String(), Key: key, Certificate: cert, MetadataURL: *mu, AcsURL: *acs, SloURL: *slo,
+		LogoutBindings: []string{saml.HTTPRedirectBinding}, SignatureMethod: dsig.RSASHA256SignatureMethod, AllowIDPInitiated: true}
 	a.requests = map[string]time.Time{}
 	a.sessions = newSessions[spSession](spCookie, "/demo-sp/")
 	m.HandleFunc("GET /demo-sp/metadata", func(w http.ResponseWriter, r *http.Request) {
@@ -67,6 +71,8 @@ func (a *SP) Routes(m *http.ServeMux) error {
 	m.HandleFunc("GET /demo-sp/{$}", a.home)
 	m.HandleFunc("GET /demo-sp/login", a.login)
 	m.HandleFunc("POST /demo-sp/acs", a.acs)
+	m.HandleFunc("POST /demo-sp/logout", a.logout)
+	m.HandleFunc("GET /demo-sp/slo", a.slo)
 	return nil
 }
 
@@ -184,14 +190,16 @@ var spPage = template.Must(template.New("sp").Parse(`<!doctype html>
 <p><code id="nameid">{{.NameID}}</code><br><span class="muted">{{.NameIDFormat}}</span></p>
 <h2>Attributes</h2>
 <table id="attributes">{{range .Attributes}}<tr><th>{{.Name}}</th><td><code>{{.Value}}</code></td></tr>{{end}}</table>
-{{else}}
+<form method="post" action="logout"><button type="submit" class="secondary">退出登录 · Sign out</button></form>
+<p class="muted">退出会通过 SAML 单点退出结束 qiao 的会话，以及同一会话中的其他应用。<br>Signing out ends the qiao session through SAML single logout, and with it the other apps of that session.</p>
+{{else}}{{if .SignedOut}}<p id="signed-out" role="status">已通过 SAML 单点退出退出登录 · Signed out through SAML single logout</p>{{end}}
 <p>这是一个使用 SAML 2.0 的示例服务提供方。<br>A sample SAML 2.0 service provider (entity ID {{.Entity}}).</p>
 <p><a class="button" href="login">使用 qiao 登录 · Sign in with qiao</a></p>
 {{end}}
 </main></body></html>`))
 
 func (a *SP) home(w http.ResponseWriter, r *http.Request) {
-	data := map[string]any{"Entity": a.sp.EntityID}
+	data := map[string]any{"Entity": a.sp.EntityID, "SignedOut": r.URL.Query().Get("signed_out") != ""}
 	if s := a.sessions.get(r); s != nil {
 		data["S"] = s
 	}

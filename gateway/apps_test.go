@@ -238,7 +238,7 @@ func testDisablingASAMLServiceProvider(t *testing.T, backend func(*config.Config
 		t.Fatalf("audit detail %v: want one session ended with one SOAP logout", d)
 	}
 	if status, page, _ := b.get(s.base+"/e/demo/saml/launch?sp="+url.QueryEscape(soap), ""); status != 403 || strings.Contains(page, "SAMLResponse") ||
-		!strings.Contains(page, "disabled") {
+		!strings.Contains(page, "已被管理员停用") { // the page's language: no Accept-Language is Chinese
 		t.Fatalf("IdP-initiated SSO to the disabled SP: %d\n%s", status, page)
 	}
 	u, _ := s.authnURL(t, s.sps["soap"], "", nil)

@@ -208,7 +208,7 @@ func TestLogoutAtQiaoLogsOutOfSAMLApps(t *testing.T) {
 			sid, nameIDs := s.launchForLogout(t, b)
 			var resp *http.Response
 			var err error
-			final := "/login"
+			final := "/login/e/demo" // the enterprise's sign-in: it stays remembered
 			if via == "end_session" {
 				final = "/e/demo/logged-out"
 				_, page := fetch(t, b, s.base+"/e/demo/end_session")

@@ -16,6 +16,18 @@ import (
 // New returns a browser context that lives until the test ends.
 func New(t *testing.T) context.Context {
 	t.Helper()
+	return NewWith(t)
+}
+
+// NewLang is New with a browser that asks for lang (Accept-Language), as a person's would.
+func NewLang(t *testing.T, lang string) context.Context {
+	t.Helper()
+	return NewWith(t, chromedp.Flag("accept-lang", lang), chromedp.Flag("lang", lang))
+}
+
+// NewWith is New with more options for the browser.
+func NewWith(t *testing.T, more ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
 	path := os.Getenv("QIAO_CHROMIUM")
 	if path == "" {
 		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -37,6 +49,7 @@ func New(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(420, 900),
 	}
+	opts = append(opts, more...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelCtx(); cancelAlloc() })

@@ -92,8 +92,10 @@ func TestPasswordLockoutHoldsUnderConcurrency(t *testing.T) {
 	if checked := lim.Checks() - before; checked > 5 {
 		t.Fatalf("60 concurrent guesses at one account: %d password checks, want at most 5 (statuses %v)", checked, st)
 	}
-	if st[429] < 55 {
-		t.Fatalf("statuses %v: want at least 55 refusals (429)", st)
+	// A refusal is 429 (locked) or, on a machine too busy to queue another argon2 check, 503
+	// (shed before checking); either way the password was not tried.
+	if st[429]+st[503] < 55 {
+		t.Fatalf("statuses %v: want at least 55 refusals (429, or 503 when shed)", st)
 	}
 	if status := login("198.51.100.9", "pw"); status != 429 {
 		t.Fatalf("locked account, right password: %d, want 429", status)
@@ -105,8 +107,8 @@ func TestPasswordLockoutHoldsUnderConcurrency(t *testing.T) {
 	if checked := lim.Checks() - before; checked > MaxIPAttemptsForTest {
 		t.Fatalf("60 concurrent guesses from one IP: %d checks, want at most %d (statuses %v)", checked, MaxIPAttemptsForTest, st)
 	}
-	if st[429] < 60-MaxIPAttemptsForTest {
-		t.Fatalf("statuses %v: want at least %d refusals (429) for the IP", st, 60-MaxIPAttemptsForTest)
+	if st[429]+st[503] < 60-MaxIPAttemptsForTest {
+		t.Fatalf("statuses %v: want at least %d refusals (429, or 503 when shed) for the IP", st, 60-MaxIPAttemptsForTest)
 	}
 }
 

@@ -119,10 +119,25 @@ type App struct {
 	Name, URL string
 }
 
-// apps lists the enterprise's apps that can be opened from the gateway: the enabled SAML service
+// apps lists the enterprise's apps that can be opened from the gateway: the enabled OIDC clients
+// with a launch URL (the app starts its own sign-in there), and the enabled SAML service
 // providers, through the IdP-initiated launch URL.
 func (b *Broker) apps(ctx context.Context, ent string) []App {
 	var out []App
+	clients, err := b.Store.ListClients(ctx, ent)
+	if err != nil {
+		b.Log.Warn("portal: list clients", "enterprise", ent, "err", err)
+	}
+	for _, c := range clients {
+		if c.Disabled || c.LaunchURL == "" {
+			continue
+		}
+		name := c.Name
+		if name == "" {
+			name = c.ID
+		}
+		out = append(out, App{Name: name, URL: c.LaunchURL})
+	}
 	sps, err := b.Store.ListServiceProviders(ctx, ent)
 	if err != nil {
 		b.Log.Warn("portal: list service providers", "enterprise", ent, "err", err)

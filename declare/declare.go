@@ -427,7 +427,7 @@ func declaredClient(ent string, c config.Client) *directory.OIDCClient {
 		AuthMethod: c.AuthMethod, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, AccessTokenFormat: c.AccessTokenFormat, IDTokenAlg: c.IDTokenAlg,
 		BackchannelLogoutURI: c.BackchannelLogoutURI, AllowedOrigins: c.AllowedOrigins, Claims: c.Claims,
-		Disabled: !boolOr(c.Enabled, true), Managed: directory.ManagedByConfig}
+		Disabled: !boolOr(c.Enabled, true), Managed: directory.ManagedByConfig, LaunchURL: c.LaunchURL}
 	if c.JWKS != "" {
 		d.JWKS = json.RawMessage(c.JWKS)
 	}

@@ -296,6 +296,8 @@ type OIDCClient struct {
 	// Claims maps extra claim names to directory fields ("ext.NAME" for an extended field); they
 	// are released with the profile scope.
 	Claims map[string]string
+	// LaunchURL is where the portal opens the app (its initiate_login_uri); "" keeps it out.
+	LaunchURL string
 	// Disabled refuses the client's requests and ends what it holds (config: enabled: false).
 	Disabled  bool
 	Managed   string // ManagedByConfig when config.yaml declares it

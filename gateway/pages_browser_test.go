@@ -168,8 +168,8 @@ func TestEveryPageIsAProductPageInBothLanguages(t *testing.T) {
 				t.Fatal(err)
 			}
 			f = check("portal", false)
-			if !strings.Contains(f.Text, "张三") || !strings.Contains(f.Text, "Demo SAML app") {
-				t.Errorf("the portal does not show who is signed in and the SAML app: %q", f.Text)
+			if !strings.Contains(f.Text, "张三") || !strings.Contains(f.Text, "Demo SAML app") || !strings.Contains(f.Text, "Demo web app") {
+				t.Errorf("the portal does not show who is signed in, the SAML app and the OIDC app with a launch URL: %q", f.Text)
 			}
 			if f := visit("start page signed in", "/", false); !strings.Contains(f.Text, "张三") {
 				t.Errorf("the start page of a signed-in person is not the portal: %q", f.Text)

@@ -23,6 +23,7 @@ type clientSettings struct {
 	AllowedOrigins         []string          `json:"allowed_origins"`
 	JWKS                   json.RawMessage   `json:"jwks,omitempty"`
 	Claims                 map[string]string `json:"claims,omitempty"`
+	LaunchURL              string            `json:"launch_url,omitempty"`
 }
 
 func clientAAD(ent, id string) []byte { return []byte("client/" + ent + "/" + id) }
@@ -47,7 +48,7 @@ func (s *Store) PutClient(ctx context.Context, c *directory.OIDCClient) error {
 		sealed = s.box.Seal([]byte(c.Secret), clientAAD(c.EnterpriseID, c.ID))
 	}
 	set := clientSettings{c.AuthMethod, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes,
-		c.AccessTokenFormat, c.IDTokenAlg, c.BackchannelLogoutURI, c.AllowedOrigins, c.JWKS, c.Claims}
+		c.AccessTokenFormat, c.IDTokenAlg, c.BackchannelLogoutURI, c.AllowedOrigins, c.JWKS, c.Claims, c.LaunchURL}
 	_, err := s.q.ExecContext(ctx, `INSERT INTO oidc_clients (enterprise_id, id, name, type, secret, settings, created_at, updated_at, disabled, managed)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (enterprise_id, id) DO UPDATE SET name = excluded.name, type = excluded.type, secret = excluded.secret,
@@ -73,7 +74,7 @@ func (s *Store) scanClient(sc interface{ Scan(...any) error }) (*directory.OIDCC
 	}
 	c.AuthMethod, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes = cs.AuthMethod, cs.RedirectURIs, cs.PostLogoutRedirectURIs, cs.GrantTypes, cs.Scopes
 	c.AccessTokenFormat, c.IDTokenAlg, c.BackchannelLogoutURI, c.AllowedOrigins, c.JWKS = cs.AccessTokenFormat, cs.IDTokenAlg, cs.BackchannelLogoutURI, cs.AllowedOrigins, cs.JWKS
-	c.Claims = cs.Claims
+	c.Claims, c.LaunchURL = cs.Claims, cs.LaunchURL
 	if len(sealed) > 0 {
 		pt, err := s.box.Open(sealed, clientAAD(c.EnterpriseID, c.ID))
 		if err != nil {

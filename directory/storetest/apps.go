@@ -14,12 +14,14 @@ func testClientsAndServiceProviders(t *testing.T, newStore NewStore) {
 	s := newStore(t)
 	seed(t, s, "acme")
 	c := &directory.OIDCClient{EnterpriseID: "acme", ID: "sase-client", Name: "SASE", Type: directory.ClientNative, AuthMethod: "none",
-		RedirectURIs: []string{"http://127.0.0.1/callback"}, GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256"}
+		RedirectURIs: []string{"http://127.0.0.1/callback"}, GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256",
+		LaunchURL: "https://sase.example/start"}
 	if err := s.PutClient(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetClient(ctx, "acme", "sase-client")
-	if err != nil || got.Type != directory.ClientNative || got.RedirectURIs[0] != "http://127.0.0.1/callback" || got.IDTokenAlg != "ES256" || got.Secret != "" {
+	if err != nil || got.Type != directory.ClientNative || got.RedirectURIs[0] != "http://127.0.0.1/callback" || got.IDTokenAlg != "ES256" || got.Secret != "" ||
+		got.LaunchURL != "https://sase.example/start" {
 		t.Fatalf("client = %+v, %v", got, err)
 	}
 	if err := s.PutClient(ctx, &directory.OIDCClient{EnterpriseID: "acme", ID: "x", Type: "weird"}); err == nil {

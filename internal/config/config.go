@@ -182,6 +182,9 @@ type Client struct {
 	Claims map[string]string `yaml:"claims"`
 	// Enabled: false refuses the client's requests and revokes its tokens (default true).
 	Enabled *bool `yaml:"enabled"`
+	// LaunchURL, when set, puts the app in the portal a signed-in person sees: the app's own page
+	// that starts its sign-in (OIDC initiate_login_uri).
+	LaunchURL string `yaml:"launch_url"`
 }
 
 // ServiceProvider is a SAML SP declared in the file.

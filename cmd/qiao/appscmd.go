@@ -44,9 +44,8 @@ func appChangeCmd(g *globalFlags, verb, short, long string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg.Log.Level = "warn"
 			ctx := cmd.Context()
-			st, err := gateway.OpenForChange(ctx, cfg, gateway.NewLogger(cfg))
+			st, err := gateway.OpenForChange(ctx, cfg, g.logger())
 			if err != nil {
 				return &exitError{1, err}
 			}

@@ -23,8 +23,7 @@ func openForChange(cmd *cobra.Command, g *globalFlags) (*config.Config, director
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg.Log.Level = "warn"
-	st, err := gateway.OpenForChange(cmd.Context(), cfg, gateway.NewLogger(cfg))
+	st, err := gateway.OpenForChange(cmd.Context(), cfg, g.logger())
 	if err != nil {
 		return nil, nil, &exitError{1, err}
 	}

@@ -74,8 +74,8 @@ func TestEveryPageIsAProductPageInBothLanguages(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
-				if dir := os.Getenv("QIAO_SCREENSHOTS"); dir != "" {
-					if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90)); err == nil {
+				if dir := os.Getenv("QIAO_SCREENSHOTS"); dir != "" { // quality 100: PNG (below it, JPEG)
+					if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 						_ = os.WriteFile(filepath.Join(dir, lang+"-"+strings.ReplaceAll(name, " ", "-")+".png"), png, 0o644)
 					}
 				}

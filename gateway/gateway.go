@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/qiao-gateway/qiao/access"
+	"github.com/qiao-gateway/qiao/adminapi"
 	"github.com/qiao-gateway/qiao/broker"
 	"github.com/qiao-gateway/qiao/declare"
 	"github.com/qiao-gateway/qiao/directory"
@@ -79,6 +80,7 @@ type Gateway struct {
 	Broker   *broker.Broker
 	OIDC     *idpoidc.Provider
 	SAML     *idpsaml.Provider
+	Admin    *adminapi.API
 	pages    *template.Template
 	// eventNotify wakes the inbox worker when an event is stored.
 	eventNotify chan struct{}
@@ -236,6 +238,7 @@ func (g *Gateway) routes() {
 	g.Broker.Routes(m)
 	g.SAML.Routes(m)
 	g.OIDC.Routes(m)
+	g.mountAdminAPI()
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if name := strings.TrimPrefix(r.URL.Path, "/"); (r.Method == http.MethodGet || r.Method == http.MethodHead) && wecom.IsDomainVerifyFile(name) {
 			if content, ok := g.domainVerification(r.Context(), name); ok {

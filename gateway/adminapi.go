@@ -1,0 +1,13 @@
+package gateway
+
+import "github.com/qiao-gateway/qiao/adminapi"
+
+// mountAdminAPI serves the admin API at /api/v1/: people by their SSO session, service clients
+// by the OpenID Provider's access tokens.
+func (g *Gateway) mountAdminAPI() {
+	g.Admin = &adminapi.API{Store: g.Store, State: g.State, Sessions: g.Sessions, Tokens: g.OIDC, Sync: g.Sync,
+		AccessNotify: g.AccessNotify, ExternalURL: g.Config.ExternalURL, ClientIP: g.Broker.ClientIP,
+		CheckCallbackDomain: g.Broker.CheckCallbackDomain, Log: g.Log}
+	g.Admin.Init()
+	g.Mux.Handle(adminapi.Prefix+"/", g.Admin.Handler())
+}

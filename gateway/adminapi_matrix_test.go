@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qiao-gateway/qiao/adminapi"
+	"github.com/qiao-gateway/qiao/directory"
+)
+
+// Every endpoint of the admin API × every kind of caller, with the status each must get. A
+// refused caller changes nothing; an admin of another enterprise learns nothing (404, as for an
+// enterprise that does not exist).
+func TestAdminAPIAuthorisationMatrix(t *testing.T) {
+	a := newAdminWorld(t)
+	ctx := a.ctx
+	st := a.gw.Store
+
+	// The operator: a person of acme who followed a setup link after logging on.
+	tok, err := adminapi.NewSetupToken(ctx, st, time.Minute, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := a.sessionOf("acme", "acme-op")
+	if r := a.call(caller{name: "anonymous"}, "GET", "/operator-setup?token="+tok, ""); r.status != http.StatusSeeOther ||
+		r.header.Get("Location") != "/login?return=%2Fapi%2Fv1%2Foperator-setup%3Ftoken%3D"+tok {
+		t.Fatalf("setup link without a session: %d %s", r.status, r.header.Get("Location"))
+	}
+	if r := a.call(op, "GET", "/operator-setup?token="+tok, ""); r.status != 200 || r.json(t)["username"] != "acme-op" {
+		t.Fatalf("setup link: %d %s", r.status, r.body)
+	}
+	if r := a.call(a.sessionOf("demo", "chen-nobody"), "GET", "/operator-setup?token="+tok, ""); r.status != http.StatusGone {
+		t.Fatalf("a setup link used twice: %d %s", r.status, r.body)
+	}
+	if ev := a.auditOf("acme", "admin.operator.grant"); len(ev) != 1 || ev[0].Actor != "user:acme-op@acme" || ev[0].RequestID == "" || ev[0].IP == "" {
+		t.Fatalf("operator audit = %+v", ev)
+	}
+
+	callers := []caller{
+		{name: "anonymous"},
+		a.sessionOf("demo", "li-auditor"),
+		a.sessionOf("demo", "wang-admin"),
+		a.sessionOf("demo", "zhao-owner"),
+		a.sessionOf("demo", "chen-nobody"),
+		a.sessionOf("acme", "acme-admin"),
+		op,
+		a.tokenOf("demo", "ci-admin", "qiao:admin"),
+		a.tokenOf("demo", "ci-jwt", "qiao:admin"),
+		a.tokenOf("demo", "ci-read", "qiao:admin.read"),
+		a.tokenOf("demo", "ci-none", ""),
+		a.tokenOf("acme", "acme-ci", "qiao:admin"),
+	}
+	roles := []string{"anonymous", "auditor", "admin", "owner", "member", "other", "operator", "client-admin", "client-admin", "client-read", "client-none", "other"}
+
+	// What each kind of caller gets from an operation needing a role (w is the success status).
+	read := func(role string, w int) int {
+		switch role {
+		case "anonymous":
+			return 401
+		case "member", "client-none":
+			return 403
+		case "other":
+			return 404
+		}
+		return w
+	}
+	write := func(role string, w int) int {
+		switch role {
+		case "auditor", "client-read":
+			return 403
+		}
+		return read(role, w)
+	}
+	owner := func(role string, w int) int {
+		switch role {
+		case "admin", "client-admin":
+			return 403
+		}
+		return write(role, w)
+	}
+	anyone := func(role string, w int) int {
+		if role == "anonymous" {
+			return 401
+		}
+		return w
+	}
+	public := func(string, int) int { return 200 }
+
+	tasks, _ := st.ListSyncTasks(ctx, "demo", "wecom", 1)
+	task := tasks[0].ID
+	base, _ := st.GetSource(ctx, "demo", "wecom")
+	fixture := func() {
+		mx := *base
+		mx.ID, mx.Name, mx.Managed, mx.CreatedAt = "mx", "测试源", "", time.Time{}
+		if err := st.PutSource(ctx, &mx); err != nil {
+			t.Fatal(err)
+		}
+		_ = st.DeleteSource(ctx, "demo", "mx2")
+		_ = st.DeleteAdminGrant(ctx, "demo", "target")
+	}
+	endpoints := []struct {
+		method, path, body string
+		expect             func(role string, w int) int
+		ok                 int
+	}{
+		{"GET", "/openapi.json", "", public, 200},
+		{"GET", "/me", "", anyone, 200},
+		{"GET", "/enterprises", "", anyone, 200},
+		{"GET", "/enterprises/demo/admins", "", read, 200},
+		{"GET", "/enterprises/demo/sources", "", read, 200},
+		{"GET", "/enterprises/demo/sources/mx", "", read, 200},
+		{"GET", "/enterprises/demo/sources/mx/deletion-plan", "", read, 200},
+		{"GET", "/enterprises/demo/sources/wecom/sync/tasks", "", read, 200},
+		{"GET", "/enterprises/demo/sources/wecom/sync/tasks/" + task, "", read, 200},
+		{"GET", "/enterprises/demo/sources/wecom/sync/tasks/" + task + "/records?action=create&object_type=user&limit=5", "", read, 200},
+		{"PATCH", "/enterprises/demo/sources/mx", `{"description":"改过的标题"}`, write, 200},
+		{"POST", "/enterprises/demo/sources/mx/close", "", write, 200},
+		{"POST", "/enterprises/demo/sources/mx/open", "", write, 200},
+		{"POST", "/enterprises/demo/sources/mx/sync?dry_run=true", "", write, 200},
+		{"DELETE", "/enterprises/demo/sources/mx?confirm=true&force=true", "", write, 200},
+		{"POST", "/enterprises/demo/sources", a.wecomSource("mx2", "第二个源"), write, 201},
+		{"PUT", "/enterprises/demo/admins/target", `{"role":"auditor"}`, owner, 200},
+		{"DELETE", "/enterprises/demo/admins/target", "", owner, 204},
+	}
+	for i, c := range callers {
+		role := roles[i]
+		t.Run(fmt.Sprintf("%s(%s)", role, c.name), func(t *testing.T) {
+			fixture()
+			before, _ := st.GetSource(ctx, "demo", "mx")
+			audits := len(a.auditOf("demo", "admin."))
+			changes := 0
+			for _, ep := range endpoints {
+				want := ep.expect(role, ep.ok)
+				r := a.call(c, ep.method, ep.path, ep.body)
+				if r.status != want {
+					t.Errorf("%s %s: %d, want %d: %s", ep.method, ep.path, r.status, want, r.body)
+				}
+				if r.status >= 400 && r.header.Get("Content-Type") != "application/problem+json" {
+					t.Errorf("%s %s: an error as %q, not problem details", ep.method, ep.path, r.header.Get("Content-Type"))
+				}
+				if ep.method != "GET" && want < 300 && !strings.Contains(ep.path, "dry_run") {
+					changes++
+				}
+			}
+			// A caller refused every write changed nothing; one allowed them left an audit event each.
+			after := len(a.auditOf("demo", "admin."))
+			if changes == 0 {
+				now, err := st.GetSource(ctx, "demo", "mx")
+				if err != nil || now.UpdatedAt != before.UpdatedAt || now.Description != before.Description || !now.Enabled {
+					t.Errorf("a refused caller changed source mx: %+v, %v", now, err)
+				}
+				if _, err := st.GetSource(ctx, "demo", "mx2"); !errors.Is(err, directory.ErrNotFound) {
+					t.Errorf("a refused caller created mx2: %v", err)
+				}
+				if after != audits {
+					t.Errorf("a refused caller left %d audit events", after-audits)
+				}
+			} else if after-audits != changes {
+				t.Errorf("%d changes left %d audit events", changes, after-audits)
+			}
+		})
+	}
+	// Every admin.* audit event names an actor, the request and the caller's address.
+	for _, ev := range a.auditOf("demo", "admin.") {
+		if ev.Actor == "" || ev.RequestID == "" || ev.IP == "" || ev.Outcome != "ok" {
+			t.Fatalf("audit event without actor, request ID or IP: %+v", ev)
+		}
+	}
+}

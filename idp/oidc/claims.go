@@ -23,9 +23,12 @@ const (
 
 // userClaims fills ui with what the scopes release about a directory user.
 func (p *Provider) userClaims(ctx context.Context, ent, uid, clientID string, scopes []string, ui *zoidc.UserInfo) error {
-	u, err := p.Store.GetUser(ctx, ent, uid)
-	if err != nil {
-		return fmt.Errorf("user %s: %w", uid, err)
+	u := info(ctx).user // read by this request's check that the person is still active
+	if u == nil || u.ID != uid || u.EnterpriseID != ent {
+		var err error
+		if u, err = p.Store.GetUser(ctx, ent, uid); err != nil {
+			return fmt.Errorf("user %s: %w", uid, err)
+		}
 	}
 	ui.Subject = u.ID
 	ui.AppendClaims(ClaimEnterprise, ent)

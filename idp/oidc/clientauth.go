@@ -171,7 +171,7 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, ri
 	if directory.ValidID(c.id) {
 		clientKey = "oidc:authfail:client:" + hashToken(ri.enterprise+"\x00"+c.id)
 	}
-	if p.overLimit(ctx, ipKey, p.IPAuthFailures) || (clientKey != "" && p.overLimit(ctx, clientKey, p.ClientAuthFailures)) {
+	if p.overLimits(ctx, ipKey, clientKey) {
 		w.Header().Set("Retry-After", retryAfter(p.AuthFailureWindow.Seconds()))
 		writeOAuthError(w, http.StatusTooManyRequests, "invalid_client")
 		return false
@@ -268,18 +268,32 @@ func (p *Provider) clientAssertion(ctx context.Context, r *http.Request, ri *req
 	return ""
 }
 
-// overLimit reports whether the failure counter at key has reached limit. A store that cannot be
-// read does not lock clients out: the requests that follow need the store and fail on their own.
-func (p *Provider) overLimit(ctx context.Context, key string, limit int) bool {
-	v, err := p.State.Get(ctx, key)
-	if err != nil {
-		if !errors.Is(err, state.ErrNotFound) {
-			p.Log.Warn("oidc client authentication: read failure counter", "err", err)
-		}
+// overLimits reports whether the IP address's or the client's failure counter (clientKey "": none)
+// has reached its limit; both are read in one round trip. A store that cannot be read does not
+// lock clients out: the requests that follow need the store and fail on their own.
+func (p *Provider) overLimits(ctx context.Context, ipKey, clientKey string) bool {
+	ops := []*state.Op{state.Get(ipKey)}
+	limits := []int{p.IPAuthFailures}
+	if clientKey != "" {
+		ops = append(ops, state.Get(clientKey))
+		limits = append(limits, p.ClientAuthFailures)
+	}
+	if err := state.Batch(ctx, p.State, ops...); err != nil {
+		p.Log.Warn("oidc client authentication: read failure counters", "err", err)
 		return false
 	}
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	return err == nil && n >= int64(limit)
+	for i, op := range ops {
+		if op.Err != nil {
+			if !errors.Is(op.Err, state.ErrNotFound) {
+				p.Log.Warn("oidc client authentication: read failure counter", "err", op.Err)
+			}
+			continue
+		}
+		if n, err := strconv.ParseInt(string(op.Val), 10, 64); err == nil && n >= int64(limits[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // authFailed counts a failed client authentication against the IP address and, when the client

@@ -151,6 +151,8 @@ type reqInfo struct {
 	// (a public client: identified as) before the library saw it (authenticateClient).
 	authClient string
 	authMethod string // how: basic, post, jwt or none
+	// user is the person this request found active (storage.activeUser), read once for its claims.
+	user *directory.User
 }
 
 func info(ctx context.Context) *reqInfo {

@@ -12,11 +12,24 @@ import (
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/internal/state"
 )
 
 // ---- tokens
 
 func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	id, at, b, err := s.newAccessToken(ctx, req)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if err := s.p.State.Put(ctx, atKey(id), b, s.p.AccessTTL); err != nil {
+		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+	}
+	return id, at.Expires, nil
+}
+
+// newAccessToken makes the record of an access token for req: its ID, the record and its encoding.
+func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (string, *accessToken, []byte, error) {
 	now := s.p.now()
 	at := accessToken{Enterprise: s.ent(ctx), Subject: req.GetSubject(), Scopes: req.GetScopes(), IssuedAt: now, Expires: now.Add(s.p.AccessTTL)}
 	switch r := req.(type) {
@@ -26,52 +39,67 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	case *clientRequest:
 		at.Client = r.clientID
 	default:
-		return "", time.Time{}, fmt.Errorf("unexpected token request %T", req)
+		return "", nil, nil, fmt.Errorf("unexpected token request %T", req)
 	}
-	id := newID(18)
-	b, _ := json.Marshal(at)
-	if err := s.p.State.Put(ctx, atKey(id), b, s.p.AccessTTL); err != nil {
-		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+	b, err := json.Marshal(at)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("encode access token: %w", err)
 	}
-	return id, at.Expires, nil
+	return newID(18), &at, b, nil
 }
 
+// CreateAccessAndRefreshTokens issues a person's tokens. A refresh rotates: the presented token is
+// spent and its successor stored in one transaction; if another request spent it first, this is a
+// replay and the whole family goes. Then, in one state round trip, the access token is stored and
+// the grant's revocation marker read.
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	now := s.p.now()
 	gr, ok := req.(granted)
 	if !ok {
 		return "", "", time.Time{}, fmt.Errorf("unexpected refresh token request %T", req)
 	}
-	if r, ok := req.(*refreshRequest); ok {
-		// Rotation: the presented token is spent; if another request spent it first, this is a
-		// replay and the whole family goes.
-		if err := s.p.Store.RotateRefreshToken(ctx, r.rt.ID, now); err != nil {
-			if errors.Is(err, directory.ErrConflict) {
-				s.revokeGrant(ctx, r.rt.FamilyID, "refresh token reused")
-				return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
-			}
-			return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
-		}
-	}
 	g := gr.grant()
 	rt := &directory.RefreshToken{EnterpriseID: s.ent(ctx), ExpiresAt: now.Add(s.p.RefreshTTL), CreatedAt: now, FamilyID: g.Family,
 		ClientID: g.Client, UserID: g.User, Scopes: g.Scopes, AMR: g.AMR, AuthTime: g.AuthTime, SourceID: g.Source, SessionID: g.SID}
 	value := newID(32)
 	rt.ID = hashToken(value)
-	if err := s.p.Store.CreateRefreshToken(ctx, rt); err != nil {
+	if r, ok := req.(*refreshRequest); ok {
+		err := s.p.Store.InTx(ctx, func(tx directory.Store) error {
+			if err := tx.RotateRefreshToken(ctx, r.rt.ID, now); err != nil {
+				return err
+			}
+			return tx.CreateRefreshToken(ctx, rt)
+		})
+		if errors.Is(err, directory.ErrConflict) {
+			s.revokeGrant(ctx, r.rt.FamilyID, "refresh token reused")
+			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
+		}
+		if err != nil {
+			return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
+		}
+	} else if err := s.p.Store.CreateRefreshToken(ctx, rt); err != nil {
 		return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
 	}
-	// A concurrent second redemption of the code may have revoked the grant while this one was
-	// being made: honour it.
-	if s.grantRevoked(ctx, rt.FamilyID) {
-		_, _ = s.p.Store.RevokeRefreshFamily(ctx, rt.FamilyID, now)
-		return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("the grant was revoked")
-	}
-	id, exp, err := s.CreateAccessToken(ctx, req)
+	id, at, b, err := s.newAccessToken(ctx, req)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	return id, value, exp, nil
+	// The marker is read after the refresh token was stored: a concurrent second redemption of the
+	// code (or a reuse) that revoked the grant while this one was being made either finds the new
+	// refresh token when it revokes the family, or is seen here. An access token stored for a
+	// revoked grant is refused by that same marker.
+	put, revoked := state.PutOp(atKey(id), b, s.p.AccessTTL), state.Get(revokedKey(rt.FamilyID))
+	if err := state.Batch(ctx, s.p.State, put, revoked); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("store access token: %w", err)
+	}
+	if put.Err != nil {
+		return "", "", time.Time{}, fmt.Errorf("store access token: %w", put.Err)
+	}
+	if revoked.Err == nil {
+		_, _ = s.p.Store.RevokeRefreshFamily(ctx, rt.FamilyID, now)
+		return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("the grant was revoked")
+	}
+	return id, value, at.Expires, nil
 }
 
 // revokeGrant ends every token of one grant (an authorization code's tokens and its refresh
@@ -201,7 +229,11 @@ func (s *storage) accessTokenByID(ctx context.Context, id, subject string) (*acc
 
 // activeUser checks that the person may still use what a login through source granted
 // (directory.ActiveThrough): active, and the source still open and still linking them.
+// The user read is kept for the request: the claims of the tokens it issues come from it.
 func (s *storage) activeUser(ctx context.Context, uid, source string) error {
-	_, err := directory.ActiveThrough(ctx, s.p.Store, s.ent(ctx), uid, source)
+	u, err := directory.ActiveThrough(ctx, s.p.Store, s.ent(ctx), uid, source)
+	if err == nil {
+		info(ctx).user = u
+	}
 	return err
 }

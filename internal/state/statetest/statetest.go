@@ -35,6 +35,7 @@ var Tests = []struct {
 	{"LockExpiresAndIsNotStolenBack", testLockExpiresAndIsNotStolenBack},
 	{"ConcurrentLockOneWinner", testConcurrentLockOneWinner},
 	{"Ping", testPing},
+	{"Batch", testBatch},
 }
 
 // Run runs the suite. newStore returns an empty store (or one whose keys cannot collide with
@@ -362,5 +363,39 @@ func testReplace(t *testing.T, newStore NewStore) {
 	}
 	if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("Replace brought an expired key back: %v", err)
+	}
+}
+
+// testBatch: a batch's operations happen in order, each with its own outcome, and the store is
+// left as the same operations one by one would leave it.
+func testBatch(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	ctx := context.Background()
+	if err := s.Put(ctx, "b:there", []byte("v0"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	put, getNew, getThere, getMissing := state.PutOp("b:new", []byte("v1"), time.Minute), state.Get("b:new"), state.Get("b:there"), state.Get("b:missing")
+	if err := state.Batch(ctx, s, put, getNew, getThere, getMissing); err != nil {
+		t.Fatal(err)
+	}
+	if put.Err != nil {
+		t.Fatalf("put: %v", put.Err)
+	}
+	if getNew.Err != nil || string(getNew.Val) != "v1" {
+		t.Fatalf("a get after a put in the batch = %q, %v; want v1", getNew.Val, getNew.Err)
+	}
+	if getThere.Err != nil || string(getThere.Val) != "v0" {
+		t.Fatalf("get = %q, %v; want v0", getThere.Val, getThere.Err)
+	}
+	if !errors.Is(getMissing.Err, state.ErrNotFound) || getMissing.Val != nil {
+		t.Fatalf("get of a missing key = %q, %v; want ErrNotFound", getMissing.Val, getMissing.Err)
+	}
+	if b, err := s.Get(ctx, "b:new"); err != nil || string(b) != "v1" {
+		t.Fatalf("after the batch, get = %q, %v", b, err)
+	}
+	if err := state.Batch(ctx, s, state.PutOp("b:nottl", []byte("x"), 0)); err == nil {
+		if _, err := s.Get(ctx, "b:nottl"); err == nil {
+			t.Fatal("a batch stored a put without a TTL")
+		}
 	}
 }

@@ -157,6 +157,7 @@ func newRoot() *cobra.Command {
 		g.configFlags(appsCmd(g)),
 		g.configFlags(applyCmd(g)),
 		g.configFlags(enterprisesCmd(g)),
+		g.configFlags(adminsCmd(g)),
 		g.addrFlag(g.configFlag(healthcheckCmd(g))),
 	)
 	return root

@@ -96,6 +96,11 @@ type Store interface {
 	// ListSyncRecords pages through a task's records, optionally of one action and one object.
 	ListSyncRecords(ctx context.Context, q RecordQuery) ([]*SyncRecord, error)
 	DeleteSyncTasksBefore(ctx context.Context, before time.Time) (int, error)
+	// TouchedByEvents lists the upstream IDs of the departments and users that event tasks of a
+	// source (trigger event) started at or after startedFrom recorded a change of, the tasks that
+	// finished at or after finishedFrom or have not finished. A full sync leaves them alone: its
+	// snapshot is older than what those events applied.
+	TouchedByEvents(ctx context.Context, enterpriseID, sourceID string, startedFrom, finishedFrom time.Time) (depts, users []string, err error)
 
 	// AddSourceEvent stores an event unless one with its dedupe key exists; it reports whether it
 	// stored it.

@@ -47,6 +47,12 @@ func (e *Engine) Consent(ctx context.Context, src *directory.IdentitySource, ups
 		return nil, fmt.Errorf("consent: take the source's lock: %w", err)
 	}
 	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+	// Events apply under the apply lock only; this write waits for one that is running.
+	applyLease, err := e.lockApply(ctx, ent, src.ID, ttl, eventLockWait)
+	if err != nil {
+		return nil, fmt.Errorf("consent %s/%s: %w", ent, src.ID, err)
+	}
+	defer func() { _ = applyLease.Release(context.WithoutCancel(ctx)) }()
 
 	var task *directory.SyncTask
 	err = e.Store.InTx(ctx, func(tx directory.Store) error {

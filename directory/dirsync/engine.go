@@ -241,6 +241,19 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 			return fail(fmt.Errorf("lost the source's lock before applying: %w", err))
 		}
 	}
+	// Events of the source apply while this task reads and plans: they take only the apply lock.
+	// Take it for the apply, and leave alone what events changed since this task began — its
+	// snapshot is older than what they applied, and writing it would bring back a person an event
+	// just removed (the next full sync reads them afresh).
+	applyLease, err := e.lockApply(ctx, ent, srcID, ttl, ttl)
+	if err != nil {
+		return fail(fmt.Errorf("take the source's apply lock: %w", err))
+	}
+	defer func() { _ = applyLease.Release(context.WithoutCancel(ctx)) }()
+	if err := e.deferToEvents(ctx, ent, srcID, task.StartedAt, ttl, plan); err != nil {
+		return fail(fmt.Errorf("read what events changed: %w", err))
+	}
+	counts = plan.Counts()
 	progress(Progress{Phase: "apply", Depts: len(depts), Users: len(up), Planned: len(plan.Depts) + len(plan.Users)})
 	lost, err := e.apply(ctx, task, plan, func(n int) {
 		progress(Progress{Phase: "apply", Depts: len(depts), Users: len(up), Planned: len(plan.Depts) + len(plan.Users), Applied: n})
@@ -258,6 +271,86 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 	}
 	progress(Progress{Phase: "done", Depts: len(depts), Users: len(up), Planned: len(plan.Depts) + len(plan.Users), Applied: len(plan.Depts) + len(plan.Users)})
 	return finish(directory.TaskSucceeded, "", counts)
+}
+
+// applyLockKey is the lock an apply holds: a full sync's apply, an event's whole run. A full sync
+// also holds the source's task lock ("sync:...") from start to end; events do not wait for it.
+func applyLockKey(ent, src string) string { return "syncapply:" + ent + "/" + src }
+
+// lockApply takes the source's apply lock for ttl, waiting up to wait for whoever holds it (an
+// event, or a full sync's apply); ErrBusy when it stays taken.
+func (e *Engine) lockApply(ctx context.Context, ent, src string, ttl, wait time.Duration) (state.Lease, error) {
+	deadline := time.Now().Add(wait)
+	pause := 5 * time.Millisecond
+	for {
+		l, err := e.State.Lock(ctx, applyLockKey(ent, src), ttl)
+		if !errors.Is(err, state.ErrLocked) {
+			return l, err
+		}
+		if time.Now().After(deadline) {
+			return nil, ErrBusy
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+	}
+}
+
+// clockSkew is how far apart replicas' clocks may be when a full sync asks which events finished
+// after it began.
+const clockSkew = 2 * time.Second
+
+// deferToEvents drops from a full sync's plan every department and user an event task of the
+// source changed after the sync began (event tasks run under the apply lock and hold it at most
+// ttl, so those that could have are the ones started since began-ttl).
+func (e *Engine) deferToEvents(ctx context.Context, ent, src string, began time.Time, ttl time.Duration, p *Plan) error {
+	depts, users, err := e.Store.TouchedByEvents(ctx, ent, src, began.Add(-ttl-clockSkew), began.Add(-clockSkew))
+	if err != nil || len(depts)+len(users) == 0 {
+		return err
+	}
+	dset := make(map[string]bool, len(depts))
+	for _, id := range depts {
+		dset[id] = true
+	}
+	uset := make(map[string]bool, len(users))
+	for _, id := range users {
+		uset[id] = true
+	}
+	keptDepts := p.Depts[:0]
+	for _, d := range p.Depts {
+		id := ""
+		switch {
+		case d.After != nil:
+			id = d.After.UpstreamID
+		case d.Before != nil:
+			id = d.Before.UpstreamID
+		}
+		if dset[id] {
+			p.Deferred++
+			if d.Action == ActDelete {
+				p.DeptDeletes--
+			}
+			continue
+		}
+		keptDepts = append(keptDepts, d)
+	}
+	p.Depts = keptDepts
+	keptUsers := p.Users[:0]
+	for _, u := range p.Users {
+		if uset[u.UpstreamID] {
+			p.Deferred++
+			continue
+		}
+		keptUsers = append(keptUsers, u)
+	}
+	p.Users = keptUsers
+	if p.Deferred > 0 {
+		e.log().Info("full sync left to events what they changed while it ran", "enterprise", ent, "source", src, "deferred", p.Deferred)
+	}
+	return nil
 }
 
 // keepLease refreshes the lock while a long task runs.

@@ -28,7 +28,9 @@ func (e *Engine) RunEvent(ctx context.Context, se *directory.SourceEvent) (*dire
 	if ttl == 0 {
 		ttl = 2 * time.Minute
 	}
-	lease, err := e.State.Lock(ctx, "sync:"+src.EnterpriseID+"/"+src.ID, ttl)
+	// Only the apply lock: an event does not wait for a full sync that is still reading (it may
+	// read for minutes); the full sync leaves alone what events change meanwhile.
+	lease, err := e.lockApply(ctx, src.EnterpriseID, src.ID, ttl, eventLockWait)
 	if err != nil {
 		return nil, ErrBusy
 	}
@@ -173,6 +175,10 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// eventLockWait is how long an event waits for a running apply (another event's, or a full
+// sync's) before it is put back in the inbox.
+const eventLockWait = 5 * time.Second
 
 // MaxEventAttempts bounds retries of an event that keeps failing (an upstream outage lasting
 // beyond them is caught by the next scheduled sync).

@@ -60,6 +60,9 @@ type Plan struct {
 	// Authoritative: the source is authoritative, so a person it removes departs entirely even
 	// when other sources still link them.
 	Authoritative bool
+	// Deferred counts the changes a full sync dropped because an event of the source changed the
+	// object after the sync began (counted as skip).
+	Deferred int
 }
 
 // Counts returns the plan's counts by action (records of both object types).
@@ -73,6 +76,9 @@ func (p *Plan) Counts() map[string]int {
 	}
 	for _, n := range p.Unchanged {
 		c[ActUnchanged] += n
+	}
+	if p.Deferred > 0 {
+		c[ActSkip] += p.Deferred
 	}
 	return c
 }

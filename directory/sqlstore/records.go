@@ -361,3 +361,26 @@ func (s *Store) ListAuditEvents(ctx context.Context, q directory.AuditQuery) ([]
 	}
 	return out, mapErr(rows.Err(), "list audit events")
 }
+
+// TouchedByEvents implements directory.Store.
+func (s *Store) TouchedByEvents(ctx context.Context, ent, src string, startedFrom, finishedFrom time.Time) (depts, users []string, err error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT DISTINCT r.object_type, r.upstream_id FROM sync_tasks t JOIN sync_records r ON r.task_id = t.id
+		WHERE t.enterprise_id = $1 AND t.source_id = $2 AND t.trigger_ = $3 AND t.started_at >= $4 AND (t.finished_at >= $5 OR t.finished_at = 0)
+		AND r.action <> $6`, ent, src, string(directory.TriggerEvent), ms(startedFrom), ms(finishedFrom), "unchanged")
+	if err != nil {
+		return nil, nil, mapErr(err, "objects touched by events")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ, id string
+		if err := rows.Scan(&typ, &id); err != nil {
+			return nil, nil, mapErr(err, "objects touched by events")
+		}
+		if typ == "department" {
+			depts = append(depts, id)
+		} else {
+			users = append(users, id)
+		}
+	}
+	return depts, users, mapErr(rows.Err(), "objects touched by events")
+}

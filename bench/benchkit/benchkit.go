@@ -4,6 +4,7 @@ package benchkit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,4 +170,56 @@ func Measure(name string, conc int, dur time.Duration, op func(w int) error) Res
 		all = append(all, l...)
 	}
 	return Result{Name: name, N: n.Load(), Errs: errs.Load(), Lat: all, Wall: wall}
+}
+
+// Row is one line of the table bench/all prints.
+type Row struct {
+	Driver string `json:"driver"`
+	Setup  string `json:"setup"` // storage, state, concurrency ...
+	Name   string `json:"name"`
+	Figure string `json:"figure"` // the headline figure
+	Detail string `json:"detail"`
+}
+
+// Setup describes the run for the rows Emit writes (bench/all reads it).
+var Setup string
+
+// EmitRow appends row to the file $QIAO_BENCH_OUT names, as a JSON line, when it is set.
+func EmitRow(row Row) {
+	path := os.Getenv("QIAO_BENCH_OUT")
+	if path == "" {
+		return
+	}
+	if row.Setup == "" {
+		row.Setup = Setup
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchkit:", err)
+		return
+	}
+	defer f.Close()
+	b, _ := json.Marshal(row)
+	_, _ = f.Write(append(b, '\n'))
+}
+
+// Emit is EmitRow for a measurement: its rate, latencies and errors, and the raw RS256 signing
+// rate measured beside it (0: none).
+func Emit(driver string, r Result, signRate float64) {
+	lat := slices.Clone(r.Lat)
+	slices.Sort(lat)
+	p := func(q float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[int(q*float64(len(lat)-1))].Round(100 * time.Microsecond)
+	}
+	detail := fmt.Sprintf("p50 %v, p99 %v, %d errors", p(0.5), p(0.99), r.Errs)
+	if signRate > 0 {
+		detail += fmt.Sprintf("; raw RS256 sign %.0f/s, ratio %.2f", signRate, r.Rate()/signRate)
+	}
+	if r.Note != "" {
+		detail += "; " + r.Note
+	}
+	EmitRow(Row{Driver: driver, Name: r.Name, Figure: fmt.Sprintf("%.0f/s", r.Rate()), Detail: detail})
 }

@@ -4,6 +4,13 @@
 // per second for a burst.
 //
 //	go run ./bench/eventbench -events 1000 -rate 50
+//
+// With -sync-users N the organisation has N people (and a department per 20), and the driver also
+// measures departures that arrive while a full sync of the source is running (a no-change re-sync
+// of the N people, started after the first): each must be applied and revoked without waiting for
+// the sync, and still be departed after it.
+//
+//	go run ./bench/eventbench -events 1000 -rate 50 -sync-users 100000 -sync-events 100
 package main
 
 import (
@@ -19,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qiao-gateway/qiao/bench/benchkit"
 	"github.com/qiao-gateway/qiao/demo"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
@@ -29,21 +37,23 @@ import (
 func main() {
 	n := flag.Int("events", 1000, "departures to measure")
 	rate := flag.Float64("rate", 50, "departures per second for the latency run (0 = all at once)")
+	syncUsers := flag.Int("sync-users", 0, "people in the organisation; with it, departures are also measured during a full sync")
+	syncEvents := flag.Int("sync-events", 100, "departures during the full sync (with -sync-users)")
 	flag.Parse()
-	if err := run(*n, *rate); err != nil {
+	if err := run(*n, *rate, *syncUsers, *syncEvents); err != nil {
 		fmt.Fprintln(os.Stderr, "eventbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, rate float64) error {
+func run(n int, rate float64, syncUsers, syncEvents int) error {
 	ctx := context.Background()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	addr := ln.Addr().String()
-	ws := wecomsim.NewSetup(3*n, 7, addr)
+	ws := wecomsim.NewSetup(max(3*n, syncUsers), 7, addr)
 	ws.Config.RateLimits = false
 	wsim := wecomsim.New(ws.Config)
 	wsrv := httptest.NewServer(wsim)
@@ -67,9 +77,11 @@ func run(n int, rate float64) error {
 		return err
 	}
 	defer gw.Close()
+	t0 := time.Now()
 	if _, err := gw.Sync.Run(ctx, "demo", "wecom", dirsync.Options{}); err != nil {
 		return err
 	}
+	firstSync := time.Since(t0)
 	var mu sync.Mutex
 	revoked := map[string]time.Time{}
 	gw.Sync.Access = &timedAccess{Access: gw.Sync.Access, at: func(uid string) {
@@ -99,11 +111,15 @@ func run(n int, rate float64) error {
 		}
 	}
 	o.RUnlock()
-	if len(people) < 2*n {
+	need := 2 * n
+	if syncUsers > 0 {
+		need += syncEvents
+	}
+	if len(people) < need {
 		return fmt.Errorf("only %d active people", len(people))
 	}
 	localID := map[string]string{}
-	for _, id := range people[:2*n] {
+	for _, id := range people[:need] {
 		u, err := gw.Store.GetUserByUsername(ctx, "demo", id)
 		if err != nil {
 			return err
@@ -173,6 +189,68 @@ func run(n int, rate float64) error {
 		return err
 	}
 	fmt.Printf("burst of %d departures: all applied and revoked in %v: %.0f events/s\n", n, total.Round(time.Millisecond), float64(n)/total.Seconds())
+	benchkit.EmitRow(benchkit.Row{Driver: "eventbench", Setup: "SQLite + memory", Name: "departure → revocation",
+		Figure: fmt.Sprintf("p99 %v", pct(.99).Round(100*time.Microsecond)),
+		Detail: fmt.Sprintf("p50 %v over %d events at %.0f/s; burst %.0f events/s", pct(.50).Round(100*time.Microsecond), n, rate, float64(n)/total.Seconds())})
+	if syncUsers == 0 {
+		return nil
+	}
+
+	// Departures while a full sync of the source runs (a re-sync of everyone, started now).
+	reading := make(chan struct{})
+	var once sync.Once
+	syncDone := make(chan struct{})
+	var syncRes *dirsync.Result
+	var syncErr error
+	var syncEnd time.Time
+	t1 := time.Now()
+	go func() {
+		defer close(syncDone)
+		syncRes, syncErr = gw.Sync.Run(ctx, "demo", "wecom", dirsync.Options{Progress: func(p dirsync.Progress) {
+			if p.Phase == "read-users" {
+				once.Do(func() { close(reading) })
+			}
+		}})
+		syncEnd = time.Now()
+	}()
+	select {
+	case <-reading:
+	case <-syncDone:
+		return fmt.Errorf("the full sync ended before it read users: %v", syncErr)
+	}
+	batch := people[2*n : 2*n+syncEvents]
+	lat, total, err = measure(batch, every)
+	if err != nil {
+		return err
+	}
+	lastRevoked := t1.Add(0)
+	mu.Lock()
+	for _, id := range batch {
+		if r := revoked[localID[id]]; r.After(lastRevoked) {
+			lastRevoked = r
+		}
+	}
+	mu.Unlock()
+	<-syncDone
+	if syncErr != nil {
+		return fmt.Errorf("the full sync during the departures: %w", syncErr)
+	}
+	during := lastRevoked.Before(syncEnd)
+	back := 0
+	for _, id := range batch {
+		if u, err := gw.Store.GetUserByUsername(ctx, "demo", id); err != nil || u.Status != "departed" {
+			back++
+		}
+	}
+	fmt.Printf("full sync of %d people: first %v, the re-sync during the departures %v (%s: %v)\n", syncUsers, firstSync.Round(time.Millisecond),
+		syncEnd.Sub(t1).Round(time.Millisecond), syncRes.Task.Status, syncRes.Task.Counts)
+	fmt.Printf("departure → revocation during the full sync, %d events at %.0f/s: p50 %v, p99 %v, max %v; all revoked before the sync ended: %v; brought back by the sync: %d\n",
+		len(batch), rate, pct(.50).Round(100*time.Microsecond), pct(.99).Round(100*time.Microsecond), lat[len(lat)-1].Round(100*time.Microsecond), during, back)
+	_ = total
+	benchkit.EmitRow(benchkit.Row{Driver: "eventbench", Setup: fmt.Sprintf("SQLite + memory, %d-person sync running", syncUsers), Name: "departure → revocation during a full sync",
+		Figure: fmt.Sprintf("p99 %v", pct(.99).Round(100*time.Microsecond)),
+		Detail: fmt.Sprintf("p50 %v, max %v over %d events; all before the sync ended: %v; brought back by the sync: %d", pct(.50).Round(100*time.Microsecond),
+			lat[len(lat)-1].Round(100*time.Microsecond), len(batch), during, back)})
 	return nil
 }
 

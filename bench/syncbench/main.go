@@ -27,6 +27,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/qiao-gateway/qiao/bench/benchkit"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
@@ -201,7 +202,13 @@ func run(platform string, users int, storage string, limits bool) error {
 		return err
 	}
 	recs, _ := st.ListSyncRecords(ctx, directory.RecordQuery{TaskID: again.Task.ID})
+	againWall := time.Since(start)
 	fmt.Printf("no-change sync: %s, %v, wall %.1fs, directory rows written %d, records %d\n",
-		again.Task.Status, again.Task.Counts, time.Since(start).Seconds(), len(again.Plan.Depts)+len(again.Plan.Users), len(recs))
+		again.Task.Status, again.Task.Counts, againWall.Seconds(), len(again.Plan.Depts)+len(again.Plan.Users), len(recs))
+	storeName := map[bool]string{true: "PostgreSQL", false: "SQLite"}[strings.HasPrefix(dsn, "postgres")]
+	limitsText := map[bool]string{true: "published rate limits", false: "no rate limits"}[limits]
+	benchkit.EmitRow(benchkit.Row{Driver: "syncbench", Setup: fmt.Sprintf("%s, %s, %d users / %d departments, %s", platform, storeName, users, len(d), limitsText),
+		Name: "full sync", Figure: fmt.Sprintf("%.1f s", wall.Seconds()),
+		Detail: fmt.Sprintf("peak RSS %.0f MiB, %d API calls; no-change re-sync %.1f s, %d rows written", peakRSS(), res.Info.Calls, againWall.Seconds(), len(again.Plan.Depts)+len(again.Plan.Users))})
 	return nil
 }

@@ -61,6 +61,8 @@ func Config(addr, dataDir, pw string, sims *Sims) (*config.Config, *Credentials,
 		Users: []config.User{
 			{Username: "zhangsan", Name: "张三", Email: "zhangsan@demo.example", Mobile: "13800000001", PasswordHash: hash},
 		},
+		// 张三 owns the demo enterprise in the admin API (/api/v1): sign in, then call it with the session.
+		Admins: []config.Admin{{User: "zhangsan", Role: "owner"}},
 		Clients: []config.Client{
 			// RFC 8252: the SASE client listens on a loopback port of its choosing; any port matches.
 			{ID: "sase-client", Name: "SASE client", Type: "native", RedirectURIs: []string{"http://127.0.0.1/callback"},

@@ -69,6 +69,9 @@ func TestApplyIsIdempotent(t *testing.T) {
 	if cl, _ := st.GetClient(ctx, "demo", "demo-service"); cl.GrantTypes[0] != "client_credentials" {
 		t.Fatalf("demo-service grants = %v", cl.GrantTypes)
 	}
+	if g, err := st.GetAdminGrant(ctx, "demo", "zhangsan"); err != nil || g.Role != "owner" {
+		t.Fatalf("the demo's owner: %+v, %v", g, err)
+	}
 }
 
 func TestApplyIsAllOrNothing(t *testing.T) {

@@ -39,6 +39,8 @@ type Store interface {
 	// FindUsers returns the users whose field (email or mobile) equals value.
 	FindUsers(ctx context.Context, enterpriseID, field, value string) ([]*User, error)
 	ListUsers(ctx context.Context, enterpriseID string, after string, limit int) ([]*User, error)
+	// SearchUsers is the people search (UserSearch): indexed, parameterised.
+	SearchUsers(ctx context.Context, q UserSearch) ([]*User, error)
 	DeleteUser(ctx context.Context, enterpriseID, id string) error
 
 	PutUserLink(ctx context.Context, l *UserLink) error

@@ -26,6 +26,7 @@ var Tests = []struct {
 	{"SourceLimits", testSourceLimits},
 	{"DepartmentsUsersLinks", testDepartmentsUsersLinks},
 	{"ListUsersPaging", testListUsersPaging},
+	{"SearchUsers", testSearchUsers},
 	{"Groups", testGroups},
 	{"ActiveThrough", testActiveThrough},
 	{"ClientsAndServiceProviders", testClientsAndServiceProviders},

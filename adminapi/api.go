@@ -125,6 +125,7 @@ func (a *API) Init() {
 	a.registerAdmins()
 	a.registerSources()
 	a.registerSync()
+	a.registerConnectivity()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

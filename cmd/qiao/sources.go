@@ -94,7 +94,7 @@ func sourcesCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&ent, "enterprise", "", "enterprise ID")
 	cmd.Flags().BoolVar(&reveal, "reveal", false, "show secrets in full")
-	cmd.AddCommand(sourceDeleteCmd(g), sourceSwitchCmd(g, false), sourceSwitchCmd(g, true))
+	cmd.AddCommand(sourceDeleteCmd(g), sourceSwitchCmd(g, false), sourceSwitchCmd(g, true), sourceTestCmd(g))
 	_ = cmd.MarkFlagRequired("enterprise")
 	return cmd
 }

@@ -127,6 +127,20 @@ func (s *Sim) SetContactRestricted(on bool) {
 	s.mu.Unlock()
 }
 
+// SetTrustedIPs sets the trusted IPs of the app with that agent ID (none: any caller), as an admin
+// does in the app's 企业可信IP; it reports whether the app exists.
+func (s *Sim) SetTrustedIPs(agentID int, ips []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.cfg.Apps {
+		if s.cfg.Apps[i].AgentID == agentID {
+			s.cfg.Apps[i].TrustedIPs = append([]string(nil), ips...)
+			return true
+		}
+	}
+	return false
+}
+
 // ExpireTokens makes every issued token expired (40014, or Config.ExpiredTokenCode, on next use).
 func (s *Sim) ExpireTokens() {
 	s.mu.Lock()
@@ -320,6 +334,10 @@ func (s *Sim) api(m *http.ServeMux, pattern, name string, p perm, h func(w http.
 			cc = *c
 		}
 		restricted := s.restricted
+		trusted := s.cfg.ContactIPs
+		if cc.app != nil {
+			trusted = cc.app.TrustedIPs
+		}
 		s.mu.Unlock()
 		if c == nil {
 			fail(40014, "")
@@ -333,10 +351,6 @@ func (s *Sim) api(m *http.ServeMux, pattern, name string, p perm, h func(w http.
 			}
 			fail(code, "")
 			return
-		}
-		trusted := s.cfg.ContactIPs
-		if cc.app != nil {
-			trusted = cc.app.TrustedIPs
 		}
 		if len(trusted) > 0 && !slices.Contains(trusted, ip) {
 			fail(60020, "")

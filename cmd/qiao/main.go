@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,12 +51,18 @@ func main() {
 	os.Exit(runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
+var processSetup sync.Once
+
 // runMain runs the command line and returns the exit status.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	gateway.Version = buildVersion()
-	// go-redis logs connection failures through its own logger, as raw lines on stderr: route them
-	// to the gateway's log at debug level (the failure itself is reported once, by whoever asked).
-	redis.SetLogger(redisLog{})
+	// Process-wide settings, once: tests run several command lines at a time.
+	processSetup.Do(func() {
+		gateway.Version = buildVersion()
+		// go-redis logs connection failures through its own logger, as raw lines on stderr: route
+		// them to the gateway's log at debug level (the failure itself is reported once, by whoever
+		// asked).
+		redis.SetLogger(redisLog{})
+	})
 	root := newRoot()
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -126,6 +126,7 @@ func (a *API) Init() {
 	a.registerSources()
 	a.registerSync()
 	a.registerConnectivity()
+	a.registerApps()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -65,8 +65,14 @@ var Departed = Reason{Actor: "sync", Text: "user departed, disabled or removed u
 // Each step runs even when an earlier one failed, so a failure leaves as little access as
 // possible; the errors are returned together.
 func (s *Service) EndUser(ctx context.Context, enterpriseID, userID string, why Reason) error {
+	_, _, err := s.EndUserCounted(ctx, enterpriseID, userID, why)
+	return err
+}
+
+// EndUserCounted is EndUser, and says how many sessions it ended and refresh tokens it revoked.
+func (s *Service) EndUserCounted(ctx context.Context, enterpriseID, userID string, why Reason) (sessions, tokens int, err error) {
 	var errs []error
-	sessions, err := s.Sessions.RevokeUser(ctx, enterpriseID, userID)
+	sessions, err = s.Sessions.RevokeUser(ctx, enterpriseID, userID)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("end sessions: %w", err))
 	}
@@ -75,14 +81,14 @@ func (s *Service) EndUser(ctx context.Context, enterpriseID, userID string, why 
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list refresh token holders: %w", err))
 	}
-	tokens, err := s.Store.RevokeUserRefreshTokens(ctx, enterpriseID, userID, now)
+	tokens, err = s.Store.RevokeUserRefreshTokens(ctx, enterpriseID, userID, now)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("revoke refresh tokens: %w", err))
 	}
 	for _, h := range s.Holders {
 		h.UserDeparted(ctx, enterpriseID, userID, holders)
 	}
-	return s.audit(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke", UserID: userID}, why, sessions, tokens, errs)
+	return sessions, tokens, s.audit(ctx, &directory.AuditEvent{EnterpriseID: enterpriseID, Kind: "user.revoke", UserID: userID}, why, sessions, tokens, errs)
 }
 
 // audit records what ending access did (ev carries who and where) and returns the steps' errors

@@ -33,6 +33,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"github.com/qiao-gateway/qiao/access"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
@@ -69,6 +70,8 @@ type API struct {
 	Sessions *session.Store
 	Tokens   TokenVerifier
 	Sync     *dirsync.Engine
+	// Access ends a person's sessions and refresh tokens (end-sessions, disable).
+	Access *access.Service
 	// AccessNotify wakes the access-job worker after a change that queued a job (close, delete).
 	AccessNotify chan<- struct{}
 	ExternalURL  string
@@ -125,8 +128,8 @@ func (a *API) Init() {
 	a.registerAdmins()
 	a.registerSources()
 	a.registerSync()
+	a.registerPeople()
 	a.registerConnectivity()
-	a.registerApps()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -153,12 +156,20 @@ func Config(externalURL string) huma.Config {
 	return c
 }
 
-// scrubErrorValues drops the echoed value of an error detail about a secret: a validation error
-// must not return what was sent as a secret.
+// scrubErrorValues drops the echoed value of an error detail about a secret, or that is an object
+// or array (an unknown property's error echoes the whole object, secrets and passwords with it): a
+// validation error must not return what was sent as a secret.
 func scrubErrorValues(_ huma.Context, _ string, v any) (any, error) {
 	if em, ok := v.(*huma.ErrorModel); ok {
 		for _, d := range em.Errors {
-			if d != nil && secretLocation(d.Location) {
+			if d == nil {
+				continue
+			}
+			switch d.Value.(type) {
+			case map[string]any, []any:
+				d.Value = nil
+			}
+			if secretLocation(d.Location) {
 				d.Value = nil
 			}
 		}

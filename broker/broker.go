@@ -555,7 +555,7 @@ func (b *Broker) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostFormValue("password")
 	ctx := r.Context()
 	ipKey := "pwip:" + hashKey(b.ip(r))
-	userKey := "pwuser:" + hashKey(src.EnterpriseID, strings.ToLower(username))
+	userKey := password.LockoutKey(src.EnterpriseID, username)
 	wrong := pages.Text2{"用户名或密码错误。", "Wrong username or password."}.In(t)
 	// Every attempt reserves its place in both counters before the password is checked: reading
 	// a counter first and adding a failure after the (slow) check let 60 concurrent guesses

@@ -130,6 +130,7 @@ func (a *API) Init() {
 	a.registerSync()
 	a.registerPeople()
 	a.registerConnectivity()
+	a.registerApps()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

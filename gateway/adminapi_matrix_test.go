@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,6 +102,7 @@ func TestAdminAPIAuthorisationMatrix(t *testing.T) {
 		}
 		_ = st.DeleteSource(ctx, "demo", "mx2")
 		_ = st.DeleteAdminGrant(ctx, "demo", "target")
+		appFixture(t, a)
 		// pp: a person of the local directory the file does not declare, active, without a password.
 		pp, err := st.GetUserByUsername(ctx, "demo", "pp")
 		if errors.Is(err, directory.ErrNotFound) {
@@ -150,6 +152,21 @@ func TestAdminAPIAuthorisationMatrix(t *testing.T) {
 		{"POST", "/enterprises/demo/users/pp/enable", "", write, 200},
 		{"POST", "/enterprises/demo/users/pp/unlock", "", write, 200},
 		{"PUT", "/enterprises/demo/users/pp/password", `{"password":"matrix-passw0rd"}`, write, 204},
+		{"GET", "/enterprises/demo/clients", "", read, 200},
+		{"GET", "/enterprises/demo/clients/mxc", "", read, 200},
+		{"PATCH", "/enterprises/demo/clients/mxc", `{"launch_url":"https://mxc.example/start"}`, write, 200},
+		{"POST", "/enterprises/demo/clients/mxc/secret", "", write, 200},
+		{"POST", "/enterprises/demo/clients/mxc/disable", "", write, 200},
+		{"POST", "/enterprises/demo/clients/mxc/enable", "", write, 200},
+		{"DELETE", "/enterprises/demo/clients/mxc", "", write, 204},
+		{"POST", "/enterprises/demo/clients", `{"id":"mxc2","type":"web","redirect_uris":["https://mxc.example/cb"]}`, write, 201},
+		{"GET", "/enterprises/demo/service-providers", "", read, 200},
+		{"GET", "/enterprises/demo/service-providers/" + mxSPID, "", read, 200},
+		{"PATCH", "/enterprises/demo/service-providers/" + mxSPID, `{"nameid_format":"transient"}`, write, 200},
+		{"POST", "/enterprises/demo/service-providers/" + mxSPID + "/disable", "", write, 200},
+		{"POST", "/enterprises/demo/service-providers/" + mxSPID + "/enable", "", write, 200},
+		{"DELETE", "/enterprises/demo/service-providers/" + mxSPID, "", write, 204},
+		{"POST", "/enterprises/demo/service-providers", `{"entity_id":"https://mxsp2.test/md","metadata_url":"https://mxsp2.test/md"}`, write, 201},
 		{"PUT", "/enterprises/demo/admins/target", `{"role":"auditor"}`, owner, 200},
 		{"DELETE", "/enterprises/demo/admins/target", "", owner, 204},
 	}
@@ -205,4 +222,25 @@ func TestAdminAPIAuthorisationMatrix(t *testing.T) {
 // readOnlyPost says whether a POST of the matrix changes nothing (and so leaves no audit event).
 func readOnlyPost(path string) bool {
 	return strings.Contains(path, "dry_run") || strings.HasSuffix(path, "/test")
+}
+
+// mxSPID is the path ID of the matrix's SAML service provider.
+var mxSPID = base64.RawURLEncoding.EncodeToString([]byte("https://mxsp.test/md"))
+
+// appFixture puts back the matrix's OIDC client mxc and service provider mxsp, and removes the
+// ones the matrix creates.
+func appFixture(t *testing.T, a *adminWorld) {
+	t.Helper()
+	ctx, st := a.ctx, a.gw.Store
+	if err := st.PutClient(ctx, &directory.OIDCClient{EnterpriseID: "demo", ID: "mxc", Name: "mxc", Type: directory.ClientWeb, Secret: "mxc-secret-0123456789",
+		AuthMethod: "client_secret_basic", RedirectURIs: []string{"https://mxc.example/cb"}, GrantTypes: []string{"authorization_code", "refresh_token"},
+		AccessTokenFormat: "opaque", IDTokenAlg: "RS256"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutServiceProvider(ctx, &directory.ServiceProvider{EnterpriseID: "demo", EntityID: "https://mxsp.test/md", Name: "mxsp",
+		MetadataURL: "https://mxsp.test/md", NameIDFormat: "persistent", SignResponse: true, SignAssertion: true}); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.DeleteClient(ctx, "demo", "mxc2")
+	_ = st.DeleteServiceProvider(ctx, "demo", "https://mxsp2.test/md")
 }

@@ -165,6 +165,7 @@ func newRoot() *cobra.Command {
 		g.configFlags(applyCmd(g)),
 		g.configFlags(enterprisesCmd(g)),
 		g.configFlags(adminsCmd(g)),
+		g.configFlags(usersCmd(g)),
 		g.addrFlag(g.configFlag(healthcheckCmd(g))),
 	)
 	return root

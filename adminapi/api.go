@@ -39,6 +39,7 @@ import (
 	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/state"
+	"github.com/qiao-gateway/qiao/keys"
 	"github.com/qiao-gateway/qiao/session"
 )
 
@@ -70,6 +71,8 @@ type API struct {
 	Sessions *session.Store
 	Tokens   TokenVerifier
 	Sync     *dirsync.Engine
+	// Keys are the gateway's signing keys (listed and rotated through …/keys).
+	Keys *keys.Manager
 	// Access ends a person's sessions and refresh tokens (end-sessions, disable).
 	Access *access.Service
 	// AccessNotify wakes the access-job worker after a change that queued a job (close, delete).
@@ -131,6 +134,9 @@ func (a *API) Init() {
 	a.registerPeople()
 	a.registerConnectivity()
 	a.registerApps()
+	a.registerKeys()
+	a.registerAudit()
+	a.registerEnterprises()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

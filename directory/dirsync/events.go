@@ -56,20 +56,27 @@ func (e *Engine) RunEvent(ctx context.Context, se *directory.SourceEvent) (*dire
 		return finish(directory.TaskFailed, "connect: "+err.Error(), nil)
 	}
 	plan := &Plan{Unchanged: map[string]int{}}
-	localDepts, err := e.Store.ListDepartments(ctx, src.EnterpriseID, src.ID)
-	if err != nil {
-		return finish(directory.TaskFailed, err.Error(), nil)
-	}
-	local := make(map[string]*directory.Department, len(localDepts))
-	for _, d := range localDepts {
-		local[d.UpstreamID] = d
+	// The source's departments are looked up one by one as the event needs them (an event names
+	// a few; a source may have thousands).
+	local := map[string]*directory.Department{}
+	var lookupErr error
+	localDept := func(id string) *directory.Department {
+		if d, ok := local[id]; ok {
+			return d
+		}
+		d, err := e.Store.GetDepartment(ctx, src.EnterpriseID, src.ID, id)
+		if err != nil && !errors.Is(err, directory.ErrNotFound) {
+			lookupErr = err
+			return nil
+		}
+		local[id] = d
+		return d
 	}
 	inScope := func(dept string) bool {
 		if src.Sync.ScopeAll {
 			return true
 		}
-		_, ok := local[dept]
-		return ok
+		return localDept(dept) != nil
 	}
 
 	if len(ev.DeptIDs) > 0 {
@@ -79,7 +86,10 @@ func (e *Engine) RunEvent(ctx context.Context, se *directory.SourceEvent) (*dire
 		}
 		for _, id := range ev.DeptIDs {
 			d, err := dr.Department(ctx, id)
-			cur := local[id]
+			cur := localDept(id)
+			if lookupErr != nil {
+				return finish(directory.TaskFailed, "read department "+id+": "+lookupErr.Error(), nil)
+			}
 			switch {
 			case errors.Is(err, federation.ErrNotFound):
 				if cur != nil {
@@ -90,6 +100,9 @@ func (e *Engine) RunEvent(ctx context.Context, se *directory.SourceEvent) (*dire
 				return finish(directory.TaskFailed, "read department "+id+": "+err.Error(), nil)
 			}
 			scoped := src.Sync.ScopeAll || inScope(d.ParentID) || contains(src.Sync.ScopeDeptIDs, d.ID)
+			if lookupErr != nil {
+				return finish(directory.TaskFailed, "read department "+d.ParentID+": "+lookupErr.Error(), nil)
+			}
 			if contains(src.Sync.ScopeDeptIDs, d.ID) {
 				d.ParentID = "" // a scope root is a root locally
 			}
@@ -150,6 +163,9 @@ func (e *Engine) RunEvent(ctx context.Context, se *directory.SourceEvent) (*dire
 				up[u.UserID] = &upUser{UserID: u.UserID, UnionID: u.UnionID, Depts: u.Depts, Raw: u.Raw, m: mapUser(src, &u)}
 				order = append(order, u.UserID)
 			}
+		}
+		if lookupErr != nil {
+			return finish(directory.TaskFailed, "read departments: "+lookupErr.Error(), nil)
 		}
 		if err := e.planUsers(ctx, src, plan, up, order, only); err != nil {
 			return finish(directory.TaskFailed, "plan: "+err.Error(), nil)

@@ -94,3 +94,23 @@ func TestAdminAPIConnectivityEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// The world's DingTalk source passes the checks that reach DingTalk, and its upstream departments
+// are the simulator's.
+func TestAdminAPIConnectivityDingTalk(t *testing.T) {
+	a := newAdminWorld(t)
+	owner := a.sessionOf("demo", "zhao-owner")
+	r := a.call(owner, "POST", "/enterprises/demo/sources/dingtalk/test", "")
+	ok, checks := checksOf(t, r)
+	if r.status != 200 || !ok || checks["credentials"]["status"] != "ok" || checks["egress_ip"]["status"] != "ok" || checks["read_mode"]["status"] != "ok" ||
+		checks["domain_verification"] != nil {
+		t.Fatalf("test: %d %s", r.status, r.body)
+	}
+	r = a.call(owner, "GET", "/enterprises/demo/sources/dingtalk/upstream-departments", "")
+	if items, _ := r.json(t)["items"].([]any); r.status != 200 || len(items) == 0 {
+		t.Fatalf("upstream departments: %d %s", r.status, r.body)
+	}
+	if r := a.call(owner, "GET", "/enterprises/demo/sources/local/upstream-departments", ""); r.status != 409 {
+		t.Fatalf("a local directory's upstream departments: %d %s", r.status, r.body)
+	}
+}

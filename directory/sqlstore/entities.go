@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -517,7 +518,11 @@ func (s *Store) ListUserLinks(ctx context.Context, ent, src string) ([]*director
 
 // LinksOfUser implements directory.Store.
 func (s *Store) LinksOfUser(ctx context.Context, ent, userID string) ([]*directory.UserLink, error) {
-	return s.queryLinks(ctx, `SELECT `+linkCols+` FROM user_links WHERE enterprise_id = $1 AND user_id = $2 ORDER BY source_id`, ent, userID)
+	// Sorted here, not by the query: with ORDER BY source_id SQLite walks the enterprise's every
+	// link in (enterprise, source) order instead of looking the user up by user_links_user.
+	links, err := s.queryLinks(ctx, `SELECT `+linkCols+` FROM user_links WHERE enterprise_id = $1 AND user_id = $2`, ent, userID)
+	slices.SortFunc(links, func(a, b *directory.UserLink) int { return strings.Compare(a.SourceID, b.SourceID) })
+	return links, err
 }
 
 // DeleteUserLink implements directory.Store.

@@ -151,6 +151,10 @@ func directoryField(f string) bool {
 	return strings.HasPrefix(f, "ext.") && len(f) > 4
 }
 
+// reservedClaims are the claims the OpenID Provider sets; a client's extra claims may not name them.
+var reservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash", "c_hash",
+	"scope", "client_id", "name", "preferred_username", "updated_at", "email", "email_verified", "phone_number", "enterprise_id", "departments", "groups"}
+
 // checkClient applies the config file's rules for a client to one about to be stored.
 func checkClient(c *directory.OIDCClient) error {
 	if c.Type != directory.ClientNative && c.AuthMethod == "none" {
@@ -206,8 +210,13 @@ func checkClient(c *directory.OIDCClient) error {
 		if name == "" || len(name) > 64 || strings.ContainsAny(name, " \t\r\n\"") {
 			return invalid("body.claims", fmt.Sprintf("%q is not a claim name", name))
 		}
-		if !directoryField(f) {
-			return invalid("body.claims."+name, fmt.Sprintf("%q must be id, username, name, email, mobile, departments, groups, enterprise or ext.NAME", f))
+		if slices.Contains(reservedClaims, name) {
+			return invalid("body.claims."+name, fmt.Sprintf("%q is a claim the OpenID Provider sets itself", name))
+		}
+		// The OpenID Provider releases these under the profile scope from User.Field: departments
+		// and groups come with the groups scope instead.
+		if !directoryField(f) || f == "departments" || f == "groups" {
+			return invalid("body.claims."+name, fmt.Sprintf("%q must be id, username, name, email, mobile, enterprise or ext.NAME", f))
 		}
 	}
 	return nil

@@ -62,6 +62,8 @@ func TestAdminAPIClients(t *testing.T) {
 		`{"redirect_uris":["/relative"]}`:                  "body.redirect_uris[0]",
 		`{"allowed_origins":["https://a.example/path"]}`:   "body.allowed_origins[0]",
 		`{"claims":{"employee_no":"password_hash"}}`:       "body.claims.employee_no",
+		`{"claims":{"sub":"username"}}`:                    "body.claims.sub",
+		`{"claims":{"dept":"departments"}}`:                "body.claims.dept",
 		`{"grant_types":["client_credentials"]}`:           "body.grant_types",
 		`{"backchannel_logout_uri":"javascript:alert(1)"}`: "body.backchannel_logout_uri",
 		`{"id_token_alg":"none"}`:                          "body.id_token_alg",

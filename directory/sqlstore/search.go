@@ -38,16 +38,28 @@ func (s *Store) SearchUsers(ctx context.Context, q directory.UserSearch) ([]*dir
 	where := []string{"u.enterprise_id = $1"}
 	from := "users u"
 	if q.Text != "" {
-		// One indexed lookup per column, their union the candidates, joined to the people: with an
-		// OR of the four, or an IN of their union, a planner without statistics walks the whole
-		// username index for the ORDER BY instead.
+		// SQLite: one indexed lookup per column, their union the candidates, joined to the
+		// people: with an OR of the four, or an IN of their union, SQLite (without statistics)
+		// walks the whole username index for the ORDER BY instead.
 		lo, hi := arg(q.Text), arg(prefixEnd(q.Text))
+		if s.dialect == Postgres {
+			// PostgreSQL ORs the four index scans into one bitmap; the union joined to the people
+			// measured 64 ms p50 for a surname (a thousand candidates), the OR 3 ms.
+			var or []string
+			for _, col := range []string{"u.name", "u.username", "u.email"} {
+				or = append(or, fmt.Sprintf("(%s%s >= %s AND %s%s < %s)", col, c, lo, col, c, hi))
+			}
+			or = append(or, "u.mobile = "+lo)
+			where = append(where, "("+strings.Join(or, " OR ")+")")
+		}
 		var union []string
 		for _, col := range []string{"name", "username", "email"} {
 			union = append(union, fmt.Sprintf("SELECT id FROM users WHERE enterprise_id = $1 AND %s%s >= %s AND %s%s < %s", col, c, lo, col, c, hi))
 		}
 		union = append(union, "SELECT id FROM users WHERE enterprise_id = $1 AND mobile = "+lo)
-		from = "(" + strings.Join(union, " UNION ") + ") m JOIN users u ON u.id = m.id"
+		if s.dialect != Postgres {
+			from = "(" + strings.Join(union, " UNION ") + ") m JOIN users u ON u.id = m.id"
+		}
 	}
 	if q.Status != "" {
 		where = append(where, "u.status = "+arg(string(q.Status)))

@@ -26,7 +26,7 @@ import (
 //
 //	go test ./directory/sqlstore -run '^$' -bench PeopleSearch -benchtime 2000x
 //
-// QIAO_BENCH_PEOPLE changes the directory's size.
+// QIAO_BENCH_PEOPLE changes the directory's size; QIAO_BENCH_STORES=postgres measures one store.
 func BenchmarkPeopleSearch(b *testing.B) {
 	n := 100_000
 	if v := os.Getenv("QIAO_BENCH_PEOPLE"); v != "" {
@@ -60,7 +60,7 @@ func BenchmarkPeopleSearch(b *testing.B) {
 	}
 	for _, name := range []string{"sqlite", "postgres"} {
 		open, ok := stores[name]
-		if !ok {
+		if only := os.Getenv("QIAO_BENCH_STORES"); !ok || only != "" && !strings.Contains(only, name) {
 			continue
 		}
 		st := open()

@@ -60,10 +60,11 @@ func (a *API) registerKeys() {
 		})
 
 	huma.Register(a.huma, huma.Operation{OperationID: "rotate-keys", Method: http.MethodPost, Path: "/enterprises/{ent}/keys/rotate",
-		Summary: "Rotate signing keys (owners and operators)", MaxBodyBytes: MaxBody, Tags: tags,
+		Summary: "Rotate signing keys (platform operators)", MaxBodyBytes: MaxBody, Tags: tags,
 		Description: "A new active key for each algorithm named (all when none): the old one retires and stays published for the grace period " +
 			"(key_rotation_grace), so what it signed still verifies. The keys are shared by every enterprise of the gateway; other replicas " +
-			"sharing the keys directory pick the change up within 30 seconds. Answers the keys now published.",
+			"sharing the keys directory pick the change up within 30 seconds. Because they are every enterprise's, only a platform operator " +
+			"rotates them. Answers the keys now published.",
 		Errors: errs(http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)},
 		func(ctx context.Context, in *struct {
 			EntPath
@@ -71,7 +72,8 @@ func (a *API) registerKeys() {
 				Algs []string `json:"algs,omitempty" maxItems:"3" enum:"RS256,ES256,SAML" doc:"default: all"`
 			}
 		}) (*keyList, error) {
-			p, err := a.authorize(ctx, in.Ent, directory.RoleOwner)
+			// The keys sign for every enterprise: an owner of one may not rotate them for all.
+			p, _, err := a.enterpriseOperator(ctx, in.Ent)
 			if err != nil {
 				return nil, err
 			}

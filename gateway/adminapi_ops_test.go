@@ -28,8 +28,9 @@ func (a *adminWorld) operatorOf() caller {
 	return op
 }
 
-// An owner lists the signing keys and rotates one: the new key is active and published in the
-// JWKS at once, the old one retiring; an admin may not rotate.
+// An owner lists the signing keys; an operator rotates one: the new key is active and published in
+// the JWKS at once, the old one retiring. The keys sign for every enterprise, so an owner or admin
+// of one may not rotate them.
 func TestAdminAPIKeys(t *testing.T) {
 	a := newAdminWorld(t)
 	owner := a.sessionOf("demo", "zhao-owner")
@@ -47,10 +48,14 @@ func TestAdminAPIKeys(t *testing.T) {
 	if r := a.call(a.sessionOf("demo", "wang-admin"), "POST", "/enterprises/demo/keys/rotate", `{"algs":["ES256"]}`); r.status != 403 {
 		t.Fatalf("an admin rotates: %d", r.status)
 	}
-	if r := a.call(owner, "POST", "/enterprises/demo/keys/rotate", `{"algs":["HS256"]}`); r.status != 422 {
+	if r := a.call(owner, "POST", "/enterprises/demo/keys/rotate", `{"algs":["ES256"]}`); r.status != 403 {
+		t.Fatalf("an owner rotates the keys of every enterprise: %d", r.status)
+	}
+	op := a.operatorOf()
+	if r := a.call(op, "POST", "/enterprises/demo/keys/rotate", `{"algs":["HS256"]}`); r.status != 422 {
 		t.Fatalf("an unknown alg: %d %s", r.status, r.body)
 	}
-	r = a.call(owner, "POST", "/enterprises/demo/keys/rotate", `{"algs":["ES256"]}`)
+	r = a.call(op, "POST", "/enterprises/demo/keys/rotate", `{"algs":["ES256"]}`)
 	after := map[string]string{}
 	retiring := ""
 	for _, k := range r.json(t)["items"].([]any) {

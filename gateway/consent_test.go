@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -20,6 +18,7 @@ import (
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/federation/simorg"
 	"github.com/qiao-gateway/qiao/internal/config"
+	"github.com/qiao-gateway/qiao/internal/pgtemp"
 )
 
 // TestWeComConsentIsKept: what a person discloses on WeCom's consent page (in-app login,
@@ -32,7 +31,7 @@ func TestWeComConsentIsKept(t *testing.T) {
 		if pg == "" || rd == "" {
 			t.Skip("QIAO_TEST_POSTGRES and QIAO_TEST_REDIS not both set: PostgreSQL+Redis run skipped")
 		}
-		testConsentIsKept(t, func(c *config.Config) { c.Storage, c.State = freshPostgres(t, pg), rd })
+		testConsentIsKept(t, func(c *config.Config) { c.Storage, c.State = pgtemp.New(t, pg, "qiao_gw"), rd })
 	})
 }
 
@@ -250,31 +249,4 @@ func samlAttributes(t *testing.T, w *world, b *browser, sp *testSP) map[string]s
 		}
 	}
 	return got
-}
-
-// freshPostgres creates a throwaway database on the server base names and returns its DSN.
-func freshPostgres(t *testing.T, base string) string {
-	t.Helper()
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	name := fmt.Sprintf("qiao_gw_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("QIAO_TEST_POSTGRES: create database: %v", err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
-		if err == nil {
-			_, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-			db.Close()
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }

@@ -1,9 +1,6 @@
 package gateway
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"net/url"
 	"os"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
 	"github.com/qiao-gateway/qiao/internal/config"
+	"github.com/qiao-gateway/qiao/internal/pgtemp"
 )
 
 // backends are the storage backends the lifecycle tests run on: the embedded default, and
@@ -29,33 +27,10 @@ func backends(t *testing.T) map[string]func(*config.Config) {
 		return b
 	}
 	b["postgres+redis"] = func(c *config.Config) {
-		c.Storage = newPostgresDB(t, pg)
+		c.Storage = pgtemp.New(t, pg, "qiao_gw")
 		c.State = rd
 	}
 	return b
-}
-
-// newPostgresDB creates a throwaway database and returns its DSN; it is dropped after the test.
-func newPostgresDB(t *testing.T, base string) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "qiao_gw_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() { _, _ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`) })
-	i := strings.LastIndex(base, "/")
-	rest := ""
-	if q := strings.Index(base[i:], "?"); q >= 0 {
-		rest = base[i+q:]
-	}
-	return base[:i] + "/" + name + rest
 }
 
 func (o *oidcWorld) webLogin(b *browser, idp string) map[string]any {

@@ -237,26 +237,21 @@ func (s *Store) RevokeUserSource(ctx context.Context, ent, uid, source string) (
 		return 0, err
 	}
 	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
-	b, err := s.State.Get(ctx, key)
-	if errors.Is(err, state.ErrNotFound) {
-		return 0, nil
+	ids, err := s.indexed(ctx, key)
+	if err != nil || ids == nil {
+		return 0, err
 	}
-	if err != nil {
-		return 0, fmt.Errorf("session store: %w", err)
-	}
-	var ids, kept []string
-	_ = json.Unmarshal(b, &ids)
+	var kept []string
 	ended := 0
-	for _, id := range slices.Compact(ids) {
-		raw, err := s.State.Get(ctx, sessionKey(id))
-		if errors.Is(err, state.ErrNotFound) {
+	for _, id := range ids {
+		sess, err := s.stored(ctx, id)
+		if err != nil {
+			return ended, err
+		}
+		if sess == nil {
 			continue
 		}
-		if err != nil {
-			return ended, fmt.Errorf("session store: %w", err)
-		}
-		var sess Session
-		if json.Unmarshal(raw, &sess) == nil && sess.Source != source {
+		if sess.Source != source {
 			kept = append(kept, id)
 			continue
 		}
@@ -275,26 +270,17 @@ func (s *Store) RevokeUserSource(ctx context.Context, ent, uid, source string) (
 // CountUserSource counts a user's live sessions opened through one identity source (what
 // deleting or closing it would end).
 func (s *Store) CountUserSource(ctx context.Context, ent, uid, source string) (int, error) {
-	b, err := s.State.Get(ctx, userIndexKey(ent, uid))
-	if errors.Is(err, state.ErrNotFound) {
-		return 0, nil
-	}
+	ids, err := s.indexed(ctx, userIndexKey(ent, uid))
 	if err != nil {
-		return 0, fmt.Errorf("session store: %w", err)
+		return 0, err
 	}
-	var ids []string
-	_ = json.Unmarshal(b, &ids)
 	n := 0
-	for _, id := range slices.Compact(ids) {
-		raw, err := s.State.Get(ctx, sessionKey(id))
-		if errors.Is(err, state.ErrNotFound) {
-			continue
-		}
+	for _, id := range ids {
+		sess, err := s.stored(ctx, id)
 		if err != nil {
-			return n, fmt.Errorf("session store: %w", err)
+			return n, err
 		}
-		var sess Session
-		if json.Unmarshal(raw, &sess) == nil && sess.Source == source {
+		if sess != nil && sess.Source == source {
 			n++
 		}
 	}
@@ -311,32 +297,19 @@ func (s *Store) EachUserSession(ctx context.Context, ent, uid string, fn func(*S
 		return err
 	}
 	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
-	b, err := s.State.Get(ctx, key)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil
-	}
+	ids, err := s.indexed(ctx, key)
 	if err != nil {
-		return fmt.Errorf("session store: %w", err)
+		return err
 	}
-	var ids []string
-	_ = json.Unmarshal(b, &ids)
-	for _, id := range slices.Compact(ids) {
-		raw, err := s.State.Get(ctx, sessionKey(id))
-		if errors.Is(err, state.ErrNotFound) {
-			continue
-		}
+	for _, id := range ids {
+		sess, err := s.stored(ctx, id)
 		if err != nil {
-			return fmt.Errorf("session store: %w", err)
+			return err
 		}
-		var sess Session
-		if json.Unmarshal(raw, &sess) != nil {
+		if sess == nil || !fn(sess) {
 			continue
 		}
-		sess.ID = id
-		if !fn(&sess) {
-			continue
-		}
-		nb, err := json.Marshal(&sess)
+		nb, err := json.Marshal(sess)
 		if err != nil {
 			return fmt.Errorf("session store: %w", err)
 		}
@@ -345,6 +318,37 @@ func (s *Store) EachUserSession(ctx context.Context, ent, uid string, fn func(*S
 		}
 	}
 	return nil
+}
+
+// indexed returns the session IDs a user's index lists (nil when it has none).
+func (s *Store) indexed(ctx context.Context, key string) ([]string, error) {
+	b, err := s.State.Get(ctx, key)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session store: %w", err)
+	}
+	var ids []string
+	_ = json.Unmarshal(b, &ids)
+	return slices.Compact(ids), nil
+}
+
+// stored reads a session by ID: nil when it ended (or cannot be read).
+func (s *Store) stored(ctx context.Context, id string) (*Session, error) {
+	raw, err := s.State.Get(ctx, sessionKey(id))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session store: %w", err)
+	}
+	var sess Session
+	if json.Unmarshal(raw, &sess) != nil {
+		return nil, nil
+	}
+	sess.ID = id
+	return &sess, nil
 }
 
 // ended tells the participants of an ended session (b as stored).

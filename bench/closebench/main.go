@@ -9,23 +9,19 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"flag"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/qiao-gateway/qiao/access"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	"github.com/qiao-gateway/qiao/internal/pgtemp"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/session"
@@ -62,24 +58,12 @@ func run(n int, pg, rd string) error {
 		defer os.RemoveAll(dir)
 		dsn, backend = "sqlite://"+filepath.Join(dir, "q.db"), "SQLite"
 	} else {
-		admin, err := sql.Open("pgx", pg)
+		fresh, drop, err := pgtemp.Create(pg, "qiao_closebench")
 		if err != nil {
 			return err
 		}
-		defer admin.Close()
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		name := "qiao_closebench_" + hex.EncodeToString(b)
-		if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
-			return err
-		}
-		defer func() { _, _ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`) }()
-		i := strings.LastIndex(pg, "/")
-		rest := ""
-		if q := strings.Index(pg[i:], "?"); q >= 0 {
-			rest = pg[i+q:]
-		}
-		dsn, backend = pg[:i]+"/"+name+rest, "PostgreSQL"
+		defer drop()
+		dsn, backend = fresh, "PostgreSQL"
 	}
 	st, err := sqlstore.Open(ctx, dsn, box)
 	if err != nil {

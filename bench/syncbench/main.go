@@ -10,7 +10,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -25,8 +24,6 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/qiao-gateway/qiao/bench/benchkit"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
@@ -35,6 +32,7 @@ import (
 	"github.com/qiao-gateway/qiao/federation/connectors"
 	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
 	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
+	"github.com/qiao-gateway/qiao/internal/pgtemp"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 	"github.com/qiao-gateway/qiao/internal/state"
 )
@@ -142,21 +140,12 @@ func run(platform string, users int, storage string, limits bool) error {
 	defer os.RemoveAll(dir)
 	dsn := "sqlite://" + filepath.Join(dir, "q.db")
 	if strings.HasPrefix(storage, "postgres") {
-		db, err := sql.Open("pgx", storage)
+		fresh, drop, err := pgtemp.Create(storage, "qiao_bench")
 		if err != nil {
 			return err
 		}
-		name := fmt.Sprintf("qiao_bench_%d", time.Now().UnixNano())
-		if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-			return err
-		}
-		defer func() { db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); db.Close() }()
-		i := strings.LastIndex(storage, "/")
-		rest := ""
-		if q := strings.Index(storage[i:], "?"); q >= 0 {
-			rest = storage[i+q:]
-		}
-		dsn = storage[:i] + "/" + name + rest
+		defer drop()
+		dsn = fresh
 	}
 	box, _ := secretbox.New(bytes.Repeat([]byte{9}, 32))
 	st, err := sqlstore.Open(ctx, dsn, box)

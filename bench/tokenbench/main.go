@@ -14,7 +14,6 @@ package main
 
 import (
 	"crypto/sha256"
-	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -30,12 +29,12 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 
 	"github.com/qiao-gateway/qiao/bench/benchkit"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
 	"github.com/qiao-gateway/qiao/gateway"
 	"github.com/qiao-gateway/qiao/internal/config"
+	"github.com/qiao-gateway/qiao/internal/pgtemp"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
 )
@@ -98,21 +97,12 @@ const jwtServiceSecret = "tokenbench-jwt-service-secret-0123456789"
 func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) error {
 	if strings.HasPrefix(storage, "postgres") {
 		// A fresh database of the server, dropped afterwards.
-		db, err := sql.Open("pgx", storage)
+		fresh, drop, err := pgtemp.Create(storage, "qiao_tokenbench")
 		if err != nil {
 			return err
 		}
-		name := fmt.Sprintf("qiao_tokenbench_%d", time.Now().UnixNano())
-		if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-			return err
-		}
-		defer func() { _, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); db.Close() }()
-		u, err := url.Parse(storage)
-		if err != nil {
-			return err
-		}
-		u.Path = "/" + name
-		storage = u.String()
+		defer drop()
+		storage = fresh
 	}
 	d, err := benchkit.StartDemo("tokenbench", func(cfg *config.Config) {
 		if storage != "" {

@@ -9,6 +9,7 @@ import (
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/federation"
 	"github.com/qiao-gateway/qiao/federation/simorg"
+	"github.com/qiao-gateway/qiao/internal/pgtemp"
 )
 
 // An event does not wait for a full sync of its source that is still reading: a departure that
@@ -24,7 +25,7 @@ func TestEventDuringFullSyncIsAppliedAndNotUndone(t *testing.T) {
 			t.Skip("QIAO_TEST_POSTGRES not set: PostgreSQL run skipped")
 		}
 		e := newEnv(t, 60)
-		e.store = openStore(t, pgDatabase(t, base))
+		e.store = openStore(t, pgtemp.New(t, base, "qiao_sync"))
 		e.eng.Store = e.store
 		if err := e.store.PutEnterprise(e.ctx, &directory.Enterprise{ID: "acme"}); err != nil {
 			t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
 	"github.com/qiao-gateway/qiao/federation"
 	"github.com/qiao-gateway/qiao/federation/connectors"
+	"github.com/qiao-gateway/qiao/internal/pgtemp"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 	"github.com/qiao-gateway/qiao/internal/state"
 )
@@ -172,7 +173,7 @@ func TestPostgresFullSync(t *testing.T) {
 		t.Skip("QIAO_TEST_POSTGRES not set: PostgreSQL sync test skipped")
 	}
 	e := newEnv(t, 200)
-	e.store = openStore(t, pgDatabase(t, base))
+	e.store = openStore(t, pgtemp.New(t, base, "qiao_sync"))
 	e.eng.Store = e.store
 	e.store.PutEnterprise(e.ctx, &directory.Enterprise{ID: "acme"})
 	e.putSource("wecom", nil)
@@ -186,30 +187,6 @@ func TestPostgresFullSync(t *testing.T) {
 	if len(links) != 2 {
 		t.Fatalf("zhangsan links = %d", len(links))
 	}
-}
-
-func pgDatabase(t *testing.T, base string) string {
-	t.Helper()
-	db, err := sqlOpen(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	name := fmt.Sprintf("qiao_sync_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db, _ := sqlOpen(base)
-		db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-		db.Close()
-	})
-	i := strings.LastIndex(base, "/")
-	rest := ""
-	if q := strings.Index(base[i:], "?"); q >= 0 {
-		rest = base[i+q:]
-	}
-	return base[:i] + "/" + name + rest
 }
 
 // TestKilledMidApply: a process killed in the middle of applying a large plan leaves the previous

@@ -3,9 +3,7 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
+	"github.com/qiao-gateway/qiao/internal/pgtemp"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 )
 
@@ -46,7 +45,7 @@ func BenchmarkPeopleSearch(b *testing.B) {
 	}
 	if base := os.Getenv("QIAO_TEST_POSTGRES"); base != "" {
 		stores["postgres"] = func() directory.Store {
-			dsn := newPostgresDBTB(b, base)
+			dsn := pgtemp.New(b, base, "qiao_bench")
 			s, err := sqlstore.Open(ctx, dsn, boxTB(b, 1))
 			if err != nil {
 				b.Fatal(err)
@@ -183,27 +182,4 @@ func boxTB(tb testing.TB, k byte) *secretbox.Box {
 		tb.Fatal(err)
 	}
 	return bx
-}
-
-// newPostgresDBTB is newPostgresDB for a benchmark.
-func newPostgresDBTB(tb testing.TB, base string) string {
-	tb.Helper()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { admin.Close() })
-	rb := make([]byte, 6)
-	_, _ = rand.Read(rb)
-	name := "qiao_bench_" + hex.EncodeToString(rb)
-	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
-		tb.Fatalf("create database: %v", err)
-	}
-	tb.Cleanup(func() { _, _ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`) })
-	i := strings.LastIndex(base, "/")
-	rest := ""
-	if q := strings.Index(base[i:], "?"); q >= 0 {
-		rest = base[i+q:]
-	}
-	return base[:i] + "/" + name + rest
 }

@@ -3,9 +3,6 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/sqlstore"
 	"github.com/qiao-gateway/qiao/directory/storetest"
+	"github.com/qiao-gateway/qiao/internal/pgtemp"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
 )
 
@@ -48,24 +46,7 @@ func newPostgresDB(t *testing.T) string {
 	if base == "" {
 		t.Skip("QIAO_TEST_POSTGRES not set: PostgreSQL conformance suite skipped (CI sets it, e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
 	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "qiao_test_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
-		t.Fatalf("QIAO_TEST_POSTGRES=%s: create database: %v", base, err)
-	}
-	t.Cleanup(func() { _, _ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`) })
-	i := strings.LastIndex(base, "/")
-	rest := ""
-	if q := strings.Index(base[i:], "?"); q >= 0 {
-		rest = base[i+q:]
-	}
-	return base[:i] + "/" + name + rest
+	return pgtemp.New(t, base, "qiao_test")
 }
 
 func TestPostgres(t *testing.T) {

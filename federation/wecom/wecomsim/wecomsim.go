@@ -193,7 +193,7 @@ var errText = map[int]string{
 	40091: "secret is invalid", 41001: "access_token missing", 41002: "corpid missing", 41004: "corpsecret missing",
 	41009: "missing userid", 42001: "access_token expired", 45009: "api freq out of limit", 48002: "api forbidden",
 	48009: "api forbidden for contact assistant",
-	50001: "redirect_url not on trusted domain", 50100: "invalid cursor", 60001: "invalid department name length",
+	50001: "redirect_url not on trusted domain", 50100: "invalid cursor", 60001: "invalid department name length", 60002: "department level too deep",
 	60003: "department not found", 60004: "parent department not found", 60005: "department contains members",
 	60006: "department contains sub-departments", 60007: "not allow to delete root department", 60008: "department exists",
 	60009: "department name contains illegal characters", 60010: "department exists a circle", 60011: "no privilege to access/modify contact/party/agent",

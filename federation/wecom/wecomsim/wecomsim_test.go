@@ -588,3 +588,34 @@ func TestTrustedDomainVerification(t *testing.T) {
 		t.Fatal("login page refused the verified trusted domain")
 	}
 }
+
+// TestDepartmentRules: at most 15 levels (root included) on create and on move (60002), a
+// department name unique among its siblings on create, rename and move (60008).
+func TestDepartmentRules(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.token(contSec)
+	p := func(path string) string { return path + "?access_token=" + tok }
+	create := func(name string, parent int) map[string]any {
+		return f.call("POST", p("/cgi-bin/department/create"), map[string]any{"name": name, "parentid": parent})
+	}
+	parent := 1
+	var chain []int
+	for level := 2; level <= 15; level++ {
+		m := create(fmt.Sprintf("层级%d", level), parent)
+		expect(t, m, 0, fmt.Sprintf("level %d", level))
+		parent = int(m["id"].(float64))
+		chain = append(chain, parent)
+	}
+	expect(t, create("第16层", parent), 60002, "a 16th level")
+	// A two-level subtree moved under level 14 would reach 16.
+	a := int(create("甲", 1)["id"].(float64))
+	create("乙", a)
+	expect(t, f.call("POST", p("/cgi-bin/department/update"), map[string]any{"id": a, "parentid": chain[len(chain)-2]}), 60002, "move too deep")
+	expect(t, f.call("POST", p("/cgi-bin/department/update"), map[string]any{"id": a, "parentid": chain[len(chain)-3]}), 0, "move to level 15")
+	b := int(create("丙", 1)["id"].(float64))
+	create("丁", 1)
+	expect(t, f.call("POST", p("/cgi-bin/department/update"), map[string]any{"id": b, "name": "丁"}), 60008, "rename to a sibling's name")
+	dup := int(create("层级2", a)["id"].(float64)) // same name as a root child, elsewhere: allowed
+	expect(t, f.call("POST", p("/cgi-bin/department/update"), map[string]any{"id": dup, "parentid": 1}), 60008, "move next to a same-named sibling")
+	expect(t, f.call("POST", p("/cgi-bin/department/update"), map[string]any{"id": b, "name": "丙"}), 0, "rename to its own name")
+}

@@ -23,6 +23,34 @@ var (
 
 const deptNameIllegal = "\\:*?\"<>|"
 
+// MaxDeptDepth is the platform's limit on department levels, the root included (upstream-apis.md
+// §1.4); deeper creates and moves answer 60002 (部门层级深度超过限制).
+const MaxDeptDepth = 15
+
+// tooDeep reports whether putting the subtree rooted at id (0: a new leaf) under parent would
+// pass MaxDeptDepth (caller holds the org's read lock).
+func tooDeep(o *simorg.Org, parent, id int) bool {
+	height := 1
+	if id != 0 {
+		base := o.Depth(id)
+		for _, d := range o.Subtree(id) {
+			height = max(height, o.Depth(d)-base+1)
+		}
+	}
+	return o.Depth(parent)+height > MaxDeptDepth
+}
+
+// siblingNamed reports whether parent already has a child other than id called name (caller
+// holds the read lock): 60008 on create, rename and move alike.
+func siblingNamed(o *simorg.Org, parent, id int, name string) bool {
+	for _, c := range o.Children(parent) {
+		if c != id && o.Dept(c) != nil && o.Dept(c).Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func validDeptName(name string) int {
 	if n := utf8.RuneCountInString(name); n < 1 || n > 32 {
 		return 60001
@@ -72,6 +100,14 @@ func (s *Sim) departmentCreate(w http.ResponseWriter, r *http.Request, c *cred) 
 	parent, good := num(b.ParentID)
 	if !good || parent < 1 || parent > 1<<31-1 {
 		s.errJSON(w, r, 60124, "")
+		return
+	}
+	o := s.cfg.Org
+	o.RLock()
+	deep := o.Dept(int(parent)) != nil && tooDeep(o, int(parent), 0)
+	o.RUnlock()
+	if deep {
+		s.errJSON(w, r, 60002, "")
 		return
 	}
 	d := simorg.Dept{ParentID: int(parent), Name: *b.Name}
@@ -164,6 +200,31 @@ func (s *Sim) departmentUpdate(w http.ResponseWriter, r *http.Request, c *cred) 
 		}
 		ou := uint32(o)
 		order = &ou
+	}
+	o := s.cfg.Org
+	o.RLock()
+	code := 0
+	if cur := o.Dept(int(id)); cur != nil {
+		np, nn := cur.ParentID, cur.Name
+		if parent != nil {
+			np = *parent
+		}
+		if b.Name != nil {
+			nn = *b.Name
+		}
+		switch {
+		case parent != nil && slices.Contains(o.Subtree(int(id)), *parent):
+			// a cycle: UpdateDept answers 60010
+		case parent != nil && *parent != cur.ParentID && o.Dept(*parent) != nil && tooDeep(o, *parent, int(id)):
+			code = 60002
+		case (parent != nil || b.Name != nil) && siblingNamed(o, np, int(id), nn):
+			code = 60008
+		}
+	}
+	o.RUnlock()
+	if code != 0 {
+		s.errJSON(w, r, code, "")
+		return
 	}
 	if _, err := s.cfg.Org.UpdateDept(int(id), b.Name, b.NameEn, parent, order); err != nil {
 		s.errJSON(w, r, orgErrCode(err), "")

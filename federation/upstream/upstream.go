@@ -7,6 +7,8 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -173,7 +175,16 @@ var (
 // NewHTTPClient returns a client for a connector: direct, or through the given HTTPS/HTTP proxies
 // ("https://user:pass@host:port"), tried in order when one cannot be reached.
 func NewHTTPClient(timeout time.Duration, proxies []string) (*http.Client, error) {
+	return NewHTTPClientTLS(timeout, proxies, nil)
+}
+
+// NewHTTPClientTLS is NewHTTPClient trusting roots (nil: the system's) for the platform's HTTPS:
+// tests reach a simulator served over TLS through a CONNECT proxy.
+func NewHTTPClientTLS(timeout time.Duration, proxies []string, roots *x509.CertPool) (*http.Client, error) {
 	key := strings.Join(proxies, "\x00")
+	if roots != nil {
+		key += fmt.Sprintf("\x00roots:%p", roots)
+	}
 	transportsMu.Lock()
 	defer transportsMu.Unlock()
 	if rt, ok := transports[key]; ok {
@@ -181,6 +192,9 @@ func NewHTTPClient(timeout time.Duration, proxies []string) (*http.Client, error
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = 32
+	if roots != nil {
+		base.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	var rt http.RoundTripper = base
 	if len(proxies) > 0 {
 		var rts []http.RoundTripper

@@ -4,6 +4,7 @@ package wecom
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -37,6 +38,8 @@ type Settings struct {
 	// RatePerSecond limits calls per API (default: the published 10,000/min per corp per API).
 	RatePerSecond float64
 	Timeout       time.Duration
+	// RootCAs, when set, are the CAs trusted for the API's HTTPS instead of the system's (tests).
+	RootCAs *x509.CertPool
 }
 
 // SettingsFrom reads a source's config and secrets maps and checks what every call needs.
@@ -97,7 +100,7 @@ func NewClient(s Settings) (*Client, error) {
 	if s.RatePerSecond == 0 {
 		s.RatePerSecond = 10000.0 / 60
 	}
-	hc, err := upstream.NewHTTPClient(s.Timeout, s.Proxies)
+	hc, err := upstream.NewHTTPClientTLS(s.Timeout, s.Proxies, s.RootCAs)
 	if err != nil {
 		return nil, err
 	}

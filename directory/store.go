@@ -131,6 +131,9 @@ type Store interface {
 
 	// AdminStore: administrator roles, platform operators and operator setup tokens.
 	AdminStore
+	// LeaseStore and SigningKeyStore: what replicas share besides the directory (leases.go).
+	LeaseStore
+	SigningKeyStore
 }
 
 // RecordQuery selects sync records.

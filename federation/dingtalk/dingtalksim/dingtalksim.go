@@ -103,6 +103,9 @@ type Sim struct {
 	// externals are the org's external contacts (外部联系人) who have logged in: unionid -> userid.
 	// getbyunionid knows them, with contact_type 1.
 	externals sync.Map
+	// stream is the Stream-mode gateway (stream.go), made on first use.
+	stream     *streamHub
+	streamOnce sync.Once
 }
 
 // New returns a simulator over cfg.Org.
@@ -151,8 +154,11 @@ func (s *Sim) ExpireTokens() {
 	}
 }
 
-// Close stops the event pusher.
-func (s *Sim) Close() { s.events.Close() }
+// Close stops the event pusher and closes the Stream connections.
+func (s *Sim) Close() {
+	s.events.Close()
+	s.hub().close()
+}
 
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
@@ -176,6 +182,7 @@ func (s *Sim) routes() {
 	s.oapi(m, "v2/user/getuserinfo", false, s.h5UserInfo)
 	m.HandleFunc("GET /oauth2/auth", s.oauthAuth)
 	s.controlRoutes()
+	s.streamRoutes()
 }
 
 // ---- oapi plumbing

@@ -112,6 +112,22 @@ func (s *Sim) post(ctx context.Context, target string, payload []byte, timeout t
 // fire builds a contact event in the configured payload shape and queues it.
 func (s *Sim) fire(eventType string, userIDs []string, deptIDs []int, diff map[string]any) {
 	now := s.cfg.Now()
+	if h := s.hub(); h.takesEvents() {
+		// Stream mode: the type and ID travel in the frame's headers, the body in data.
+		d := map[string]any{"timeStamp": strconv.FormatInt(now.UnixMilli(), 10)}
+		if userIDs != nil {
+			d["userId"] = userIDs
+		}
+		if deptIDs != nil {
+			d["deptId"] = deptIDs
+		}
+		if diff != nil {
+			d["diffInfo"] = []any{diff}
+		}
+		b, _ := json.Marshal(d)
+		h.enqueue(simkit.Token(16), eventType, b)
+		return
+	}
 	var m map[string]any
 	if s.cfg.LegacyEvents {
 		m = map[string]any{"EventType": eventType, "TimeStamp": now.UnixMilli(), "CorpId": s.cfg.CorpID}

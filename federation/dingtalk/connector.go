@@ -2,6 +2,7 @@ package dingtalk
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/qiao-gateway/qiao/federation"
@@ -33,6 +34,9 @@ type Config struct {
 	CallbackToken   string
 	AESKey          string
 	EventReceiveKey string
+	// Events (config events) is how DingTalk delivers events: EventsHTTP (the default: pushes to
+	// the callback URL) or EventsStream (the gateway holds a Stream connection; stream.go).
+	Events string
 }
 
 var _ federation.Connector = (*Config)(nil)
@@ -41,7 +45,10 @@ var _ federation.Connector = (*Config)(nil)
 // (rate_limit); Validate checks the rest.
 func ParseConfig(cfg, secrets map[string]string) (*Config, error) {
 	c := &Config{Settings: settingsFrom(cfg, secrets), CallbackDomain: cfg["callback_domain"],
-		CallbackToken: secrets["callback_token"], AESKey: secrets["aes_key"], EventReceiveKey: cfg["event_receive_key"]}
+		CallbackToken: secrets["callback_token"], AESKey: secrets["aes_key"], EventReceiveKey: cfg["event_receive_key"], Events: cfg["events"]}
+	if c.Events == "" {
+		c.Events = EventsHTTP
+	}
 	var err error
 	if c.RatePerSecond, err = upstream.ParseRateLimit(cfg["rate_limit"]); err != nil {
 		return nil, err
@@ -58,8 +65,13 @@ func parse(cfg, secrets map[string]string) (federation.Connector, error) {
 	return c, nil
 }
 
-// Validate checks what every capability needs: the app's key and secret.
-func (c *Config) Validate() error { return c.validate() }
+// Validate checks what every capability needs: the app's key and secret, and the event mode.
+func (c *Config) Validate() error {
+	if c.Events != "" && c.Events != EventsHTTP && c.Events != EventsStream {
+		return &federation.SettingError{Key: "config.events", Reason: fmt.Sprintf("%q must be http (pushes to the callback URL) or stream (a Stream connection)", c.Events)}
+	}
+	return c.validate()
+}
 
 // client checks the settings before any capability uses them, however the Config was made.
 func (c *Config) client() (*Client, error) {

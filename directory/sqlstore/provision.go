@@ -388,4 +388,3 @@ func (s *Store) ListProvisionRecords(ctx context.Context, q directory.ProvisionR
 	}
 	return out, mapErr(rows.Err(), "list provisioning records")
 }
-

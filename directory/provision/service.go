@@ -186,7 +186,9 @@ func (s *Service) pushItems(ctx context.Context, ps directory.ProvisionStore, en
 		}
 		o.rows = append(o.rows, it)
 	}
-	sort.SliceStable(order, func(i, j int) bool { return order[i].typ == directory.ProvisionDepartment && order[j].typ != directory.ProvisionDepartment })
+	sort.SliceStable(order, func(i, j int) bool {
+		return order[i].typ == directory.ProvisionDepartment && order[j].typ != directory.ProvisionDepartment
+	})
 	var done []*directory.OutboxItem
 	var later []*obj
 	for _, o := range order {

@@ -61,7 +61,8 @@ type Store struct {
 	inTx    bool
 	now     func() time.Time
 	n       *counter
-	gate    writeGate // SQLite: one writer at a time, queued in the process
+	gate    writeGate  // SQLite: one writer at a time, queued in the process
+	stmts   *stmtCache // SQLite files: prepared statements kept (nil: none)
 }
 
 // writeGate queues an SQLite database's writers in the process: one transaction or write
@@ -222,6 +223,10 @@ func open(ctx context.Context, dsn string, box *secretbox.Box, readOnly bool) (*
 		}
 		if src == ":memory:" {
 			db.SetMaxOpenConns(1)
+		} else {
+			// Idle connections kept, with their prepared statements: a connection closed after a
+			// burst is reopened (pragmas and all) at the next one.
+			db.SetMaxIdleConns(16)
 		}
 	case Postgres:
 		if readOnly {
@@ -249,6 +254,12 @@ func open(ctx context.Context, dsn string, box *secretbox.Box, readOnly bool) (*
 			s.gate = sqliteGate(src)
 		}
 		s.q = gated{counted{db, n}, s.gate}
+		if src != ":memory:" && !readOnly {
+			// Not for an in-memory database: its one connection is the transaction's while one
+			// runs, and preparing a statement for the cache would wait for it forever.
+			s.stmts = newStmtCache(db)
+			s.q = gated{counted{cachedDB{db, s.stmts}, n}, s.gate}
+		}
 	}
 	migrate := s.migrate
 	if readOnly {
@@ -371,6 +382,7 @@ func (s *Store) Close() error {
 	if s.inTx {
 		return nil
 	}
+	s.stmts.close()
 	return s.db.Close()
 }
 
@@ -388,6 +400,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx directory.Store) error) (er
 	s.n.txs.Add(1)
 	txs := *s
 	txs.q = counted{tx, s.n}
+	if s.stmts != nil {
+		txs.q = counted{cachedTx{tx, &txStmts{tx: tx, cache: s.stmts}}, s.n}
+	}
 	txs.inTx = true
 	defer func() {
 		if p := recover(); p != nil {

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/lease"
 )
 
 // apply writes the plan in one transaction, with its records, and returns whose access it took
@@ -124,7 +125,12 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 				return err
 			}
 		}
-		return flush()
+		if err := flush(); err != nil {
+			return err
+		}
+		// Under a lease (the scheduler, the event inbox), commit only while still holding it: a
+		// replica that lost it to another rolls back instead of writing over its successor.
+		return lease.CheckContext(ctx, tx)
 	})
 	if err != nil {
 		return lostAccess{}, err

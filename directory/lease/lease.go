@@ -151,8 +151,8 @@ func CheckContext(ctx context.Context, tx directory.LeaseStore) error {
 }
 
 // Keep renews the lease every TTL/3 until stop is called, and returns a context, derived from ctx
-// and carrying l, that is cancelled when the lease is lost (a renewal answered ErrLost, or none
-// succeeded before the lease would have expired). stop waits for the renewer to end.
+// and carrying l, that is cancelled when a renewal finds the lease lost. stop waits for the
+// renewer to end.
 func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 	jctx, cancel := context.WithCancelCause(WithContext(ctx, l))
 	done := make(chan struct{})
@@ -162,7 +162,6 @@ func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 		defer wg.Done()
 		t := time.NewTicker(l.TTL / 3)
 		defer t.Stop()
-		last := l.now()
 		for {
 			select {
 			case <-done:
@@ -174,15 +173,11 @@ func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 			rctx, rcancel := context.WithTimeout(jctx, l.TTL/3)
 			err := l.Renew(rctx)
 			rcancel()
-			switch {
-			case err == nil:
-				last = l.now()
-			case errors.Is(err, ErrLost):
+			// Only a definite loss stops the job. A renewal that failed otherwise (the database
+			// busy with the job's own long transaction, or briefly unreachable) is retried: if the
+			// lease was taken over meanwhile, the job's fenced commit fails anyway.
+			if errors.Is(err, ErrLost) {
 				cancel(err)
-				return
-			case l.now().Sub(last) >= l.TTL:
-				// The database did not answer for a whole TTL: another replica may hold the lease.
-				cancel(fmt.Errorf("%s: could not renew for %s: %w (%v)", l.Name, l.TTL, ErrLost, err))
 				return
 			}
 		}
@@ -214,7 +209,8 @@ func Run(ctx context.Context, st directory.LeaseStore, name, holder string, ttl 
 	return err
 }
 
-// Loop runs fn under the named lease every interval until ctx ends, on whichever replica takes the
+// Loop runs fn under the named lease every interval (the first time after one interval) until ctx
+// ends, on whichever replica takes the
 // lease first for that turn; the others skip the turn. Errors of fn are passed to onErr (nil:
 // ignored); ErrHeld is not an error.
 func Loop(ctx context.Context, st directory.LeaseStore, name, holder string, ttl, interval time.Duration,
@@ -222,14 +218,14 @@ func Loop(ctx context.Context, st directory.LeaseStore, name, holder string, ttl
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		err := Run(ctx, st, name, holder, ttl, func(ctx context.Context, _ *Lease) error { return fn(ctx) })
-		if err != nil && !errors.Is(err, ErrHeld) && ctx.Err() == nil && onErr != nil {
-			onErr(err)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		err := Run(ctx, st, name, holder, ttl, func(ctx context.Context, _ *Lease) error { return fn(ctx) })
+		if err != nil && !errors.Is(err, ErrHeld) && ctx.Err() == nil && onErr != nil {
+			onErr(err)
 		}
 	}
 }

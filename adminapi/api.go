@@ -36,6 +36,7 @@ import (
 	"github.com/qiao-gateway/qiao/access"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
+	"github.com/qiao-gateway/qiao/directory/provision"
 	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/state"
@@ -75,6 +76,8 @@ type API struct {
 	Keys *keys.Manager
 	// Access ends a person's sessions and refresh tokens (end-sessions, disable).
 	Access *access.Service
+	// Provision pushes the directory into WeCom (…/provisioning, provision.go).
+	Provision *provision.Service
 	// AccessNotify wakes the access-job worker after a change that queued a job (close, delete).
 	AccessNotify chan<- struct{}
 	ExternalURL  string
@@ -137,6 +140,7 @@ func (a *API) Init() {
 	a.registerKeys()
 	a.registerAudit()
 	a.registerEnterprises()
+	a.registerProvisioning()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

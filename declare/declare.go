@@ -121,6 +121,9 @@ func applyEnterprise(ctx context.Context, tx directory.Store, e config.Enterpris
 			res.add("closed source %s of %s: its sessions and refresh tokens end", src.ID, e.ID)
 		}
 	}
+	if err := applyProvisioning(ctx, tx, e, at, res); err != nil {
+		return err
+	}
 	clients := map[string]bool{}
 	for j, c := range e.Clients {
 		clients[c.ID] = true

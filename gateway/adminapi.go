@@ -6,7 +6,7 @@ import "github.com/qiao-gateway/qiao/adminapi"
 // by the OpenID Provider's access tokens.
 func (g *Gateway) mountAdminAPI() {
 	g.Admin = &adminapi.API{Store: g.Store, State: g.State, Sessions: g.Sessions, Tokens: g.OIDC, Sync: g.Sync, Keys: g.Keys, Access: g.Access,
-		AccessNotify: g.AccessNotify, ExternalURL: g.Config.ExternalURL, ClientIP: g.Broker.ClientIP,
+		AccessNotify: g.AccessNotify, Provision: g.Provision, ExternalURL: g.Config.ExternalURL, ClientIP: g.Broker.ClientIP,
 		CheckCallbackDomain: g.Broker.CheckCallbackDomain, Log: g.Log}
 	g.Admin.Init()
 	g.Mux.Handle(adminapi.Prefix+"/", g.Admin.Handler())

@@ -17,6 +17,30 @@ type ReconcileOptions struct {
 	Trigger string // manual (default), schedule
 	DryRun  bool   // plan and record, change nothing
 	Force   bool   // go past deletion protection
+	// OnStart, when set, is called with the task once it is recorded (StartReconcile).
+	OnStart func(*directory.ProvisionTask)
+}
+
+// StartReconcile starts a reconcile in the background and returns its task once recorded.
+func (s *Service) StartReconcile(ctx context.Context, ent string, opt ReconcileOptions) (*directory.ProvisionTask, error) {
+	started := make(chan *directory.ProvisionTask, 1)
+	failed := make(chan error, 1)
+	opt.OnStart = func(t *directory.ProvisionTask) {
+		c := *t // the reconcile goes on changing its own
+		c.Counts = map[string]int{}
+		started <- &c
+	}
+	go func() {
+		if _, err := s.Reconcile(context.WithoutCancel(ctx), ent, opt); err != nil {
+			failed <- err
+		}
+	}()
+	select {
+	case t := <-started:
+		return t, nil
+	case err := <-failed:
+		return nil, err
+	}
 }
 
 // Reconcile reads the target under its root department, plans the creates, updates, moves and
@@ -43,6 +67,9 @@ func (s *Service) Reconcile(ctx context.Context, ent string, opt ReconcileOption
 	task := &directory.ProvisionTask{EnterpriseID: ent, Trigger: opt.Trigger, DryRun: opt.DryRun, Counts: map[string]int{}}
 	if err := ps.CreateProvisionTask(ctx, task); err != nil {
 		return nil, err
+	}
+	if opt.OnStart != nil {
+		opt.OnStart(task)
 	}
 	p, err := s.pusher(ctx, ps, t, task.ID, opt.DryRun)
 	finish := func(status directory.TaskStatus, reason string) (*directory.ProvisionTask, error) {

@@ -318,14 +318,23 @@ func (s *Service) schedule(ctx context.Context) {
 		return
 	}
 	for _, t := range ts {
-		if !t.Enabled || t.Settings.CycleHours <= 0 {
+		if !t.Enabled {
 			continue
 		}
 		last, err := ps.ListProvisionTasks(ctx, t.EnterpriseID, 1)
-		if err != nil || (len(last) > 0 && s.now().Sub(last[0].StartedAt) < time.Duration(t.Settings.CycleHours)*time.Hour) {
+		if err != nil {
 			continue
 		}
-		if _, err := s.Reconcile(ctx, t.EnterpriseID, ReconcileOptions{Trigger: "schedule"}); err != nil {
+		// A new target gets its initial push (what the directory held before the target
+		// existed wrote no outbox rows); after that, every cycle.
+		trigger := "initial"
+		if len(last) > 0 {
+			if t.Settings.CycleHours <= 0 || s.now().Sub(last[0].StartedAt) < time.Duration(t.Settings.CycleHours)*time.Hour {
+				continue
+			}
+			trigger = "schedule"
+		}
+		if _, err := s.Reconcile(ctx, t.EnterpriseID, ReconcileOptions{Trigger: trigger}); err != nil {
 			s.log().Warn("provisioning: scheduled reconcile", "enterprise", t.EnterpriseID, "err", err)
 		}
 	}

@@ -87,6 +87,8 @@ type Enterprise struct {
 	// Admins are the people of the enterprise's directory who administer it through the admin
 	// API, by username, each with a role: owner, admin or auditor.
 	Admins []Admin `yaml:"admins"`
+	// Provisioning pushes the directory into a WeCom corp (provisioning.go).
+	Provisioning *Provisioning `yaml:"provisioning"`
 }
 
 // Admin grants a person of the enterprise's directory a role in the admin API.
@@ -630,6 +632,9 @@ func (e *Enterprise) validate(at string) error {
 				return &Error{key, err.Error()}
 			}
 		}
+	}
+	if err := e.Provisioning.validate(at+".provisioning", e); err != nil {
+		return err
 	}
 	seen = map[string]bool{}
 	for j, cl := range e.Clients {

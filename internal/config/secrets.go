@@ -156,6 +156,9 @@ func (c *Config) resolveSecrets(base string, env func(string) string) error {
 				s.Secrets = resolved
 			}
 		}
+		if err := e.Provisioning.resolveSecrets(fmt.Sprintf("enterprises[%d].provisioning.secrets", i), base, env); err != nil {
+			return err
+		}
 		for j := range e.Clients {
 			cl := &e.Clients[j]
 			if err := resolveOne(fmt.Sprintf("enterprises[%d].clients[%d].secret", i, j), &cl.Secret, cl.SecretFile, base, env); err != nil {

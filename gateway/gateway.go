@@ -29,7 +29,6 @@ import (
 	"github.com/qiao-gateway/qiao/declare"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
-	"github.com/qiao-gateway/qiao/directory/provision"
 	"github.com/qiao-gateway/qiao/federation"
 	"github.com/qiao-gateway/qiao/federation/connectors"
 	"github.com/qiao-gateway/qiao/federation/wecom"
@@ -88,9 +87,6 @@ type Gateway struct {
 	// AccessNotify wakes the access-job worker after a change made in this process.
 	AccessNotify chan struct{}
 	handler      http.Handler
-
-	// Provision pushes enterprises' directories into WeCom (provision.go).
-	Provision *provision.Service
 }
 
 // Option changes how New builds a gateway.
@@ -180,7 +176,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		OIDC: g.OIDC, SAML: g.SAML, UserSessions: g.Sessions, Log: log}
 	g.Sync.Access = g.Access
 	g.reportCallbackDomains(ctx)
-	g.initProvision()
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.routes()
 	g.handler = httpx.WithRequestID(httpx.Observe(log, httpx.NewMetrics(g.Registry), httpx.ClientIP(trusted),
@@ -244,6 +239,7 @@ func (g *Gateway) routes() {
 	g.SAML.Routes(m)
 	g.OIDC.Routes(m)
 	g.mountAdminAPI()
+	g.mountConsole()
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if name := strings.TrimPrefix(r.URL.Path, "/"); (r.Method == http.MethodGet || r.Method == http.MethodHead) && wecom.IsDomainVerifyFile(name) {
 			if content, ok := g.domainVerification(r.Context(), name); ok {
@@ -334,19 +330,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(g.Log.Handler(), slog.LevelWarn),
 	}
-	go g.watchKeys(ctx)
-	if g.Config.SyncScheduler == nil || *g.Config.SyncScheduler {
-		go g.Sync.Schedule(ctx, time.Minute)
-	}
-	// The inbox worker resumes whatever was stored before a restart, then applies new events as
-	// they arrive.
-	go g.Sync.ProcessEvents(ctx, g.eventNotify, time.Second)
-	// Access jobs (a source closed or deleted, an app disabled): queued by config apply, the CLI or
-	// another replica, run by whichever replica claims them first.
-	go g.Access.ProcessJobs(ctx, g.AccessNotify, time.Second)
-	go g.sweepRefreshTokens(ctx, time.Hour)
-	// The provisioning outbox: every replica works it (claims); one worker per process.
-	go g.Provision.Run(ctx)
+	g.startJobs(ctx) // scaleout.go: singleton jobs under leases
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -361,25 +345,6 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
 	return nil
-}
-
-// sweepRefreshTokens deletes refresh tokens a day after they expired (until then a presented
-// expired token is still recognised as ours and refused as expired).
-func (g *Gateway) sweepRefreshTokens(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := g.Store.DeleteExpiredRefreshTokens(ctx, time.Now().Add(-24*time.Hour)); err != nil {
-				g.Log.Warn("delete expired refresh tokens", "err", err)
-			} else if n > 0 {
-				g.Log.Info("deleted expired refresh tokens", "count", n)
-			}
-		}
-	}
 }
 
 // watchKeys picks up rotations made by `qiao keys rotate` or another replica sharing the keys dir.

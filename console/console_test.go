@@ -1,0 +1,77 @@
+package console
+
+import (
+	"io/fs"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestEveryTextIsTranslated: every {{t "…"}} of the templates, every label of the forms and
+// every flash message has its Chinese.
+func TestEveryTextIsTranslated(t *testing.T) {
+	lit := regexp.MustCompile(`\{\{-?\s*t\s+"([^"]+)"`)
+	var missing []string
+	err := fs.WalkDir(templateFiles, "templates", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(templateFiles, path)
+		if err != nil {
+			return err
+		}
+		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
+			if _, ok := zhText[m[1]]; !ok {
+				missing = append(missing, path+": "+m[1])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var more []string
+	for _, f := range append(append([]kindField{}, wecomInputs...), dingtalkInputs...) {
+		more = append(more, f.Label)
+	}
+	for _, f := range flashes {
+		more = append(more, f)
+	}
+	more = append(more, recordActions...)
+	for _, s := range more {
+		if _, ok := zhText[s]; !ok {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("no Chinese for:\n%s", strings.Join(missing, "\n"))
+	}
+}
+
+// TestTemplatesParse: both languages' template sets parse.
+func TestTemplatesParse(t *testing.T) {
+	c := &Console{}
+	if err := c.Init(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProblemFields: an API field error lands beside the form's input of the same JSON path;
+// an item of a list beside the list.
+func TestProblemFields(t *testing.T) {
+	p := &problem{}
+	p.Errors = append(p.Errors, struct {
+		Message  string `json:"message"`
+		Location string `json:"location"`
+	}{"bad", "body.wecom.corp_id"}, struct {
+		Message  string `json:"message"`
+		Location string `json:"location"`
+	}{"must be name", "body.sync.field_mappings[0].local"}, struct {
+		Message  string `json:"message"`
+		Location string `json:"location"`
+	}{"whole", "body"})
+	f := p.fields()
+	if f["wecom.corp_id"] != "bad" || f["sync.field_mappings"] != "must be name" || len(f) != 2 {
+		t.Fatalf("fields %v", f)
+	}
+}

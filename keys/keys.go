@@ -1,6 +1,7 @@
 // Package keys owns qiao's signing keys: RS256 and ES256 keys for OIDC tokens and an RSA key with
-// a self-signed certificate for SAML. They are generated on first start, persisted as PEM files
-// (0600) beside a manifest, served from memory, and rotated with a grace period during which the
+// a self-signed certificate for SAML. They are generated on first start, persisted in the
+// database every replica shares (sealed with the master key; store.go) or as PEM files (0600)
+// beside a manifest, served from memory, and rotated with a grace period during which the
 // previous public key stays published.
 package keys
 
@@ -22,10 +23,13 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qiao-gateway/qiao/directory"
 )
 
 // Algorithms and uses.
@@ -80,12 +84,14 @@ type snapshot struct {
 	active    map[string]*Key
 	published []*Key // active and retired-but-unexpired, newest first
 	jwks      []byte
-	modTime   time.Time
+	modTime   time.Time // a keys directory: the manifest's
+	version   string    // a database: the stored set's fingerprint
 }
 
-// Manager holds the key set of one keys directory.
+// Manager holds the key set of one keys directory (Open) or of the database (OpenStore).
 type Manager struct {
 	dir     string
+	db      directory.Store // set: the keys live in the database (store.go); dir is only imported
 	grace   time.Duration
 	now     func() time.Time
 	mu      sync.Mutex // serializes writers (rotation, reload)
@@ -252,7 +258,16 @@ func writeNew(path string, data []byte) error {
 	return f.Close()
 }
 
-func (m *Manager) generate(alg string) (*manifestEntry, error) {
+// material is a new key in its stored forms.
+type material struct {
+	kid     string
+	signer  crypto.Signer
+	der     []byte // PKCS#8
+	certDER []byte // SAML only
+	created time.Time
+}
+
+func (m *Manager) newMaterial(alg string) (*material, error) {
 	var signer crypto.Signer
 	var err error
 	switch alg {
@@ -274,18 +289,27 @@ func (m *Manager) generate(alg string) (*manifestEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: encode %s key: %w", alg, err)
 	}
-	now := m.now().UTC()
-	e := &manifestEntry{ID: kid, Alg: alg, File: kid + ".pem", CreatedAt: now}
-	if err := writeNew(filepath.Join(m.dir, e.File), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	mat := &material{kid: kid, signer: signer, der: der, created: m.now().UTC()}
+	if alg == SAML {
+		if mat.certDER, err = selfSigned(signer, mat.created); err != nil {
+			return nil, err
+		}
+	}
+	return mat, nil
+}
+
+func (m *Manager) generate(alg string) (*manifestEntry, error) {
+	mat, err := m.newMaterial(alg)
+	if err != nil {
+		return nil, err
+	}
+	e := &manifestEntry{ID: mat.kid, Alg: alg, File: mat.kid + ".pem", CreatedAt: mat.created}
+	if err := writeNew(filepath.Join(m.dir, e.File), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mat.der})); err != nil {
 		return nil, err
 	}
 	if alg == SAML {
-		cert, err := selfSigned(signer, now)
-		if err != nil {
-			return nil, err
-		}
-		e.CertFile = kid + ".crt"
-		if err := writeNew(filepath.Join(m.dir, e.CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert})); err != nil {
+		e.CertFile = mat.kid + ".crt"
+		if err := writeNew(filepath.Join(m.dir, e.CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: mat.certDER})); err != nil {
 			return nil, err
 		}
 	}
@@ -322,32 +346,10 @@ func (m *Manager) readKey(e manifestEntry) (*Key, error) {
 	if blk == nil || blk.Type != "PRIVATE KEY" {
 		return nil, fmt.Errorf("keys: %s is not a PEM private key: restore it from backup, or remove its entry from %s and restart to generate a new one", path, manifestName)
 	}
-	pk, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("keys: %s is corrupt (%v): restore it from backup", path, err)
-	}
-	signer, ok := pk.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("keys: %s holds an unsupported key type", path)
-	}
-	switch k := signer.(type) {
-	case *rsa.PrivateKey:
-		if e.Alg != RS256 && e.Alg != SAML {
-			return nil, fmt.Errorf("keys: %s holds an RSA key but the manifest says %s", path, e.Alg)
-		}
-	case *ecdsa.PrivateKey:
-		if e.Alg != ES256 || k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("keys: %s holds an EC key that does not fit %s", path, e.Alg)
-		}
-	default:
-		return nil, fmt.Errorf("keys: %s holds an unsupported key type", path)
-	}
-	if kid, _ := Thumbprint(signer.Public()); kid != e.ID {
-		return nil, fmt.Errorf("keys: %s does not hold key %s named in %s", path, e.ID, manifestName)
-	}
-	key := &Key{ID: e.ID, Alg: e.Alg, Signer: signer, CreatedAt: e.CreatedAt, RetiredAt: e.RetiredAt, ExpiresAt: e.ExpiresAt}
+	var certDER []byte
+	cpath := ""
 	if e.Alg == SAML {
-		cpath := filepath.Join(m.dir, filepath.Base(e.CertFile))
+		cpath = filepath.Join(m.dir, filepath.Base(e.CertFile))
 		cb, err := os.ReadFile(cpath)
 		if err != nil {
 			return nil, fmt.Errorf("keys: read %s: %w", cpath, err)
@@ -356,12 +358,50 @@ func (m *Manager) readKey(e manifestEntry) (*Key, error) {
 		if cblk == nil || cblk.Type != "CERTIFICATE" {
 			return nil, fmt.Errorf("keys: %s is not a PEM certificate: restore it from backup", cpath)
 		}
-		cert, err := x509.ParseCertificate(cblk.Bytes)
+		certDER = cblk.Bytes
+	}
+	key, err := parseKey(e.ID, e.Alg, blk.Bytes, certDER, path, cpath)
+	if err != nil {
+		return nil, err
+	}
+	key.CreatedAt, key.RetiredAt, key.ExpiresAt = e.CreatedAt, e.RetiredAt, e.ExpiresAt
+	return key, nil
+}
+
+// parseKey checks a stored key (PKCS#8 DER, and the certificate's DER for SAML) against the ID
+// and algorithm it is stored under; where and certWhere name them in errors.
+func parseKey(kid, alg string, der, certDER []byte, where, certWhere string) (*Key, error) {
+	pk, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s is corrupt (%v): restore it from backup", where, err)
+	}
+	signer, ok := pk.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("keys: %s holds an unsupported key type", where)
+	}
+	switch k := signer.(type) {
+	case *rsa.PrivateKey:
+		if alg != RS256 && alg != SAML {
+			return nil, fmt.Errorf("keys: %s holds an RSA key but is listed as %s", where, alg)
+		}
+	case *ecdsa.PrivateKey:
+		if alg != ES256 || k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("keys: %s holds an EC key that does not fit %s", where, alg)
+		}
+	default:
+		return nil, fmt.Errorf("keys: %s holds an unsupported key type", where)
+	}
+	if got, _ := Thumbprint(signer.Public()); got != kid {
+		return nil, fmt.Errorf("keys: %s does not hold key %s", where, kid)
+	}
+	key := &Key{ID: kid, Alg: alg, Signer: signer}
+	if alg == SAML {
+		cert, err := x509.ParseCertificate(certDER)
 		if err != nil {
-			return nil, fmt.Errorf("keys: %s is corrupt (%v): restore it from backup", cpath, err)
+			return nil, fmt.Errorf("keys: %s is corrupt (%v): restore it from backup", certWhere, err)
 		}
 		if pub, ok := cert.PublicKey.(*rsa.PublicKey); !ok || !pub.Equal(signer.Public()) {
-			return nil, fmt.Errorf("keys: certificate %s does not match key %s", cpath, path)
+			return nil, fmt.Errorf("keys: certificate %s does not match key %s", certWhere, where)
 		}
 		key.Cert = cert
 	}
@@ -387,15 +427,20 @@ func (m *Manager) load(man *manifest) error {
 		}
 		snap.published = append(snap.published, k)
 	}
+	if st, err := os.Stat(filepath.Join(m.dir, manifestName)); err == nil {
+		snap.modTime = st.ModTime()
+	}
+	return m.publish(snap)
+}
+
+// publish completes a snapshot (order, JWKS) and makes it the current key set.
+func (m *Manager) publish(snap *snapshot) error {
 	sort.SliceStable(snap.published, func(i, j int) bool { return snap.published[i].CreatedAt.After(snap.published[j].CreatedAt) })
 	jwks, err := buildJWKS(snap.published)
 	if err != nil {
 		return err
 	}
 	snap.jwks = jwks
-	if st, err := os.Stat(filepath.Join(m.dir, manifestName)); err == nil {
-		snap.modTime = st.ModTime()
-	}
 	m.snap.Store(snap)
 	return nil
 }
@@ -435,8 +480,16 @@ func (m *Manager) Rotate(algs ...string) ([]*Key, error) {
 	if len(algs) == 0 {
 		algs = Algs
 	}
+	for _, alg := range algs {
+		if !slices.Contains(Algs, alg) {
+			return nil, fmt.Errorf("keys: unknown algorithm %q (want RS256, ES256 or SAML)", alg)
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.db != nil {
+		return m.rotateStore(algs)
+	}
 	man, err := m.readManifest()
 	if err != nil {
 		return nil, err
@@ -494,10 +547,14 @@ func (m *Manager) Rotate(algs ...string) ([]*Key, error) {
 }
 
 // Reload re-reads the manifest when it changed on disk (a rotation by another process or replica
-// sharing the directory). It keeps the current keys on any error.
+// sharing the directory), or the database's key set when it changed. It keeps the current keys on
+// any error.
 func (m *Manager) Reload() (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.db != nil {
+		return m.reloadStore()
+	}
 	st, err := os.Stat(filepath.Join(m.dir, manifestName))
 	if err != nil {
 		return false, fmt.Errorf("keys: %w", err)

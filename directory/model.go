@@ -255,6 +255,9 @@ type UserLink struct {
 	Departments  []string        // upstream department IDs
 	Upstream     json.RawMessage // the upstream record as last read
 	UpdatedAt    time.Time
+	// SyncHash is the sync's fingerprint of what it last wrote (dirsync); empty when anything
+	// else wrote the link, which makes the next sync compare the person field by field.
+	SyncHash string
 }
 
 // Group is a named set of users within an enterprise.

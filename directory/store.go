@@ -50,6 +50,9 @@ type Store interface {
 	DeleteUserLink(ctx context.Context, enterpriseID, sourceID, upstreamID string) error
 	// SourceUsers returns every link of a source with its user, in one query.
 	SourceUsers(ctx context.Context, enterpriseID, sourceID string) ([]LinkedUser, error)
+	// SourceLinkStates returns every link of a source reduced to what tells a sync whether the
+	// person changed since it last wrote them: the link's SyncHash and the user's UpdatedAt.
+	SourceLinkStates(ctx context.Context, enterpriseID, sourceID string) ([]LinkState, error)
 
 	PutGroup(ctx context.Context, g *Group) error
 	GetGroup(ctx context.Context, enterpriseID, id string) (*Group, error)
@@ -159,4 +162,12 @@ type AuditQuery struct {
 type LinkedUser struct {
 	Link *UserLink
 	User *User
+}
+
+// LinkState is a link of a source in brief (Store.SourceLinkStates).
+type LinkState struct {
+	UpstreamID    string
+	UserID        string
+	SyncHash      string
+	UserUpdatedAt time.Time
 }

@@ -44,7 +44,10 @@ func main() {
 	limits := flag.Bool("limits", false, "published rate limits on (simulator and client)")
 	simOnly := flag.String("sim", "", "internal: run only the simulator on this address")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile when the apply starts")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the full sync (the first run) to this file")
+	resyncProfile := flag.String("resync-cpuprofile", "", "write a CPU profile of the no-change re-sync to this file")
 	flag.Parse()
+	cpuProfileFile, resyncProfileFile = *cpuProfile, *resyncProfile
 	if *simOnly != "" {
 		runSim(*platform, *users, *limits, *simOnly)
 		return
@@ -77,7 +80,25 @@ func runSim(platform string, users int, limits bool, addr string) {
 	_ = http.Serve(ln, h)
 }
 
-var memProfile string
+var memProfile, cpuProfileFile, resyncProfileFile string
+
+// startCPU starts a CPU profile into file (nothing when file is empty); the returned func stops it.
+func startCPU(file string) func() {
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "syncbench: cpu profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "syncbench: cpu profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
 
 func progress(p dirsync.Progress) {
 	if memProfile == "" || p.Phase != "apply" || p.Applied != 0 {
@@ -176,7 +197,9 @@ func run(platform string, users int, storage string, limits bool) error {
 			return connectors.Reader(string(s.Kind), s.Config, s.Secrets)
 		}}
 	start := time.Now()
+	stopCPU := startCPU(cpuProfileFile)
 	res, err := eng.Run(ctx, "bench", platform, dirsync.Options{Progress: progress})
+	stopCPU()
 	if err != nil {
 		return err
 	}
@@ -187,7 +210,9 @@ func run(platform string, users int, storage string, limits bool) error {
 	fmt.Printf("full sync:      %s, %v, wall %.1fs, peak RSS %.0f MiB, API calls %d (departments %d; target ≤ departments + users/100 + 10 = %d)\n",
 		res.Task.Status, res.Task.Counts, wall.Seconds(), fullPeak, res.Info.Calls, len(d), len(d)+users/100+10)
 	start = time.Now()
+	stopCPU = startCPU(resyncProfileFile)
 	again, err := eng.Run(ctx, "bench", platform, dirsync.Options{})
+	stopCPU()
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,13 @@ type upUser struct {
 	Depts   []string
 	Raw     json.RawMessage
 	m       mapped
+	hash    string // upstreamHash
+}
+
+// newUpUser maps an upstream user to local terms and fingerprints the result.
+func newUpUser(src *directory.IdentitySource, u *federation.User) *upUser {
+	m := mapUser(src, u)
+	return &upUser{UserID: u.UserID, UnionID: u.UnionID, Depts: u.Depts, Raw: u.Raw, m: m, hash: upstreamHash(&m, u.UnionID, u.Depts)}
 }
 
 // plan compares the upstream snapshot with the local copy of the source. With only set (an event),
@@ -66,16 +73,35 @@ func (e *Engine) plan(ctx context.Context, src *directory.IdentitySource, depts 
 	return p, e.planUsers(ctx, src, p, up, order, nil)
 }
 
+// planUsers plans the users of up. A full sync (only nil) first reads the source's links in brief
+// and counts unchanged, without loading or comparing them, the linked users whose fingerprint
+// says they are as the source's last apply left them (fingerprint.go).
 func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p *Plan, up map[string]*upUser, order []string, only map[string]bool) error {
 	p.Authoritative = directory.IsAuthoritative(src)
 	ent := src.EnterpriseID
 	var linked []directory.LinkedUser
+	var known *knownLinks
 	var err error
-	if only == nil {
-		if linked, err = e.Store.SourceUsers(ctx, ent, src.ID); err != nil {
+	switch {
+	case only == nil:
+		if known, err = e.loadKnownLinks(ctx, ent, src.ID); err != nil {
 			return err
 		}
-	} else {
+		for id, u := range up {
+			known.same(id, u.hash)
+		}
+		// Load only the linked users that are to be compared (changed upstream or locally) or
+		// removed (linked, not read).
+		need := map[string]bool{}
+		for id := range known.byUp {
+			if !known.unchanged[id] {
+				need[id] = true
+			}
+		}
+		if linked, err = e.sourceUsersFor(ctx, ent, src.ID, need); err != nil {
+			return err
+		}
+	default:
 		for id := range only {
 			l, err := e.Store.GetUserLink(ctx, ent, src.ID, id)
 			if errors.Is(err, directory.ErrNotFound) {
@@ -96,6 +122,18 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 	for _, lu := range linked {
 		byUp[lu.Link.UpstreamID] = lu
 		linkedUser[lu.User.ID] = true
+	}
+	seenUp := make(map[string]bool, len(up))
+	if known != nil {
+		for _, st := range known.byUp {
+			linkedUser[st.UserID] = true // not to be matched to a new upstream user
+		}
+		for id := range known.unchanged {
+			seenUp[id] = true
+		}
+		if len(known.unchanged) > 0 {
+			p.Unchanged["user"] += len(known.unchanged)
+		}
 	}
 	// Users of the enterprise not linked to this source, for identity matching.
 	var byUsername map[string]*directory.User
@@ -131,10 +169,12 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 	}
 	claimed := map[string]string{} // local user ID -> upstream ID that claimed it in this plan
 	usernames := map[string]bool{}
-	seenUp := make(map[string]bool, len(up))
 	for _, id := range order {
 		u := up[id]
 		seenUp[id] = true
+		if known != nil && known.unchanged[id] {
+			continue
+		}
 		if !validUserID(src.Kind, u.UserID) {
 			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw,
 				Error: fmt.Sprintf("userid %q breaks the platform's userid rules; skipped", u.UserID)})
@@ -154,9 +194,9 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 				p.Unchanged["user"]++
 				continue
 			case !userChanged && deptsChanged:
-				p.Users = append(p.Users, UserChange{Action: ActMove, UpstreamID: u.UserID, Upstream: u.Raw, Before: cur.User, After: cur.User, LinkBefore: cur.Link, LinkAfter: link})
+				p.Users = append(p.Users, UserChange{Action: ActMove, UpstreamID: u.UserID, Upstream: u.Raw, Before: cur.User, After: cur.User, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash})
 			default:
-				ch := UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, Before: cur.User, After: after, LinkBefore: cur.Link, LinkAfter: link}
+				ch := UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, Before: cur.User, After: after, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash}
 				if cur.User.Status == directory.UserActive && after.Status != directory.UserActive {
 					ch.Departs = true
 					if after.Status == directory.UserDeparted {
@@ -219,7 +259,7 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			after := apply(cu, m, src.ID)
 			after.Username = cu.Username // a matched user keeps their username
 			link.UserID = cu.ID
-			p.Users = append(p.Users, UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, Before: cu, After: after, LinkAfter: link})
+			p.Users = append(p.Users, UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, Before: cu, After: after, LinkAfter: link, hash: u.hash})
 			continue
 		}
 		nu := &directory.User{EnterpriseID: ent, Username: m.Username, Name: m.Name, Email: m.Email, Mobile: m.Mobile, Status: m.Status, Attributes: m.Attrs}
@@ -227,7 +267,7 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			nu.Username = m.Username + "@" + src.ID
 		}
 		usernames[nu.Username] = true
-		p.Users = append(p.Users, UserChange{Action: ActCreate, UpstreamID: u.UserID, Upstream: u.Raw, After: nu, LinkAfter: link})
+		p.Users = append(p.Users, UserChange{Action: ActCreate, UpstreamID: u.UserID, Upstream: u.Raw, After: nu, LinkAfter: link, hash: u.hash})
 	}
 	for _, lu := range linked {
 		if seenUp[lu.Link.UpstreamID] {

@@ -204,7 +204,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 			if _, dup := up[u.UserID]; dup {
 				return nil
 			}
-			up[u.UserID] = &upUser{UserID: u.UserID, UnionID: u.UnionID, Depts: u.Depts, Raw: u.Raw, m: mapUser(src, &u)}
+			up[u.UserID] = newUpUser(src, &u)
 			order = append(order, u.UserID)
 			n++
 			if n%1000 == 0 {
@@ -217,14 +217,18 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 			return fail(fmt.Errorf("read users: %w", err))
 		}
 	}
-	progress(Progress{Phase: "plan", Depts: len(depts), Users: len(up)})
+	nUsers := len(up)
+	progress(Progress{Phase: "plan", Depts: len(depts), Users: nUsers})
 	plan, err := e.plan(ctx, src, depts, up, order, nil)
 	if err != nil {
 		return fail(fmt.Errorf("plan: %w", err))
 	}
+	// The plan holds what it needs of the upstream users; nothing below uses up or order, so the
+	// collector frees them before the apply's allocations (the progress reports count nUsers,
+	// not len(up), for that).
 	res.Plan = plan
 	counts := plan.Counts()
-	progress(Progress{Phase: "plan", Depts: len(depts), Users: len(up), Planned: len(plan.Depts) + len(plan.Users)})
+	progress(Progress{Phase: "plan", Depts: len(depts), Users: nUsers, Planned: len(plan.Depts) + len(plan.Users)})
 	if plan.UserDeletes > src.Sync.DeleteUsers || plan.DeptDeletes > src.Sync.DeleteDepts {
 		reason := fmt.Sprintf("deletion protection: the task would remove %d users (threshold %d) and %d departments (threshold %d); "+
 			"nothing was applied. If the upstream change is intended, raise the thresholds for one run or check the app's visibility scope",
@@ -254,9 +258,9 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 		return fail(fmt.Errorf("read what events changed: %w", err))
 	}
 	counts = plan.Counts()
-	progress(Progress{Phase: "apply", Depts: len(depts), Users: len(up), Planned: len(plan.Depts) + len(plan.Users)})
+	progress(Progress{Phase: "apply", Depts: len(depts), Users: nUsers, Planned: len(plan.Depts) + len(plan.Users)})
 	lost, err := e.apply(ctx, task, plan, func(n int) {
-		progress(Progress{Phase: "apply", Depts: len(depts), Users: len(up), Planned: len(plan.Depts) + len(plan.Users), Applied: n})
+		progress(Progress{Phase: "apply", Depts: len(depts), Users: nUsers, Planned: len(plan.Depts) + len(plan.Users), Applied: n})
 	})
 	if err != nil {
 		return fail(fmt.Errorf("apply (rolled back, nothing changed): %w", err))
@@ -269,7 +273,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 			e.log().Info("deleted old sync tasks", "tasks", n)
 		}
 	}
-	progress(Progress{Phase: "done", Depts: len(depts), Users: len(up), Planned: len(plan.Depts) + len(plan.Users), Applied: len(plan.Depts) + len(plan.Users)})
+	progress(Progress{Phase: "done", Depts: len(depts), Users: nUsers, Planned: len(plan.Depts) + len(plan.Users), Applied: len(plan.Depts) + len(plan.Users)})
 	return finish(directory.TaskSucceeded, "", counts)
 }
 

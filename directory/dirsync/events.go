@@ -160,7 +160,7 @@ func (e *Engine) RunEvent(ctx context.Context, se *directory.SourceEvent) (*dire
 			}
 			u.Depts = kept
 			if _, dup := up[u.UserID]; !dup {
-				up[u.UserID] = &upUser{UserID: u.UserID, UnionID: u.UnionID, Depts: u.Depts, Raw: u.Raw, m: mapUser(src, &u)}
+				up[u.UserID] = newUpUser(src, &u)
 				order = append(order, u.UserID)
 			}
 		}

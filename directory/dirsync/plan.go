@@ -48,6 +48,7 @@ type UserChange struct {
 	// DropLink removes the link instead of writing it (the upstream user is gone).
 	DropLink bool
 	Error    string
+	hash     string // the upstream fingerprint, for the link's SyncHash
 }
 
 // Plan is what a task will do.

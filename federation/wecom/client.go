@@ -141,17 +141,26 @@ func (c *Client) token(ctx context.Context, secret string) (string, error) {
 
 // raw performs one HTTP exchange and decodes its JSON answer.
 func (c *Client) raw(ctx context.Context, api, method, path string, body []byte, out any) error {
-	status, data, err := c.http.Do(ctx, api, method, c.s.APIBase+path, body, nil)
+	data, err := c.exchange(ctx, api, method, path, body)
 	if err != nil {
 		return err
-	}
-	if status != http.StatusOK {
-		return &federation.Error{Platform: "WeCom", API: api, Message: fmt.Sprintf("HTTP %d from %s", status, c.s.APIBase)}
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return &federation.Error{Platform: "WeCom", API: api, Message: "malformed JSON answer", Err: err}
 	}
 	return nil
+}
+
+// exchange performs one HTTP exchange and returns the body of a 200 answer.
+func (c *Client) exchange(ctx context.Context, api, method, path string, body []byte) ([]byte, error) {
+	status, data, err := c.http.Do(ctx, api, method, c.s.APIBase+path, body, nil)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, &federation.Error{Platform: "WeCom", API: api, Message: fmt.Sprintf("HTTP %d from %s", status, c.s.APIBase)}
+	}
+	return data, nil
 }
 
 var fromIP = regexp.MustCompile(`from ip: ([0-9a-fA-F.:]+)`)
@@ -208,8 +217,10 @@ func (c *Client) Call(ctx context.Context, api, method string, query url.Values,
 			q[k] = v
 		}
 		q.Set("access_token", tok)
-		var raw json.RawMessage
-		if err := c.raw(ctx, api, method, "/cgi-bin/"+api+"?"+q.Encode(), payload, &raw); err != nil {
+		// The body is decoded twice (errcode, then out), not copied first: a 100k-user read
+		// decodes 100 MB of answers.
+		raw, err := c.exchange(ctx, api, method, "/cgi-bin/"+api+"?"+q.Encode(), payload)
+		if err != nil {
 			return err
 		}
 		var e apiError

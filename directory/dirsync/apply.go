@@ -62,6 +62,7 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 					return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
 				}
 				uc.LinkAfter.UserID = uc.After.ID
+				uc.LinkAfter.SyncHash = syncHash(uc.hash, uc.After.UpdatedAt)
 				if err := tx.PutUserLink(ctx, uc.LinkAfter); err != nil {
 					return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
 				}
@@ -71,6 +72,8 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 						return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
 					}
 				}
+				// uc.After is the user as now stored (UpdateUser set its UpdatedAt; a move left it).
+				uc.LinkAfter.SyncHash = syncHash(uc.hash, uc.After.UpdatedAt)
 				if err := tx.PutUserLink(ctx, uc.LinkAfter); err != nil {
 					return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
 				}

@@ -29,6 +29,8 @@ import (
 	"github.com/qiao-gateway/qiao/declare"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/dirsync"
+	"github.com/qiao-gateway/qiao/directory/lease"
+	"github.com/qiao-gateway/qiao/directory/provision"
 	"github.com/qiao-gateway/qiao/federation"
 	"github.com/qiao-gateway/qiao/federation/connectors"
 	"github.com/qiao-gateway/qiao/federation/wecom"
@@ -87,6 +89,9 @@ type Gateway struct {
 	// AccessNotify wakes the access-job worker after a change made in this process.
 	AccessNotify chan struct{}
 	handler      http.Handler
+
+	// Provision pushes enterprises' directories into WeCom (provision.go).
+	Provision *provision.Service
 }
 
 // Option changes how New builds a gateway.
@@ -176,6 +181,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		OIDC: g.OIDC, SAML: g.SAML, UserSessions: g.Sessions, Log: log}
 	g.Sync.Access = g.Access
 	g.reportCallbackDomains(ctx)
+	g.initProvision()
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.routes()
 	g.handler = httpx.WithRequestID(httpx.Observe(log, httpx.NewMetrics(g.Registry), httpx.ClientIP(trusted),
@@ -331,6 +337,8 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(g.Log.Handler(), slog.LevelWarn),
 	}
 	g.startJobs(ctx) // scaleout.go: singleton jobs under leases
+	// Provisioning: the outbox on every replica (claims), its reconciles under a lease.
+	go g.runProvision(ctx, lease.Holder())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

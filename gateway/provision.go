@@ -1,18 +1,47 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/lease"
 	"github.com/qiao-gateway/qiao/directory/provision"
 	"github.com/qiao-gateway/qiao/federation"
 	"github.com/qiao-gateway/qiao/federation/wecom"
 )
 
-// initProvision builds outbound provisioning (directory/provision): its worker runs in Serve, one
-// per process; the outbox's claims keep replicas from pushing an item twice.
+// LeaseProvisionScheduler is the lease of the provisioning reconciles (initial and cyclic): one
+// replica runs them at a time.
+const LeaseProvisionScheduler = "provision-scheduler"
+
+// initProvision builds outbound provisioning (directory/provision).
 func (g *Gateway) initProvision() {
 	g.Provision = &provision.Service{Store: g.Store, Log: g.Log, Open: OpenProvisionWriter, Notify: make(chan struct{}, 1)}
+}
+
+// runProvision works the outbox on every replica (its claims give each item to one) and runs the
+// reconciles under a lease: at once (a new target's initial push), then every minute.
+func (g *Gateway) runProvision(ctx context.Context, holder string) {
+	go g.Provision.RunOutbox(ctx)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		err := lease.Run(ctx, g.Store, LeaseProvisionScheduler, holder, 10*time.Minute, func(ctx context.Context, _ *lease.Lease) error {
+			g.Provision.Schedule(ctx)
+			return nil
+		})
+		if err != nil && !errors.Is(err, lease.ErrHeld) && ctx.Err() == nil {
+			g.Log.Warn("provisioning scheduler", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // OpenProvisionWriter opens the writer of a provisioning target: WeCom's contact write API.

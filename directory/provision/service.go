@@ -95,8 +95,14 @@ func (s *Service) Wake() {
 	}
 }
 
-// Run drains the outbox until ctx ends, and runs the scheduled reconciles.
-func (s *Service) Run(ctx context.Context) {
+// Run drains the outbox until ctx ends, and runs the scheduled reconciles (a single process).
+func (s *Service) Run(ctx context.Context) { s.run(ctx, true) }
+
+// RunOutbox drains the outbox until ctx ends; every replica may (claims), while Schedule runs on
+// one at a time (a lease).
+func (s *Service) RunOutbox(ctx context.Context) { s.run(ctx, false) }
+
+func (s *Service) run(ctx context.Context, schedule bool) {
 	poll := s.Poll
 	if poll <= 0 {
 		poll = DefaultPoll
@@ -108,9 +114,9 @@ func (s *Service) Run(ctx context.Context) {
 		if _, err := s.Drain(ctx); err != nil && ctx.Err() == nil {
 			s.log().Warn("provisioning: drain the outbox", "err", err)
 		}
-		if s.now().Sub(lastSchedule) >= time.Minute {
+		if schedule && s.now().Sub(lastSchedule) >= time.Minute {
 			lastSchedule = s.now()
-			s.schedule(ctx)
+			s.Schedule(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -306,8 +312,8 @@ func (s *Service) pusher(ctx context.Context, ps directory.ProvisionStore, t *di
 	return &pusher{sc: sc, ps: ps, w: w, taskID: taskID, dryRun: dry, ensuring: map[string]bool{}, planned: map[string]string{}}, nil
 }
 
-// schedule starts the reconciles whose cycle has come.
-func (s *Service) schedule(ctx context.Context) {
+// Schedule runs the reconciles that are due: a new target's initial push, then every cycle.
+func (s *Service) Schedule(ctx context.Context) {
 	ps, err := s.ps()
 	if err != nil {
 		return

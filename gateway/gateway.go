@@ -135,8 +135,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	g.Store, g.Box = st, box
-	if g.Keys, err = keys.Open(cfg.KeysDir, keys.WithGrace(cfg.KeyRotationGrace.D())); err != nil {
-		return nil, &StartError{err, ""}
+	if g.Keys, err = openKeys(ctx, g.Store, cfg); err != nil { // keys.go: in the database
+		return nil, err
 	}
 	if !o.skipApply {
 		if _, err := applyDeclared(ctx, g.Store, cfg, log, declare.Options{Force: o.force, ForceHint: "qiao serve --force"}); err != nil {
@@ -355,9 +355,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// watchKeys picks up rotations made by `qiao keys rotate` or another replica sharing the keys dir.
+// watchKeys picks up rotations made by `qiao keys rotate` or another replica.
 func (g *Gateway) watchKeys(ctx context.Context) {
-	t := time.NewTicker(30 * time.Second)
+	t := time.NewTicker(keysReloadEvery)
 	defer t.Stop()
 	for {
 		select {

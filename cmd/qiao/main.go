@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/qiao-gateway/qiao/gateway"
 	"github.com/qiao-gateway/qiao/internal/config"
-	"github.com/qiao-gateway/qiao/keys"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -349,90 +347,4 @@ func unwrapOp(err error) error {
 		return oe.Err
 	}
 	return err
-}
-
-func keysCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Manage signing keys"}
-	// open loads the key set a gateway generated; it creates nothing.
-	open := func() (*config.Config, *keys.Manager, error) {
-		cfg, err := g.load()
-		if err != nil {
-			return nil, nil, err
-		}
-		m, err := keys.OpenExisting(cfg.KeysDir, keys.WithGrace(cfg.KeyRotationGrace.D()))
-		if errors.Is(err, keys.ErrNoKeys) {
-			return cfg, nil, &exitError{1, fmt.Errorf("%w: qiao serve generates them at its first start (or qiao keys rotate, in an empty keys directory)", err)}
-		}
-		if err != nil {
-			return nil, nil, &exitError{1, err}
-		}
-		return cfg, m, nil
-	}
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the published signing keys",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, m, err := open()
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%-6s  %-43s  %-7s  %s\n", "ALG", "KID", "STATE", "CREATED / RETIRED UNTIL")
-			for _, k := range m.Published() {
-				stateS, when := "active", k.CreatedAt.Format(time.RFC3339)
-				if !k.Active() {
-					stateS, when = "retired", k.ExpiresAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(w, "%-6s  %-43s  %-7s  %s\n", k.Alg, k.ID, stateS, when)
-			}
-			return nil
-		},
-	}
-	var algs []string
-	rotate := &cobra.Command{
-		Use:   "rotate",
-		Short: "Make new signing keys; the old ones stay published for key_rotation_grace",
-		Long: "Make new signing keys. The old public keys stay in JWKS and SAML metadata for key_rotation_grace\n" +
-			"(default 48h) so tokens they signed still verify. A running gateway picks the change up within 30 s.\n" +
-			"In an empty keys directory it makes the first set (to share one directory between replicas).",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			for i, a := range algs {
-				algs[i] = strings.ToUpper(strings.TrimSpace(a))
-				if !slices.Contains(keys.Algs, algs[i]) {
-					return &exitError{2, fmt.Errorf("--alg %q: want RS256, ES256 or SAML", a)}
-				}
-			}
-			cfg, m, err := open()
-			if cfg != nil && m == nil {
-				// No key set yet: make the first one (every alg), nothing to retire; only in a
-				// directory that exists, so that a mistyped --data creates nothing.
-				if st, serr := os.Stat(cfg.KeysDir); serr != nil || !st.IsDir() {
-					return &exitError{1, fmt.Errorf("no keys directory %s: qiao serve generates the keys at its first start; to make a set beforehand (a directory replicas share), create the directory and run qiao keys rotate", cfg.KeysDir)}
-				}
-				if m, err = keys.Open(cfg.KeysDir, keys.WithGrace(cfg.KeyRotationGrace.D())); err != nil {
-					return &exitError{1, err}
-				}
-				for _, k := range m.Published() {
-					fmt.Fprintf(cmd.OutOrStdout(), "new %s key %s (the first set in %s)\n", k.Alg, k.ID, cfg.KeysDir)
-				}
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			rotated, err := m.Rotate(algs...)
-			if err != nil {
-				return &exitError{1, err}
-			}
-			for _, k := range rotated {
-				fmt.Fprintf(cmd.OutOrStdout(), "new %s key %s\n", k.Alg, k.ID)
-			}
-			return nil
-		},
-	}
-	rotate.Flags().StringSliceVar(&algs, "alg", nil, "which keys to rotate: RS256, ES256, SAML, any case (default: all)")
-	cmd.AddCommand(list, rotate)
-	return cmd
 }

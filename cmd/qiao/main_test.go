@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -167,16 +168,23 @@ func TestWrongMasterKeyStopsStartAndChangesNothing(t *testing.T) {
 	t.Setenv("QIAO_MASTER_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)))
 	_, stop := startServe(t, "--data", data)
 	stop()
-	before, _ := os.ReadFile(filepath.Join(data, "keys", "keys.json"))
+	keysList := func() string {
+		var out bytes.Buffer
+		if code := runMain(context.Background(), []string{"keys", "list", "--data", data}, &out, &out); code != 0 {
+			t.Fatalf("keys list: %d %s", code, out.String())
+		}
+		return out.String()
+	}
+	before := keysList()
 	t.Setenv("QIAO_MASTER_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))
 	var stderr bytes.Buffer
 	code := runMain(context.Background(), []string{"serve", "--addr", freeAddr(t), "--data", data}, &bytes.Buffer{}, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "master key does not match") || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
-	after, _ := os.ReadFile(filepath.Join(data, "keys", "keys.json"))
-	if !bytes.Equal(before, after) {
-		t.Fatal("keys changed by a failed start")
+	t.Setenv("QIAO_MASTER_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)))
+	if after := keysList(); after != before {
+		t.Fatalf("keys changed by a failed start:\n%s\n%s", before, after)
 	}
 }
 
@@ -185,18 +193,29 @@ func TestCorruptKeyFileAndUnreachableDatabase(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	_, stop := startServe(t, "--data", data)
 	stop()
-	pems, _ := filepath.Glob(filepath.Join(data, "keys", "*.pem"))
-	if err := os.WriteFile(pems[0], []byte("garbage"), 0o600); err != nil {
+	// The signing keys live in the database: a stored key that does not decrypt stops the start,
+	// naming it, and is left as it is.
+	db, err := sql.Open("sqlite", filepath.Join(data, "qiao.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kid string
+	if err := db.QueryRow(`SELECT kid FROM signing_keys WHERE alg = 'RS256'`).Scan(&kid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE signing_keys SET private_key = $1 WHERE kid = $2`, []byte("garbage"), kid); err != nil {
 		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
 	code := runMain(context.Background(), []string{"serve", "--addr", freeAddr(t), "--data", data}, &bytes.Buffer{}, &stderr)
-	if code != 1 || !strings.Contains(stderr.String(), pems[0]) {
+	if code != 1 || !strings.Contains(stderr.String(), kid) {
 		t.Fatalf("corrupt key: exit %d, stderr %q", code, stderr.String())
 	}
-	if b, _ := os.ReadFile(pems[0]); string(b) != "garbage" {
-		t.Fatal("corrupt key file overwritten")
+	var stored []byte
+	if err := db.QueryRow(`SELECT private_key FROM signing_keys WHERE kid = $1`, kid).Scan(&stored); err != nil || string(stored) != "garbage" {
+		t.Fatalf("corrupt key overwritten: %q, %v", stored, err)
 	}
+	db.Close()
 
 	t.Setenv("QIAO_STORAGE", "postgres://qiao:s3cr3t@127.0.0.1:1/qiao?sslmode=disable&connect_timeout=1")
 	t.Setenv("QIAO_MASTER_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)))
@@ -227,10 +246,7 @@ func TestKeysRotateAndList(t *testing.T) {
 	if entries, _ := os.ReadDir(data); len(entries) != 0 {
 		t.Fatalf("keys list created %d entries in the data directory", len(entries))
 	}
-	// rotate in an empty keys directory (one replicas will share) makes the first set.
-	if err := os.Mkdir(filepath.Join(data, "keys"), 0o700); err != nil {
-		t.Fatal(err)
-	}
+	// rotate with no keys yet makes the first set (in the database).
 	out.Reset()
 	if code := runMain(context.Background(), []string{"keys", "rotate", "--data", data}, &out, &out); code != 0 || strings.Count(out.String(), "the first set") != 3 {
 		t.Fatalf("keys rotate in an empty directory: %d %s", code, out.String())
@@ -260,6 +276,20 @@ func TestKeysRotateAndList(t *testing.T) {
 	out.Reset()
 	if code := runMain(context.Background(), []string{"keys", "rotate", "--alg", "HS256", "--data", data}, &out, &out); code != 2 || !strings.Contains(out.String(), "RS256, ES256 or SAML") {
 		t.Fatalf("keys rotate --alg HS256: %d %s", code, out.String())
+	}
+	// export writes every stored key (3 active, 3 retired) as a keys directory, and only into a
+	// new or empty one.
+	backup := filepath.Join(t.TempDir(), "backup")
+	out.Reset()
+	if code := runMain(context.Background(), []string{"keys", "export", backup, "--data", data}, &out, &out); code != 0 || !strings.Contains(out.String(), "exported 6 keys") {
+		t.Fatalf("keys export: %d %s", code, out.String())
+	}
+	if pems, _ := filepath.Glob(filepath.Join(backup, "*.pem")); len(pems) != 6 {
+		t.Fatalf("exported %d key files", len(pems))
+	}
+	out.Reset()
+	if code := runMain(context.Background(), []string{"keys", "export", backup, "--data", data}, &out, &out); code != 1 || !strings.Contains(out.String(), "not empty") {
+		t.Fatalf("keys export into a used directory: %d %s", code, out.String())
 	}
 }
 

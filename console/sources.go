@@ -193,7 +193,9 @@ func (c *Console) formFailed(w http.ResponseWriter, r *http.Request, p *page, na
 	if len(p.Errors) == 0 {
 		p.FormError = ""
 	}
-	p.D["Problem"] = prob.Detail
+	if len(p.Errors) == 0 || len(prob.Errors) > len(p.Errors) {
+		p.D["Problem"] = prob.Detail
+	}
 	status := prob.Status
 	if status < 400 {
 		status = http.StatusBadRequest

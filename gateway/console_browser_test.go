@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/qiao-gateway/qiao/federation/simkit"
 	"github.com/qiao-gateway/qiao/internal/browsertest"
 )
 
@@ -143,4 +144,148 @@ func TestConsoleFramework(t *testing.T) {
 	if src, _ := a.gw.Store.GetSource(a.ctx, "demo", "dingtalk"); !src.Enabled {
 		t.Fatal("a post without the CSRF token closed the source")
 	}
+}
+
+// logonWeCom logs the browser on to the console through the enterprise's WeCom logon as who.
+func (b *consoleBrowser) logonWeCom(who string) {
+	b.t.Helper()
+	b.do("log on through the console",
+		chromedp.Navigate(b.a.base+"/console/"),
+		chromedp.WaitVisible(`#enterprise`),
+		chromedp.SendKeys(`#enterprise`, "demo"),
+		chromedp.Click(`button[type="submit"]`),
+		chromedp.WaitVisible(`ul.sources`),
+		chromedp.Click(`a.button[href*="/s/wecom"]`),
+		chromedp.WaitVisible(`img[alt^="QR code"]`),
+		chromedp.Click(`button[value="`+who+`"]`),
+		chromedp.WaitVisible(`#who`),
+	)
+}
+
+// fill types into the inputs named by the map's keys (JSON paths such as wecom.corp_id).
+func (b *consoleBrowser) fill(fields map[string]string) {
+	b.t.Helper()
+	for name, v := range fields {
+		b.do("fill "+name, chromedp.SendKeys(`[name="`+name+`"]`, v))
+	}
+}
+
+// TestConsoleWeComSourceWorkflow: the seed's identity-source workflow as an owner clicks it in
+// the console — create a WeCom source, copy its login callback URL, test connectivity (60020 with
+// the address to add; add it in the simulator; pass), synchronize now and watch the running task
+// end, filter its records, open zhangsan's record and see the WeCom data beside the local person
+// before and after, then close the source and see a logon through it refused.
+func TestConsoleWeComSourceWorkflow(t *testing.T) {
+	a := newAdminWorld(t)
+	b := newConsoleBrowser(t, a, "zh-CN")
+	b.logonWeCom("zhangsan")
+	// The simulator's app trusts one other address only, from now on.
+	agent := a.ws.AgentID
+	if !a.wsim.SetTrustedIPs(agent, []string{"203.0.113.9"}) {
+		t.Fatal("no such app")
+	}
+
+	src, err := a.gw.Store.GetSource(a.ctx, "demo", "wecom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s := src.Config, src.Secrets
+	b.do("new source", chromedp.Navigate(a.base+"/console/e/demo/sources"), chromedp.Click(`#new-source`), chromedp.WaitVisible(`#kind-wecom`))
+	b.shot("source-kinds")
+	b.do("WeCom", chromedp.Click(`#kind-wecom`), chromedp.WaitVisible(`#source-form`))
+	if d := b.eval(`document.querySelector('[name="wecom.callback_domain"]').value`); d != c["callback_domain"] {
+		t.Fatalf("the callback domain is prefilled with %q, want %q", d, c["callback_domain"])
+	}
+	// A bad ID first: the API's error is shown beside the field, nothing is created.
+	b.fill(map[string]string{"id": "Bad ID", "name": "企业微信二", "wecom.corp_id": c["corp_id"], "wecom.agent_id": c["agent_id"],
+		"wecom.secret": s["secret"], "wecom.callback_token": s["callback_token"],
+		"wecom.encoding_aes_key": s["encoding_aes_key"]})
+	b.do("advanced", chromedp.Click(`details summary`))
+	b.fill(map[string]string{"wecom.api_base_url": c["api_base_url"], "wecom.login_base_url": c["login_base_url"],
+		"wecom.open_base_url": c["open_base_url"], "wecom.oauth_base_url": c["oauth_base_url"]})
+	b.do("create with a bad ID", chromedp.Click(`#create`), chromedp.WaitVisible(`#form-error`))
+	if e := b.eval(`document.querySelector('#id ~ .field-error') ? document.querySelector('#id ~ .field-error').textContent : ""`); e == "" {
+		t.Fatal("no error beside the ID")
+	}
+	if _, err := a.gw.Store.GetSource(a.ctx, "demo", "Bad ID"); err == nil {
+		t.Fatal("a source with a bad ID was stored")
+	}
+	// The form keeps what was typed, secrets included: fix the ID only.
+	b.eval(`document.getElementById("id").value = ""`)
+	b.do("fix the ID", chromedp.SendKeys(`#id`, "wecom2"), chromedp.Click(`#create`), chromedp.WaitVisible(`#console-values`))
+	if f := b.text(`#flash`); f != "已保存。" {
+		t.Fatalf("after creating: %q", f)
+	}
+	want := a.base + "/e/demo/sources/wecom2/callback"
+	if got := b.text(`#v-callback`); got != want {
+		t.Fatalf("login callback URL %q, want %q", got, want)
+	}
+	b.do("copy the callback URL", chromedp.Click(`button[data-copy="v-callback"]`))
+	b.waitFor("the copy button says copied", `document.querySelector('button[data-copy="v-callback"]').dataset.copied === "1"`)
+	if got := b.text(`#v-events`); got != a.base+"/e/demo/sources/wecom2/events" {
+		t.Fatalf("event request URL %q", got)
+	}
+	b.shot("source")
+
+	// Test connectivity: 60020 and the address to add.
+	b.do("test connectivity", chromedp.Click(`#test`), chromedp.WaitVisible(`#checks`))
+	if st := b.eval(`document.querySelector('#check-egress_ip').dataset.status`); st != "fail" {
+		t.Fatalf("egress IP check %q", st)
+	}
+	if row := b.text(`#check-egress_ip`); !strings.Contains(row, "60020") || !strings.Contains(row, "127.0.0.1") {
+		t.Fatalf("the egress IP check says %q", row)
+	}
+	b.shot("connectivity-fail")
+	if !a.wsim.SetTrustedIPs(agent, []string{"203.0.113.9", "127.0.0.1"}) {
+		t.Fatal("no such app")
+	}
+	b.do("test again", chromedp.Click(`#test`), chromedp.WaitVisible(`#report-ok`))
+	if st := b.eval(`document.querySelector('#check-egress_ip').dataset.status`); st != "ok" {
+		t.Fatalf("egress IP check after the fix %q", st)
+	}
+
+	// Synchronize now: the task runs (the simulator answers the department list slowly), the page
+	// follows it and shows the result when it ends.
+	a.wsim.Kit().AddFault(simkit.Fault{API: "department/list", LatencyMS: 1500, Count: 1})
+	b.do("synchronize now", chromedp.Click(`#sync-now`), chromedp.WaitVisible(`#live`))
+	if st := b.text(`#task-status`); st != "进行中" {
+		t.Fatalf("a running task shows %q", st)
+	}
+	b.shot("task-running")
+	b.waitFor("the task's end", `!!document.querySelector('#task[data-status="succeeded"]')`)
+	if counts := b.text(`#counts`); !strings.Contains(counts, "新增") {
+		t.Fatalf("the finished task's counts: %q", counts)
+	}
+	// Records filtered by action: only creations.
+	b.eval(`document.getElementById("action").value = "create", ""`)
+	b.do("filter by action", chromedp.Submit(`#record-filter`), chromedp.WaitVisible(`#records-table`))
+	if others := b.eval(`String([...document.querySelectorAll('#records-table tbody tr')].filter(r => r.dataset.action !== "create").length)`); others != "0" {
+		t.Fatalf("%s records other than creations after filtering", others)
+	}
+	b.shot("task")
+	// zhangsan's record: the WeCom data beside the local person, the changed fields marked.
+	b.do("open zhangsan's record", chromedp.Navigate(strings.Split(b.eval(`location.href`), "?")[0]+"/records/user/zhangsan"), chromedp.WaitVisible(`#local`))
+	if up := b.text(`#upstream`); !strings.Contains(up, "张三") {
+		t.Fatalf("the upstream data: %q", up)
+	}
+	if n := b.eval(`String(document.querySelectorAll('#local tr[data-changed] td.changed').length)`); n == "0" {
+		t.Fatalf("no changed field highlighted: %q", b.text(`#local`))
+	}
+	b.shot("record")
+
+	// Close the source: logons through it are refused.
+	b.do("close", chromedp.Navigate(a.base+"/console/e/demo/sources/wecom2"), chromedp.Click(`#close`), chromedp.WaitVisible(`#open`))
+	if st := b.text(`#source-status`); st != "已关闭" {
+		t.Fatalf("after closing the status is %q", st)
+	}
+	refused := newBrowser(t)
+	if _, _, at := refused.get(a.base+"/login?enterprise=demo&idp_hint=wecom2", "zhangsan"); strings.HasSuffix(at, "/login/done") {
+		t.Fatalf("logon through a closed source landed at %s", at)
+	}
+	for _, kind := range []string{"admin.source.create", "admin.sync.run", "admin.source.close"} {
+		if ev := a.auditOf("demo", kind); len(ev) != 1 || ev[0].Actor != "user:zhangsan@demo" || ev[0].SourceID != "wecom2" {
+			t.Fatalf("%s audit = %+v", kind, ev)
+		}
+	}
+	a.gw.Admin.Wait()
 }

@@ -57,7 +57,7 @@ func (p *Provider) clientEndpoint(w http.ResponseWriter, r *http.Request, ri *re
 	}
 	if path == "/oauth/token" {
 		switch r.PostForm.Get("grant_type") {
-		case "", string(zoidc.GrantTypeCode), string(zoidc.GrantTypeRefreshToken), string(zoidc.GrantTypeClientCredentials):
+		case "", string(zoidc.GrantTypeCode), string(zoidc.GrantTypeRefreshToken), string(zoidc.GrantTypeClientCredentials), GrantDeviceCode:
 		default:
 			// The library also answers the JWT bearer and token exchange grants; qiao offers neither.
 			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type")

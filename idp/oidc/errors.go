@@ -33,6 +33,10 @@ var errorDescriptions = map[string]string{
 	"request_not_supported":      "The request parameter is not supported.",
 	"request_uri_not_supported":  "The request_uri parameter is not supported.",
 	"invalid_token":              "The access token is invalid, expired or revoked.",
+	// RFC 8628 §3.5, the device's polls.
+	"authorization_pending": "The person has not yet finished on the verification page; poll again after the interval.",
+	"slow_down":             "Polling too fast; add 5 seconds to the interval and poll again.",
+	"expired_token":         "The device code expired; start again.",
 }
 
 // throttledDescription goes with invalid_client on a 429.

@@ -60,13 +60,16 @@ func Config(addr, dataDir, pw string, sims *Sims) (*config.Config, *Credentials,
 		Sources: demoSources(addr, sims),
 		Users: []config.User{
 			{Username: "zhangsan", Name: "张三", Email: "zhangsan@demo.example", Mobile: "13800000001", PasswordHash: hash},
+			// 李四 is only in the local directory: provisioning pushes her into the WeCom org.
+			{Username: "lisi", Name: "李四", Email: "lisi@demo.example", Mobile: "13900000002"},
 		},
+		Provisioning: demoProvisioning(sims),
 		// 张三 owns the demo enterprise in the admin API (/api/v1): sign in, then call it with the session.
 		Admins: []config.Admin{{User: "zhangsan", Role: "owner"}},
 		Clients: []config.Client{
 			// RFC 8252: the SASE client listens on a loopback port of its choosing; any port matches.
 			{ID: "sase-client", Name: "SASE client", Type: "native", RedirectURIs: []string{"http://127.0.0.1/callback"},
-				PostLogoutRedirectURIs: []string{"http://127.0.0.1/logged-out"}, GrantTypes: []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"}},
+				PostLogoutRedirectURIs: []string{"http://127.0.0.1/logged-out"}, GrantTypes: []string{"authorization_code", "refresh_token"}},
 			{ID: "demo-app", Name: "Demo web app", Type: "web", Secret: creds.DemoAppSecret,
 				RedirectURIs: []string{ext + "/demo-app/callback"}, PostLogoutRedirectURIs: []string{ext + "/demo-app/"},
 				LaunchURL: ext + "/demo-app/login"},
@@ -84,6 +87,16 @@ func Config(addr, dataDir, pw string, sims *Sims) (*config.Config, *Credentials,
 		return nil, nil, fmt.Errorf("demo config: %w", err)
 	}
 	return cfg, creds, nil
+}
+
+// demoProvisioning pushes the local directory into the WeCom simulator's org, under its root
+// department; people who came from WeCom (the wecom source, same corp) are never pushed back.
+func demoProvisioning(sims *Sims) *config.Provisioning {
+	if sims == nil {
+		return nil
+	}
+	return &config.Provisioning{Kind: "wecom", CorpID: sims.WeCom.CorpID, APIBaseURL: sims.WeComURL, RootDepartment: "1",
+		Scope: "sources", Sources: []string{"local"}, Secrets: map[string]string{"contact_secret": sims.WeCom.ContactSecret}}
 }
 
 func demoSources(addr string, sims *Sims) []config.Source {

@@ -7,28 +7,28 @@ import (
 
 // WriteDept is a department as a provisioning target should hold it.
 type WriteDept struct {
-	ID       string // the platform's ID; "" on create (the platform assigns it)
-	ParentID string
-	Name     string
-	Order    int64
+	ID       string `json:"id,omitempty"` // the platform's ID; "" on create (the platform assigns it)
+	ParentID string `json:"parentid"`
+	Name     string `json:"name"`
+	Order    int64  `json:"order,omitempty"`
 }
 
 // WriteUser is a person as a provisioning target should hold them.
 type WriteUser struct {
-	UserID string
+	UserID string `json:"userid"`
 	// NewUserID renames the person (update only; "" keeps the userid).
-	NewUserID string
-	Name      string
-	Alias     string
-	Mobile    string
-	Email     string
-	Position  string
-	Gender    string // "0" unset, "1" male, "2" female
-	Telephone string
+	NewUserID string `json:"new_userid,omitempty"`
+	Name      string `json:"name"`
+	Alias     string `json:"alias,omitempty"`
+	Mobile    string `json:"mobile,omitempty"`
+	Email     string `json:"email,omitempty"`
+	Position  string `json:"position,omitempty"`
+	Gender    string `json:"gender,omitempty"` // "0" unset, "1" male, "2" female
+	Telephone string `json:"telephone,omitempty"`
 	// Depts are the platform's department IDs; the first is the main one.
-	Depts    []string
-	Enabled  bool
-	ExtAttrs map[string]string
+	Depts    []string          `json:"department"`
+	Enabled  bool              `json:"enable"`
+	ExtAttrs map[string]string `json:"extattr,omitempty"`
 }
 
 // DirectoryWriter creates, changes and removes a platform's departments and people: outbound

@@ -164,6 +164,7 @@ func newRoot() *cobra.Command {
 		g.configFlags(enterprisesCmd(g)),
 		g.configFlags(adminsCmd(g)),
 		g.configFlags(usersCmd(g)),
+		g.configFlags(provisionCmd(g)),
 		g.addrFlag(g.configFlag(healthcheckCmd(g))),
 	)
 	return root

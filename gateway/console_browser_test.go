@@ -144,6 +144,72 @@ func TestConsoleFramework(t *testing.T) {
 	if src, _ := a.gw.Store.GetSource(a.ctx, "demo", "dingtalk"); !src.Enabled {
 		t.Fatal("a post without the CSRF token closed the source")
 	}
+
+	// An auditor sees everything and can change nothing: no buttons that change, and a change
+	// posted anyway (with a valid console token) is the API's 403.
+	b.as(a.sessionOf("demo", "li-auditor"))
+	b.do("the auditor's console", chromedp.Navigate(a.base+"/console/"), chromedp.WaitVisible(`#readonly`))
+	if who := b.text(`#who`); !strings.Contains(who, "li-auditor") || !strings.Contains(who, "审计员") {
+		t.Fatalf("the auditor's layout: %q", who)
+	}
+	b.do("the auditor's sources", chromedp.Navigate(a.base+"/console/e/demo/sources"), chromedp.WaitVisible(`#sources`))
+	if n := b.eval(`String(document.querySelectorAll('#new-source, #sources form').length)`); n != "0" {
+		t.Fatalf("the auditor is offered %s changes on the sources list", n)
+	}
+	b.do("the auditor opens a source", chromedp.Navigate(a.base+"/console/e/demo/sources/wecom"), chromedp.WaitVisible(`#records`))
+	if n := b.eval(`String(document.querySelectorAll('#test, #sync-now, #close, #edit, #delete').length)`); n != "0" {
+		t.Fatalf("the auditor is offered %s changes on a source", n)
+	}
+	b.do("the auditor reads the sync records", chromedp.Click(`#records`), chromedp.WaitVisible(`#tasks`))
+	b.postForm("/console/e/demo/sources/wecom/sync")
+	b.waitFor("the auditor's refusal", `!!document.querySelector("#ref") && document.querySelector("h1").textContent === "无权操作"`)
+	if ts, _ := a.gw.Store.ListSyncTasks(a.ctx, "demo", "wecom", 10); len(ts) != 1 {
+		t.Fatalf("the auditor's sync ran: %d tasks", len(ts))
+	}
+
+	// An admin of another enterprise sees nothing of demo: not in the switcher, and every page
+	// and change of it is the API's 404.
+	b.as(a.sessionOf("acme", "acme-admin"))
+	b.do("acme's console", chromedp.Navigate(a.base+"/console/"), chromedp.WaitVisible(`#who`))
+	if loc := b.eval(`location.pathname`); loc != "/console/e/acme/" {
+		t.Fatalf("acme's admin lands on %s", loc)
+	}
+	if opts := b.eval(`[...document.querySelectorAll('#ent-switch option')].map(o => o.value).join(",")`); opts != "acme" {
+		t.Fatalf("acme's admin may switch to %q", opts)
+	}
+	for _, path := range []string{"/console/e/demo/", "/console/e/demo/sources", "/console/e/demo/sources/wecom", "/console/e/demo/sources/wecom/tasks", "/console/?e=demo"} {
+		b.do("acme's admin at "+path, chromedp.Navigate(a.base+path), chromedp.WaitVisible(`#ref`))
+		if h := b.text(`h1`); h != "找不到" {
+			t.Fatalf("acme's admin at %s: %q", path, h)
+		}
+		if txt := b.text(`main`); strings.Contains(txt, "企业微信") {
+			t.Fatalf("acme's admin at %s sees %q", path, txt)
+		}
+	}
+	b.postForm("/console/e/demo/sources/wecom/close")
+	b.waitFor("acme's refusal", `!!document.querySelector("#ref") && document.querySelector("h1").textContent === "找不到"`)
+	if src, _ := a.gw.Store.GetSource(a.ctx, "demo", "wecom"); !src.Enabled {
+		t.Fatal("another enterprise's admin closed demo's source")
+	}
+}
+
+// as makes the browser hold c's session instead of its own: sign out (a page cannot replace an
+// HttpOnly cookie), then set the new one.
+func (b *consoleBrowser) as(c caller) {
+	b.t.Helper()
+	b.do("the console", chromedp.Navigate(b.a.base+"/console/"), chromedp.WaitReady(`form[action="/logout"]`))
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`fetch("/logout", {method: "POST", redirect: "manual", body: new URLSearchParams({csrf: document.querySelector("input[name=csrf]").value})}).then(() => "")`, chromedp.EvalAwaitPromise)); err != nil {
+		b.fatal("sign out", err)
+	}
+	b.eval(`document.cookie = "qiao_sso=` + c.cookie.Value + `; path=/", ""`)
+}
+
+// postForm posts a form with the console's valid CSRF token to path, as a forged button would.
+func (b *consoleBrowser) postForm(path string) {
+	b.t.Helper()
+	b.eval(`(() => { const f = document.createElement("form"); f.method = "post"; f.action = "` + path + `";
+	  const c = document.createElement("input"); c.type = "hidden"; c.name = "csrf"; c.value = document.querySelector("input[name=csrf]").value;
+	  f.append(c); document.body.append(f); f.submit(); return ""; })()`)
 }
 
 // logonWeCom logs the browser on to the console through the enterprise's WeCom logon as who.

@@ -150,6 +150,7 @@ func printDemo(w io.Writer, ext, dataDir string, c *demo.Credentials, s *demo.Si
   gateway            %[1]s/
   sign in            %[1]s/login?enterprise=demo   (WeCom QR, DingTalk or password; choose 张三 on a
                      simulator's QR page, or use the password below)
+  admin console      %[1]s/console/   (张三 is the owner of enterprise demo: sign in as above)
   health             %[1]s/healthz   %[1]s/readyz   %[1]s/metrics
   sample OIDC app    %[1]s/demo-app/   (signs in through qiao and shows its ID token)
   sample SAML app    %[1]s/demo-sp/    (signs in through qiao's SAML IdP and shows the assertion;

@@ -258,6 +258,9 @@ type UserLink struct {
 	// SyncHash is the sync's fingerprint of what it last wrote (dirsync); empty when anything
 	// else wrote the link, which makes the next sync compare the person field by field.
 	SyncHash string
+	// Staged, with Upstream nil: the upstream record is the one staged for a sync task
+	// (Store.StageUpstream).
+	Staged StagedRef
 }
 
 // Group is a named set of users within an enterprise.
@@ -396,6 +399,16 @@ type SyncRecord struct {
 	LocalAfter  json.RawMessage
 	Error       string
 	CreatedAt   time.Time
+	// Staged, with Upstream nil: the upstream record is the one staged for the task
+	// (Store.StageUpstream).
+	Staged StagedRef
+}
+
+// StagedRef names an upstream record a sync task staged in the store: the task and the number
+// the task gave the record. The zero value names none.
+type StagedRef struct {
+	Task string
+	Seq  int64
 }
 
 // AuditEvent is a security-relevant event: a login, an admin change, a revocation.

@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -53,6 +54,10 @@ type Store interface {
 	// SourceLinkStates returns every link of a source reduced to what tells a sync whether the
 	// person changed since it last wrote them: the link's SyncHash and the user's UpdatedAt.
 	SourceLinkStates(ctx context.Context, enterpriseID, sourceID string) ([]LinkState, error)
+	// StageUpstream keeps a running sync task's upstream records in the database until its apply
+	// writes them (UserLink.Staged, SyncRecord.Staged); DropStaged deletes them.
+	StageUpstream(ctx context.Context, taskID string, recs []StagedRecord) error
+	DropStaged(ctx context.Context, taskID string) error
 
 	PutGroup(ctx context.Context, g *Group) error
 	GetGroup(ctx context.Context, enterpriseID, id string) (*Group, error)
@@ -162,6 +167,12 @@ type AuditQuery struct {
 type LinkedUser struct {
 	Link *UserLink
 	User *User
+}
+
+// StagedRecord is an upstream record staged for a sync task under the number Seq.
+type StagedRecord struct {
+	Seq      int64
+	Upstream json.RawMessage
 }
 
 // LinkState is a link of a source in brief (Store.SourceLinkStates).

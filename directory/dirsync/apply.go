@@ -56,6 +56,9 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 		for _, uc := range p.Users {
 			rec := &directory.SyncRecord{TaskID: task.ID, ObjectType: "user", UpstreamID: uc.UpstreamID, Action: uc.Action, Error: uc.Error}
 			rec.Upstream = uc.Upstream
+			if uc.Upstream == nil {
+				rec.Staged = uc.staged
+			}
 			switch uc.Action {
 			case ActCreate:
 				if err := tx.CreateUser(ctx, uc.After); err != nil {

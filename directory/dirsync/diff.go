@@ -18,7 +18,8 @@ type upUser struct {
 	Depts   []string
 	Raw     json.RawMessage
 	m       mapped
-	hash    string // upstreamHash
+	hash    string              // upstreamHash
+	staged  directory.StagedRef // where Raw is staged (then nil)
 }
 
 // newUpUser maps an upstream user to local terms and fingerprints the result.
@@ -176,13 +177,13 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			continue
 		}
 		if !validUserID(src.Kind, u.UserID) {
-			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw,
+			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged,
 				Error: fmt.Sprintf("userid %q breaks the platform's userid rules; skipped", u.UserID)})
 			continue
 		}
 		m := u.m
 		link := &directory.UserLink{EnterpriseID: ent, SourceID: src.ID, UpstreamID: u.UserID, UnionID: u.UnionID,
-			Departments: u.Depts, Upstream: u.Raw}
+			Departments: u.Depts, Upstream: u.Raw, Staged: u.staged}
 		if cur, ok := byUp[u.UserID]; ok {
 			after := apply(cur.User, m, src.ID)
 			link.UserID = cur.User.ID
@@ -194,9 +195,9 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 				p.Unchanged["user"]++
 				continue
 			case !userChanged && deptsChanged:
-				p.Users = append(p.Users, UserChange{Action: ActMove, UpstreamID: u.UserID, Upstream: u.Raw, Before: cur.User, After: cur.User, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash})
+				p.Users = append(p.Users, UserChange{Action: ActMove, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, Before: cur.User, After: cur.User, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash})
 			default:
-				ch := UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, Before: cur.User, After: after, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash}
+				ch := UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, Before: cur.User, After: after, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash}
 				if cur.User.Status == directory.UserActive && after.Status != directory.UserActive {
 					ch.Departs = true
 					if after.Status == directory.UserDeparted {
@@ -244,14 +245,14 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			for i, c := range candidates {
 				ids[i] = c.Username
 			}
-			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw,
+			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged,
 				Error: fmt.Sprintf("ambiguous match by %s: local users %s all match; fix the duplicates or match by another field", src.Sync.MatchBy, strings.Join(ids, ", "))})
 			continue
 		}
 		if len(candidates) == 1 {
 			cu := candidates[0]
 			if other, dup := claimed[cu.ID]; dup {
-				p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw,
+				p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged,
 					Error: fmt.Sprintf("local user %s is matched by both %s and %s upstream; skipped", cu.Username, other, u.UserID)})
 				continue
 			}
@@ -259,7 +260,7 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			after := apply(cu, m, src.ID)
 			after.Username = cu.Username // a matched user keeps their username
 			link.UserID = cu.ID
-			p.Users = append(p.Users, UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, Before: cu, After: after, LinkAfter: link, hash: u.hash})
+			p.Users = append(p.Users, UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, Before: cu, After: after, LinkAfter: link, hash: u.hash})
 			continue
 		}
 		nu := &directory.User{EnterpriseID: ent, Username: m.Username, Name: m.Name, Email: m.Email, Mobile: m.Mobile, Status: m.Status, Attributes: m.Attrs}
@@ -267,7 +268,7 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			nu.Username = m.Username + "@" + src.ID
 		}
 		usernames[nu.Username] = true
-		p.Users = append(p.Users, UserChange{Action: ActCreate, UpstreamID: u.UserID, Upstream: u.Raw, After: nu, LinkAfter: link, hash: u.hash})
+		p.Users = append(p.Users, UserChange{Action: ActCreate, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, After: nu, LinkAfter: link, hash: u.hash})
 	}
 	for _, lu := range linked {
 		if seenUp[lu.Link.UpstreamID] {

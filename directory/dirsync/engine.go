@@ -196,15 +196,37 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 	progress(Progress{Phase: "read-users", Depts: len(depts)})
 	// Users are mapped to local terms as they stream in: the upstream attribute maps are dropped
 	// at once, so a 100k-user read holds only what the plan needs.
+	// A task's records are staged in the store as they are read (dry runs keep them).
 	up := map[string]*upUser{}
 	var order []string
+	var stage *stager
+	var known *knownLinks // before the read: whose records need not be staged
+	if !opt.DryRun && src.Sync.UserInfo {
+		if known, err = e.loadKnownLinks(ctx, ent, srcID); err != nil {
+			return fail(fmt.Errorf("read the source's links: %w", err))
+		}
+		stage = &stager{store: e.Store, task: task.ID}
+		defer func() {
+			if err := stage.drop(ctx); err != nil {
+				e.log().Warn("drop the sync's staged upstream records", "task", task.ID, "err", err)
+			}
+		}()
+	}
 	if src.Sync.UserInfo {
 		n := 0
 		err = reader.Users(ctx, depts, func(u federation.User) error {
 			if _, dup := up[u.UserID]; dup {
 				return nil
 			}
-			up[u.UserID] = newUpUser(src, &u)
+			uu := newUpUser(src, &u)
+			// A person unchanged by their fingerprint is most likely still so at the plan (which
+			// reads the links again); their record stays in memory rather than costing a write.
+			if stage != nil && !known.same(u.UserID, uu.hash) {
+				if err := stage.add(ctx, uu); err != nil {
+					return fmt.Errorf("stage the upstream records: %w", err)
+				}
+			}
+			up[u.UserID] = uu
 			order = append(order, u.UserID)
 			n++
 			if n%1000 == 0 {
@@ -212,6 +234,9 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 			}
 			return ctx.Err()
 		})
+		if err == nil && stage != nil {
+			err = stage.flush(ctx)
+		}
 		res.Info = reader.Info()
 		if err != nil {
 			return fail(fmt.Errorf("read users: %w", err))

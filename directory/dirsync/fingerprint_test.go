@@ -2,6 +2,7 @@ package dirsync
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -30,6 +31,20 @@ func (c *countingStore) GetUser(ctx context.Context, ent, id string) (*directory
 func TestFingerprintSkipsOnlyWhatNobodyChanged(t *testing.T) {
 	e := newEnv(t, 80)
 	first := e.run("wecom")
+	// The upstream records were staged in the store during the read: the link and the record
+	// have them, and the staging is empty again.
+	l, err := e.store.GetUserLink(e.ctx, "acme", "wecom", "zhangsan")
+	if err != nil || !strings.Contains(string(l.Upstream), `"userid":"zhangsan"`) {
+		t.Fatalf("zhangsan's link: %v, upstream %s", err, l.Upstream)
+	}
+	recs, err := e.store.ListSyncRecords(e.ctx, directory.RecordQuery{TaskID: first.Task.ID, UpstreamID: "zhangsan"})
+	if err != nil || len(recs) != 1 || !strings.Contains(string(recs[0].Upstream), `"userid":"zhangsan"`) {
+		t.Fatalf("zhangsan's record: %v, %+v", err, recs)
+	}
+	var staged int
+	if err := e.store.DB().QueryRowContext(e.ctx, `SELECT COUNT(*) FROM sync_staging`).Scan(&staged); err != nil || staged != 0 {
+		t.Fatalf("%d records left staged (%v)", staged, err)
+	}
 	cs := &countingStore{Store: e.store}
 	e.eng.Store = cs
 

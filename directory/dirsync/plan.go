@@ -37,7 +37,7 @@ type DeptChange struct {
 type UserChange struct {
 	Action     string
 	UpstreamID string
-	Upstream   json.RawMessage // the upstream record as read
+	Upstream   json.RawMessage // the upstream record as read; nil when a full sync staged it in the store
 	Before     *directory.User
 	After      *directory.User
 	LinkBefore *directory.UserLink
@@ -48,7 +48,8 @@ type UserChange struct {
 	// DropLink removes the link instead of writing it (the upstream user is gone).
 	DropLink bool
 	Error    string
-	hash     string // the upstream fingerprint, for the link's SyncHash
+	hash     string              // the upstream fingerprint, for the link's SyncHash
+	staged   directory.StagedRef // with Upstream nil: where the upstream record is staged
 }
 
 // Plan is what a task will do.

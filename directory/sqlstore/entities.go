@@ -476,11 +476,14 @@ func (s *Store) PutUserLink(ctx context.Context, l *directory.UserLink) error {
 	if depts == nil {
 		depts = []string{}
 	}
-	_, err := s.q.ExecContext(ctx, `INSERT INTO user_links (`+linkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	// A staged upstream record ($10, $11) is taken from sync_staging, not from memory.
+	task, seq := staged(l.Staged, l.Upstream)
+	_, err := s.q.ExecContext(ctx, `INSERT INTO user_links (`+linkCols+`) VALUES ($1, $2, $3, $4, $5, $6,
+		COALESCE((SELECT upstream FROM sync_staging WHERE task_id = $10 AND seq = $11), $7), $8, $9)
 		ON CONFLICT (enterprise_id, source_id, upstream_id) DO UPDATE SET union_id = excluded.union_id,
 		user_id = excluded.user_id, departments = excluded.departments, upstream = excluded.upstream,
 		updated_at = excluded.updated_at, sync_hash = excluded.sync_hash`,
-		l.EnterpriseID, l.SourceID, l.UpstreamID, l.UnionID, l.UserID, jsonText(depts), rawText(l.Upstream), ms(l.UpdatedAt), l.SyncHash)
+		l.EnterpriseID, l.SourceID, l.UpstreamID, l.UnionID, l.UserID, jsonText(depts), rawText(l.Upstream), ms(l.UpdatedAt), l.SyncHash, task, seq)
 	return mapErr(err, "put user link "+l.UpstreamID)
 }
 

@@ -241,7 +241,7 @@ func (s *Store) ListSyncTasks(ctx context.Context, ent, src string, limit int) (
 // AddSyncRecords implements directory.Store. Records go in multi-row INSERTs, so a task of 100k
 // objects costs hundreds of statements, not 100k.
 func (s *Store) AddSyncRecords(ctx context.Context, recs []*directory.SyncRecord) error {
-	const perStmt = 100 // 10 columns each: well under both dialects' parameter limits
+	const perStmt = 100 // 11 parameters each: well under both dialects' parameter limits
 	now := s.now()
 	return s.InTx(ctx, func(tx directory.Store) error {
 		t := tx.(*Store)
@@ -249,18 +249,22 @@ func (s *Store) AddSyncRecords(ctx context.Context, recs []*directory.SyncRecord
 			end := min(start+perStmt, len(recs))
 			var b strings.Builder
 			b.WriteString(`INSERT INTO sync_records (task_id, object_type, upstream_id, action, upstream, local_before, local_after, error, created_at) VALUES `)
-			args := make([]any, 0, (end-start)*9)
+			args := make([]any, 0, (end-start)*11)
 			for i, r := range recs[start:end] {
 				if i > 0 {
 					b.WriteString(", ")
 				}
 				n := len(args)
-				fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
+				// A staged upstream record ($n+10, $n+11) is taken from sync_staging.
+				fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, COALESCE((SELECT upstream FROM sync_staging WHERE task_id = $%d AND seq = $%d), $%d), $%d, $%d, $%d, $%d)",
+					n+1, n+2, n+3, n+4, n+10, n+11, n+5, n+6, n+7, n+8, n+9)
 				if r.CreatedAt.IsZero() {
 					r.CreatedAt = now
 				}
 				args = append(args, r.TaskID, r.ObjectType, r.UpstreamID, r.Action, rawText(r.Upstream), rawText(r.LocalBefore),
 					rawText(r.LocalAfter), r.Error, ms(r.CreatedAt))
+				task, seq := staged(r.Staged, r.Upstream)
+				args = append(args, task, seq)
 			}
 			if _, err := t.q.ExecContext(ctx, b.String(), args...); err != nil {
 				return mapErr(err, "add sync records")

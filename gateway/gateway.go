@@ -89,6 +89,7 @@ type Gateway struct {
 	// AccessNotify wakes the access-job worker after a change made in this process.
 	AccessNotify chan struct{}
 	handler      http.Handler
+	health       health // readyz.go: what the backend watcher last saw
 
 	// Provision pushes enterprises' directories into WeCom (provision.go).
 	Provision *provision.Service
@@ -185,7 +186,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	g.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.routes()
 	g.handler = httpx.WithRequestID(httpx.Observe(log, httpx.NewMetrics(g.Registry), httpx.ClientIP(trusted),
-		httpx.SecurityHeaders(strings.HasPrefix(cfg.ExternalURL, "https://"), g.Mux)))
+		httpx.SecurityHeaders(strings.HasPrefix(cfg.ExternalURL, "https://"), g.failFast(g.Mux))))
 	return g, nil
 }
 
@@ -298,27 +299,6 @@ func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	_, _ = w.Write(g.Keys.JWKS())
-}
-
-// readyz answers 200 only when the durable store and the state store both answer.
-func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{"store": "ok", "state": "ok"}
-	ok := true
-	if err := g.Store.Ping(ctx); err != nil {
-		checks["store"], ok = "unreachable", false
-		g.Log.Warn("readiness: durable store unreachable", "err", err)
-	}
-	if err := g.State.Ping(ctx); err != nil {
-		checks["state"], ok = "unreachable", false
-		g.Log.Warn("readiness: state store unreachable", "err", err)
-	}
-	status := http.StatusOK
-	if !ok {
-		status = http.StatusServiceUnavailable
-	}
-	httpx.WriteJSON(w, status, map[string]any{"ready": ok, "checks": checks})
 }
 
 // Handler is the gateway's whole HTTP surface, with its middleware.

@@ -30,6 +30,7 @@ const (
 // key watcher runs everywhere (each replica loads the shared keys itself).
 func (g *Gateway) startJobs(ctx context.Context) {
 	holder := lease.Holder()
+	go g.watchHealth(ctx) // readyz.go
 	go g.watchKeys(ctx)
 	if g.Config.SyncScheduler == nil || *g.Config.SyncScheduler {
 		go lease.Loop(ctx, g.Store, LeaseSyncScheduler, holder, syncLeaseTTL, time.Minute,

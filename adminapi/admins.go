@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/internal/httpx"
 )
 
 // Me is who the caller is and what they may administer.
@@ -132,30 +132,40 @@ func (a *API) registerMe() {
 				back := Prefix + "/operator-setup?" + url.Values{"token": {in.Token}}.Encode()
 				return &out{Status: http.StatusSeeOther, Location: "/login?" + url.Values{"return": {back}}.Encode()}, nil
 			}
-			var op *directory.Operator
-			err := a.Store.InTx(ctx, func(tx directory.Store) error {
-				t, err := tx.TakeSetupToken(ctx, hashToken(in.Token), a.now())
-				if errors.Is(err, directory.ErrNotFound) {
-					return huma.Error410Gone("this setup link is unknown, used or expired: run qiao admins bootstrap again")
-				}
-				if err != nil {
-					return storeError(err)
-				}
-				op = &directory.Operator{EnterpriseID: p.enterprise, Username: p.name, GrantedBy: "setup link by " + t.CreatedBy}
-				if err := tx.AddOperator(ctx, op); err != nil && !errors.Is(err, directory.ErrConflict) {
-					return storeError(err)
-				}
-				return a.audit(ctx, tx, p, p.enterprise, "admin.operator.grant", "", p.name, nil, Operator{Enterprise: p.enterprise, Username: p.name}, nil)
-			})
+			op, err := a.takeSetup(ctx, p, in.Token)
 			if err != nil {
-				var se huma.StatusError
-				if errors.As(err, &se) && se.GetStatus() == http.StatusGone {
-					a.failed(ctx, p.ip)
-				}
 				return nil, err
 			}
 			return &out{Status: http.StatusOK, Body: &Operator{Enterprise: op.EnterpriseID, Username: op.Username, CreatedAt: op.CreatedAt}}, nil
 		})
+}
+
+// takeSetup spends a setup link's token and makes p, a person logged on, a platform operator.
+// A 410 (unknown, used or expired) counts as a failed authentication.
+func (a *API) takeSetup(ctx context.Context, p *principal, token string) (*directory.Operator, error) {
+	var op *directory.Operator
+	err := a.Store.InTx(ctx, func(tx directory.Store) error {
+		t, err := tx.TakeSetupToken(ctx, hashToken(token), a.now())
+		if errors.Is(err, directory.ErrNotFound) {
+			return huma.Error410Gone("this setup link is unknown, used or expired: run qiao admins bootstrap again")
+		}
+		if err != nil {
+			return storeError(err)
+		}
+		op = &directory.Operator{EnterpriseID: p.enterprise, Username: p.name, GrantedBy: "setup link by " + t.CreatedBy}
+		if err := tx.AddOperator(ctx, op); err != nil && !errors.Is(err, directory.ErrConflict) {
+			return storeError(err)
+		}
+		return a.audit(ctx, tx, p, p.enterprise, "admin.operator.grant", "", p.name, nil, Operator{Enterprise: p.enterprise, Username: p.name}, nil)
+	})
+	if err != nil {
+		var se huma.StatusError
+		if errors.As(err, &se) && se.GetStatus() == http.StatusGone {
+			a.failed(ctx, p.ip)
+		}
+		return nil, err
+	}
+	return op, nil
 }
 
 func (a *API) registerAdmins() {
@@ -205,33 +215,9 @@ func (a *API) registerAdmins() {
 				return nil, err
 			}
 			defer unlock()
-			var g *directory.AdminGrant
-			err = a.Store.InTx(ctx, func(tx directory.Store) error {
-				if _, err := tx.GetUserByUsername(ctx, in.Ent, in.Username); errors.Is(err, directory.ErrNotFound) {
-					return invalid("path.username", fmt.Sprintf("enterprise %s has no user %q", in.Ent, in.Username))
-				} else if err != nil {
-					return storeError(err)
-				}
-				cur, err := tx.GetAdminGrant(ctx, in.Ent, in.Username)
-				if err != nil && !errors.Is(err, directory.ErrNotFound) {
-					return storeError(err)
-				}
-				if err := a.grantChangeable(ctx, tx, in.Ent, cur, directory.AdminRole(in.Body.Role)); err != nil {
-					return err
-				}
-				g = &directory.AdminGrant{EnterpriseID: in.Ent, Username: in.Username, Role: directory.AdminRole(in.Body.Role), GrantedBy: p.actor()}
-				var before any
-				if cur != nil {
-					g.CreatedAt = cur.CreatedAt
-					before = grantView(cur)
-				}
-				if err := tx.PutAdminGrant(ctx, g); err != nil {
-					return storeError(err)
-				}
-				return a.audit(ctx, tx, p, in.Ent, "admin.grant", "", in.Username, before, grantView(g), nil)
-			})
+			g, err := ChangeRole(ctx, a.Store, a.roleChange(ctx, p, in.Ent, in.Username, directory.AdminRole(in.Body.Role)))
 			if err != nil {
-				return nil, err
+				return nil, roleError(err)
 			}
 			return &struct{ Body AdminGrant }{grantView(g)}, nil
 		})
@@ -248,55 +234,37 @@ func (a *API) registerAdmins() {
 				return nil, err
 			}
 			defer unlock()
-			err = a.Store.InTx(ctx, func(tx directory.Store) error {
-				cur, err := tx.GetAdminGrant(ctx, in.Ent, in.Username)
-				if errors.Is(err, directory.ErrNotFound) {
-					return huma.Error404NotFound(fmt.Sprintf("%s holds no role in enterprise %s", in.Username, in.Ent))
-				}
-				if err != nil {
-					return storeError(err)
-				}
-				if err := a.grantChangeable(ctx, tx, in.Ent, cur, ""); err != nil {
-					return err
-				}
-				if err := tx.DeleteAdminGrant(ctx, in.Ent, in.Username); err != nil {
-					return storeError(err)
-				}
-				return a.audit(ctx, tx, p, in.Ent, "admin.revoke", "", in.Username, grantView(cur), nil, nil)
-			})
-			if err != nil {
-				return nil, err
+			if _, err := ChangeRole(ctx, a.Store, a.roleChange(ctx, p, in.Ent, in.Username, "")); err != nil {
+				return nil, roleError(err)
 			}
 			return nil, nil
 		})
 }
 
-// grantChangeable refuses to change a file-managed grant, or to leave the enterprise without an
-// owner.
-func (a *API) grantChangeable(ctx context.Context, tx directory.Store, ent string, cur *directory.AdminGrant, to directory.AdminRole) error {
-	if cur == nil {
-		return nil
+// roleChange is a change of role the caller p asks for.
+func (a *API) roleChange(ctx context.Context, p *principal, ent, username string, role directory.AdminRole) RoleChange {
+	c := RoleChange{Enterprise: ent, Username: username, Role: role, Actor: p.actor(), IP: p.ip, UserAgent: p.ua,
+		RequestID: httpx.RequestID(ctx), ConfigFile: a.ConfigFile}
+	if p.kind == "user" && p.enterprise == ent {
+		c.ActorUserID = p.userID
 	}
-	if cur.Managed == directory.ManagedByConfig {
-		return huma.Error409Conflict(fmt.Sprintf("the %s role of %s is granted in %s (file-managed): change it there and run qiao apply", cur.Role, cur.Username, a.ConfigFile))
-	}
-	if cur.Role != directory.RoleOwner || to == directory.RoleOwner {
-		return nil
-	}
-	gs, err := tx.ListAdminGrants(ctx, ent)
-	if err != nil {
+	return c
+}
+
+// roleError answers a refused role change with its status.
+func roleError(err error) error {
+	var r *RoleRefusal
+	if !errors.As(err, &r) {
 		return storeError(err)
 	}
-	owners := 0
-	for _, g := range gs {
-		if g.Role == directory.RoleOwner {
-			owners++
-		}
+	switch r.Reason {
+	case NoSuchPerson:
+		return invalid("path.username", r.Msg)
+	case NoSuchGrant:
+		return huma.Error404NotFound(r.Msg)
+	default:
+		return huma.Error409Conflict(r.Msg)
 	}
-	if owners <= 1 {
-		return huma.Error409Conflict(fmt.Sprintf("%s is the last owner of enterprise %s: make someone else owner first", cur.Username, ent))
-	}
-	return nil
 }
 
 // NewSetupToken stores a one-time operator setup token and returns it (the link is

@@ -41,6 +41,7 @@ import (
 	"github.com/qiao-gateway/qiao/internal/httpx"
 	"github.com/qiao-gateway/qiao/internal/state"
 	"github.com/qiao-gateway/qiao/keys"
+	"github.com/qiao-gateway/qiao/pages"
 	"github.com/qiao-gateway/qiao/session"
 )
 
@@ -52,6 +53,15 @@ const (
 	ScopeAdmin     = "qiao:admin"      // the admin role
 	ScopeAdminRead = "qiao:admin.read" // the auditor role
 )
+
+// Audience is the admin API's identifier in an access token's aud: a service client's token
+// granting an admin scope carries it, and the API refuses tokens that do not.
+func Audience(externalURL string) string { return strings.TrimRight(externalURL, "/") + Prefix }
+
+// ScopeAudiences tells the OpenID Provider which audience the admin scopes are for.
+func ScopeAudiences(externalURL string) map[string]string {
+	return map[string]string{ScopeAdmin: Audience(externalURL), ScopeAdminRead: Audience(externalURL)}
+}
 
 // CSRFHeader must accompany every unsafe request authenticated by the session cookie: a page of
 // another origin cannot send it without a CORS preflight, which the API never grants.
@@ -88,6 +98,10 @@ type API struct {
 	CheckCallbackDomain func(*directory.IdentitySource) error
 	Log                 *slog.Logger
 	Now                 func() time.Time
+	// ClientChanged tells the OpenID Provider an OIDC client was changed (forget its cached copy).
+	ClientChanged func(ent, id string)
+	// Pages renders the operator setup link for a browser (nil: JSON only).
+	Pages *pages.Renderer
 	// AuthFailures failed authentications (bad bearer tokens, bad setup links) per client IP in
 	// AuthFailureWindow make the API answer that IP 429 until the window ends.
 	AuthFailures      int
@@ -259,10 +273,16 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p, status, msg := a.authenticate(r, ip)
-	if status != 0 {
-		if status == http.StatusUnauthorized {
+	switch {
+	case status == http.StatusForbidden && public(r):
+		// A token for something else reads the public documents like anyone.
+	case status != 0:
+		switch status {
+		case http.StatusUnauthorized:
 			a.failed(ctx, ip)
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		case http.StatusForbidden:
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+ScopeAdmin+" "+ScopeAdminRead+`"`)
 		}
 		writeProblem(w, r, status, msg)
 		return
@@ -270,6 +290,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	if p == nil && !public(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="qiao admin API"`)
 		writeProblem(w, r, http.StatusUnauthorized, "log on (the SSO session cookie) or send a service client's access token (Authorization: Bearer)")
+		return
+	}
+	if r.URL.Path == Prefix+"/operator-setup" && r.Method == http.MethodGet && a.Pages != nil && pages.WantsPage(r) {
+		a.setupPage(w, r, p)
 		return
 	}
 	if p != nil && p.viaSession && !safeMethod(r.Method) {
@@ -329,6 +353,10 @@ func (a *API) authenticate(r *http.Request, ip string) (*principal, int, string)
 		}
 		if info.User {
 			return nil, http.StatusUnauthorized, "a person's access token does not reach the admin API: use a service client's (client_credentials), or the session"
+		}
+		if aud := Audience(a.ExternalURL); !slices.Contains(info.Audience, aud) {
+			// Genuine, but minted for something else: not a failed authentication (RFC 6750 §3.1).
+			return nil, http.StatusForbidden, fmt.Sprintf("this access token is not for the admin API (its audience lacks %s): request it by client_credentials with scope %s or %s", aud, ScopeAdmin, ScopeAdminRead)
 		}
 		c, err := a.Store.GetClient(ctx, info.Enterprise, info.Client)
 		if err != nil || c.Disabled || c.Type != directory.ClientService {

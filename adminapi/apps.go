@@ -286,6 +286,9 @@ func (a *API) changeClient(ctx context.Context, ent, id, kind string, fn func(tx
 		}
 		return a.audit(ctx, tx, p, ent, kind, "", id, a.clientView(cur), a.clientView(out), nil)
 	})
+	if err == nil && a.ClientChanged != nil {
+		a.ClientChanged(ent, id)
+	}
 	return out, err
 }
 
@@ -467,7 +470,7 @@ func (a *API) registerApps() {
 
 	huma.Register(a.huma, huma.Operation{OperationID: "rotate-client-secret", Method: http.MethodPost, Path: "/enterprises/{ent}/clients/{id}/secret",
 		Summary: "Rotate an OIDC client's secret", Tags: tags,
-		Description: "A new secret is generated and answered in client_secret this once; the old one stops working within the OpenID Provider's client cache (10 seconds).",
+		Description: "A new secret is generated and answered in client_secret this once; the old one stops working at once on this replica, within 10 seconds on others (their client cache).",
 		Errors:      errs(http.StatusConflict)},
 		func(ctx context.Context, in *ClientPath) (*struct{ Body ClientWithSecret }, error) {
 			secret := ""

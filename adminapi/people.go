@@ -277,14 +277,16 @@ func (a *API) registerPeople() {
 
 	huma.Register(a.huma, huma.Operation{OperationID: "list-users", Method: http.MethodGet, Path: "/enterprises/{ent}/users",
 		Summary: "Search the people of the directory",
-		Description: "q matches a prefix of the name, username or email, or a whole mobile number (case-sensitive). Ordered by username, " +
-			"paged by the opaque cursor. A department is one of a source's: name the source too.",
+		Description: "q matches a prefix of the name, username or email (ignoring the case of ASCII letters), or a whole mobile number. " +
+			"Ordered by username, paged by the opaque cursor. A department is one of a source's: name the source too; " +
+			"subdepartments=true adds the people of every department below it.",
 		Tags: tags, Errors: errs(http.StatusUnprocessableEntity)},
 		func(ctx context.Context, in *struct {
 			EntPath
 			Q          string `query:"q" maxLength:"200" doc:"name, username or email prefix, or mobile number"`
 			Source     string `query:"source" maxLength:"63" doc:"people linked to this source"`
 			Department string `query:"department" maxLength:"128" doc:"people in this upstream department of the source"`
+			SubDeps    bool   `query:"subdepartments" doc:"with department: also the people of the departments below it"`
 			Status     string `query:"status" enum:"active,disabled,inactive,departed" doc:"people in this status"`
 			Cursor     string `query:"cursor" maxLength:"400" doc:"next_cursor of the previous page"`
 			Limit      int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
@@ -293,7 +295,7 @@ func (a *API) registerPeople() {
 				return nil, err
 			}
 			q := directory.UserSearch{EnterpriseID: in.Ent, Text: in.Q, SourceID: in.Source, DepartmentID: in.Department,
-				Status: directory.UserStatus(in.Status), Limit: in.Limit + 1}
+				SubDepartments: in.SubDeps, Status: directory.UserStatus(in.Status), Limit: in.Limit + 1}
 			if in.Department != "" && in.Source == "" {
 				return nil, invalid("query.department", "a department is one of a source's: name the source too")
 			}

@@ -36,6 +36,11 @@ func TestAdminAPIClients(t *testing.T) {
 	if r := a.call(owner, "GET", "/enterprises/demo/clients/svc-new", ""); r.status != 200 || strings.Contains(string(r.body), secret) || r.json(t)["client_secret"] != nil {
 		t.Fatalf("get shows the secret: %d %s", r.status, r.body)
 	}
+	// The OpenID Provider caches the client once it is used; a rotation must not wait for that
+	// copy to expire.
+	if st := a.clientCredentials("demo", "svc-new", secret); st != 200 {
+		t.Fatalf("the new client's secret at the token endpoint: %d", st)
+	}
 	r = a.call(owner, "POST", "/enterprises/demo/clients/svc-new/secret", "")
 	rotated, _ := r.json(t)["client_secret"].(string)
 	if r.status != 200 || rotated == "" || rotated == secret {

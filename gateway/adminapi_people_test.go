@@ -131,6 +131,13 @@ func TestAdminAPIPeople(t *testing.T) {
 			if got := usernames(t, a.call(auditor, "GET", "/enterprises/demo/users?source=wecom&department="+url.QueryEscape(plink.Departments[0]), "")); !slices.Contains(got, person.Username) {
 				t.Fatalf("department %s: %v", plink.Departments[0], got)
 			}
+			// The root department and everything below it holds the person; the root alone may not.
+			if got := usernames(t, a.call(auditor, "GET", "/enterprises/demo/users?source=wecom&department=1&subdepartments=true&limit=200", "")); !slices.Contains(got, person.Username) {
+				t.Fatalf("department 1 and below: %v", got)
+			}
+			if got := usernames(t, a.call(auditor, "GET", "/enterprises/demo/users?q="+url.QueryEscape(strings.ToUpper(person.Username)), "")); !slices.Contains(got, person.Username) {
+				t.Fatalf("q=%s (the username in capitals): %v", strings.ToUpper(person.Username), got)
+			}
 			if got := usernames(t, a.call(auditor, "GET", "/enterprises/demo/users?status=disabled", "")); len(got) != 0 {
 				t.Fatalf("disabled people before any was disabled: %v", got)
 			}

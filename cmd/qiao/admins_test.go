@@ -63,3 +63,85 @@ func TestAdminsBootstrapPrintsASingleUseLink(t *testing.T) {
 		t.Fatalf("taken twice: %v", err)
 	}
 }
+
+// qiao admins grant|revoke|list: the admin API's role rules at the server, audited as cli.
+func TestAdminsGrantRevokeList(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfgPath := writeConfig(t, dir, `external_url: https://sso.example.com
+enterprises:
+  - id: acme
+    users:
+      - {username: boss, name: Boss}
+      - {username: ops, name: Ops}
+      - {username: audit, name: Audit}
+    admins:
+      - {user: boss, role: owner}
+`)
+	run := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		args = append(args, "--config", cfgPath, "--data", data)
+		if code := runMain(context.Background(), args, &out, &errb); code != want {
+			t.Fatalf("%v: exit %d, want %d\n%s%s", args, code, want, out.String(), errb.String())
+		}
+		return out.String() + errb.String()
+	}
+	run(0, "apply")
+	if out := run(0, "admins", "grant", "acme", "ops", "owner"); !strings.Contains(out, "ops is now owner of enterprise acme") {
+		t.Fatalf("grant: %q", out)
+	}
+	run(0, "admins", "grant", "acme", "audit", "auditor")
+	out := run(0, "admins", "list", "acme")
+	for _, want := range []string{"boss", "owner", "config file", "ops", "audit", "auditor", "cli"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("list lacks %q:\n%s", want, out)
+		}
+	}
+	// The API's refusals, each naming why.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"admins", "grant", "acme", "nobody", "admin"}, `no user "nobody"`},
+		{[]string{"admins", "grant", "acme", "ops", "root"}, "want owner, admin or auditor"},
+		{[]string{"admins", "revoke", "acme", "boss"}, "file-managed"},
+		{[]string{"admins", "grant", "nowhere", "ops", "admin"}, `no enterprise "nowhere"`},
+		{[]string{"admins", "revoke", "acme", "nobody"}, "holds no role"},
+	} {
+		code := 1
+		if c.args[1] == "grant" && c.args[4] == "root" {
+			code = 2
+		}
+		if out := run(code, c.args...); !strings.Contains(out, c.want) {
+			t.Fatalf("%v: %q, want %q", c.args, out, c.want)
+		}
+	}
+	run(0, "admins", "revoke", "acme", "ops")
+	if out := run(0, "admins", "list", "acme"); strings.Contains(out, "ops ") {
+		t.Fatalf("ops still listed:\n%s", out)
+	}
+
+	cfg, err := config.Load(cfgPath, os.Getenv, config.Overrides{DataDir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := gateway.OpenForChange(context.Background(), cfg, gateway.NewLogger(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	evs, err := st.ListAuditEvents(context.Background(), directory.AuditQuery{EnterpriseID: "acme", Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, e := range evs {
+		if e.Actor == "cli" {
+			kinds[e.Kind]++
+		}
+	}
+	if kinds["admin.grant"] != 2 || kinds["admin.revoke"] != 1 {
+		t.Fatalf("audit by cli = %v", kinds)
+	}
+}

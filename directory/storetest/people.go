@@ -33,6 +33,13 @@ func testSearchUsers(t *testing.T, newStore NewStore) {
 		{"wangwu", "王五", "wangwu@acme.example", "+86 13700000004", directory.UserActive, "", nil},
 		{"zhang-a", "Anna Zhang", "anna@acme.example", "", directory.UserActive, "wecom", []string{"4"}},
 	}
+	// wecom's tree: 1 ⊃ 2 ⊃ 3 ⊃ 4, and a cycle 8 ⇄ 9 (the platform should never send one; the
+	// search must still end).
+	for _, d := range [][2]string{{"1", ""}, {"2", "1"}, {"3", "2"}, {"4", "3"}, {"8", "9"}, {"9", "8"}} {
+		if err := s.PutDepartment(ctx, &directory.Department{EnterpriseID: "acme", SourceID: "wecom", UpstreamID: d[0], ParentID: d[1], Name: "部门" + d[0]}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, p := range people {
 		u := &directory.User{EnterpriseID: "acme", Username: p.username, Name: p.name, Email: p.email, Mobile: p.mobile, Status: p.status}
 		if err := s.CreateUser(ctx, u); err != nil {
@@ -78,7 +85,11 @@ func testSearchUsers(t *testing.T, newStore NewStore) {
 		{directory.UserSearch{Text: "+86 13700000004"}, []string{"wangwu"}},
 		{directory.UserSearch{Text: "1380000000"}, []string{}}, // a mobile number is matched whole
 		{directory.UserSearch{Text: "Anna"}, []string{"zhang-a"}},
-		{directory.UserSearch{Text: "anna"}, []string{"zhang-a"}}, // the email, not the name
+		{directory.UserSearch{Text: "anna"}, []string{"zhang-a"}},
+		// Case is ignored (the ASCII letters).
+		{directory.UserSearch{Text: "ANNA Z"}, []string{"zhang-a"}},
+		{directory.UserSearch{Text: "ZHANG"}, []string{"zhang-a", "zhangsan", "zhangsanfeng"}},
+		{directory.UserSearch{Text: "Li.Si@ACME"}, []string{"lisi"}},
 		{directory.UserSearch{Status: directory.UserDisabled}, []string{"zhangsanfeng"}},
 		{directory.UserSearch{Text: "张", Status: directory.UserActive}, []string{"zhangsan"}},
 		{directory.UserSearch{SourceID: "wecom"}, []string{"zhang-a", "zhangsan", "zhangsanfeng"}},
@@ -87,6 +98,14 @@ func testSearchUsers(t *testing.T, newStore NewStore) {
 		{directory.UserSearch{SourceID: "wecom", DepartmentID: "2"}, []string{"zhangsan"}},
 		{directory.UserSearch{SourceID: "dingtalk", DepartmentID: "3"}, []string{}},
 		{directory.UserSearch{SourceID: "wecom", DepartmentID: "3", Text: "张三丰"}, []string{"zhangsanfeng"}},
+		// A department and the ones below it: 2 ⊃ 3 ⊃ 4 in wecom's tree.
+		{directory.UserSearch{SourceID: "wecom", DepartmentID: "2", SubDepartments: true}, []string{"zhang-a", "zhangsan", "zhangsanfeng"}},
+		{directory.UserSearch{SourceID: "wecom", DepartmentID: "3", SubDepartments: true}, []string{"zhang-a", "zhangsan", "zhangsanfeng"}},
+		{directory.UserSearch{SourceID: "wecom", DepartmentID: "4", SubDepartments: true}, []string{"zhang-a"}},
+		{directory.UserSearch{SourceID: "wecom", DepartmentID: "1", SubDepartments: true, Status: directory.UserActive}, []string{"zhang-a", "zhangsan"}},
+		{directory.UserSearch{SourceID: "dingtalk", DepartmentID: "1", SubDepartments: true}, []string{}}, // dingtalk's tree has no 2 under 1
+		{directory.UserSearch{SourceID: "wecom", DepartmentID: "8", SubDepartments: true}, []string{}},
+		{directory.UserSearch{SourceID: "wecom", DepartmentID: `2' OR '1'='1`, SubDepartments: true}, []string{}},
 		{directory.UserSearch{After: "zhang-a"}, []string{"zhangsan", "zhangsanfeng"}},
 		{directory.UserSearch{Limit: 2}, []string{"lisi", "wangwu"}},
 		{directory.UserSearch{Limit: 2, After: "wangwu"}, []string{"zhang-a", "zhangsan"}},

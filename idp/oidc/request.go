@@ -107,10 +107,11 @@ func (r *refreshRequest) grant() userGrant {
 type clientRequest struct {
 	clientID string
 	scopes   []string
+	audience []string // the client, then the resource servers its scopes are for
 }
 
 func (c *clientRequest) GetSubject() string    { return c.clientID }
-func (c *clientRequest) GetAudience() []string { return []string{c.clientID} }
+func (c *clientRequest) GetAudience() []string { return c.audience }
 func (c *clientRequest) GetScopes() []string   { return c.scopes }
 
 // userGrant is what a person's grant (a code, then its refresh family) carries into every token

@@ -46,12 +46,21 @@ type accessToken struct {
 	Subject    string    `json:"sub"`
 	User       bool      `json:"user"` // false for client_credentials
 	Scopes     []string  `json:"scopes"`
+	Audience   []string  `json:"aud,omitempty"` // absent: the client alone
 	Grant      string    `json:"grant,omitempty"`
 	Source     string    `json:"src,omitempty"`
 	AMR        []string  `json:"amr,omitempty"`
 	AuthTime   time.Time `json:"auth_time,omitzero"`
 	IssuedAt   time.Time `json:"iat"`
 	Expires    time.Time `json:"exp"`
+}
+
+// audience is who the token is for: the client, and any resource server its scopes named.
+func (at *accessToken) audience() []string {
+	if len(at.Audience) > 0 {
+		return append([]string(nil), at.Audience...)
+	}
+	return []string{at.Client}
 }
 
 func (s *storage) ent(ctx context.Context) string { return info(ctx).enterprise }

@@ -76,7 +76,7 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *zoidc.Int
 	resp.ClientID = at.Client
 	resp.TokenType = "Bearer"
 	resp.Subject = at.Subject
-	resp.Audience = []string{at.Client}
+	resp.Audience = at.audience()
 	resp.Expiration = zoidc.FromTime(at.Expires)
 	resp.IssuedAt = zoidc.FromTime(at.IssuedAt)
 	resp.Issuer = s.p.issuer(at.Enterprise)

@@ -48,6 +48,14 @@ func (p *Provider) lookupClient(ctx context.Context, ent, id string) (*directory
 	})
 }
 
+// ClientChanged forgets this process's cached copy of a client an administrator just changed
+// (a rotated secret, new redirect URIs), so the change holds here at once; other replicas read it
+// again within the cache's TTL (10 s).
+func (p *Provider) ClientChanged(ent, id string) {
+	p.clientCache.forget(ent + "/" + id)
+	p.originCache.forget(ent)
+}
+
 func clientEndedKey(ent, id string) string { return "oidc:client_ended:" + ent + ":" + id }
 
 // ClientEnded implements access.ClientEnder: the client was disabled or deleted at `at`. This
@@ -127,7 +135,13 @@ func (s *storage) ClientCredentialsTokenRequest(ctx context.Context, id string, 
 			return nil, zoidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", sc)
 		}
 	}
-	return &clientRequest{clientID: id, scopes: scopes}, nil
+	aud := []string{id}
+	for _, sc := range scopes {
+		if r := s.p.ScopeAudiences[sc]; r != "" && !slices.Contains(aud, r) {
+			aud = append(aud, r)
+		}
+	}
+	return &clientRequest{clientID: id, scopes: scopes, audience: aud}, nil
 }
 
 // GetKeyByIDAndClientID finds a key of a private_key_jwt client's registered JWKS.

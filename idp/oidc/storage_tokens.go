@@ -38,6 +38,9 @@ func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (stri
 		at.Client, at.User, at.Grant, at.Source, at.AMR, at.AuthTime = g.Client, true, g.Family, g.Source, g.AMR, g.AuthTime
 	case *clientRequest:
 		at.Client = r.clientID
+		if len(r.audience) > 1 {
+			at.Audience = r.audience
+		}
 	default:
 		return "", nil, nil, fmt.Errorf("unexpected token request %T", req)
 	}

@@ -20,6 +20,7 @@ type AccessTokenInfo struct {
 	Subject    string // the user's ID, or the client's for client_credentials
 	User       bool   // false for a client_credentials token
 	Scopes     []string
+	Audience   []string // the client, and the resource servers inside qiao its scopes are for
 	IssuedAt   time.Time
 	Expires    time.Time
 }
@@ -79,5 +80,5 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*Access
 		return nil, ErrInvalidAccessToken
 	}
 	return &AccessTokenInfo{Enterprise: at.Enterprise, Client: at.Client, Subject: at.Subject, User: at.User,
-		Scopes: append([]string(nil), at.Scopes...), IssuedAt: at.IssuedAt, Expires: at.Expires}, nil
+		Scopes: append([]string(nil), at.Scopes...), Audience: at.audience(), IssuedAt: at.IssuedAt, Expires: at.Expires}, nil
 }

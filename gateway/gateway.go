@@ -164,7 +164,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return connectors.Login(string(src.Kind), src.Config, src.Secrets)
 		}}
 	g.OIDC = &idpoidc.Provider{Store: g.Store, State: g.State, Keys: g.Keys, Sessions: g.Sessions, Pages: rend,
-		ExternalURL: cfg.ExternalURL, CryptoKey: g.Box.Derive("oidc"), Log: log, ClientIP: g.Broker.ClientIP}
+		ExternalURL: cfg.ExternalURL, CryptoKey: g.Box.Derive("oidc"), Log: log, ClientIP: g.Broker.ClientIP,
+		ScopeAudiences: adminapi.ScopeAudiences(cfg.ExternalURL)}
 	if err := g.OIDC.Init(); err != nil {
 		return nil, err
 	}

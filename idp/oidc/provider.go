@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/cors"
@@ -71,6 +72,7 @@ type Provider struct {
 	originCache           *ttlCache[map[string]bool]
 	defaultLogoutRedirect string
 	bg                    sync.WaitGroup
+	deviceTimes           atomic.Pointer[DeviceTiming] // SetDeviceTiming
 }
 
 // Init builds the op provider. Call it once before serving.
@@ -232,9 +234,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "/device_authorization":
-		// The library mounts the device flow (and authenticates clients there) whether or not it is
-		// offered; qiao does not offer it.
-		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+		// RFC 8628 is qiao's own (device.go), not the library's.
+		if p.clientEndpoint(w, r, ri, path) {
+			p.deviceAuthorization(w, r, ri)
+		}
+		return
+	case "/device", "/device/confirm":
+		p.devicePage(w, r, path)
 		return
 	default:
 		if repeated(r.Form) {
@@ -265,6 +271,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !preflight && !p.clientEndpoint(w, r, ri, path) {
 			return
 		}
+		if !preflight && path == "/oauth/token" && r.PostForm.Get("grant_type") == GrantDeviceCode {
+			p.deviceToken(w, r, ri)
+			return
+		}
 	case "/end_session":
 		if !p.checkEndSession(w, r, ent) {
 			return
@@ -279,16 +289,16 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // discovery is the library's document with what qiao really offers: the code flow only, S256 only,
-// and no JWT bearer, token exchange or device grants.
+// the device grant (RFC 8628), and no JWT bearer or token exchange grants.
 func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	ent := info(r.Context()).enterprise
 	ctx := op.ContextWithIssuer(r.Context(), p.issuer(ent))
 	d := op.CreateDiscoveryConfig(ctx, p.op, p.st)
 	d.ResponseTypesSupported = []string{string(zoidc.ResponseTypeCode)}
 	d.ResponseModesSupported = []string{string(zoidc.ResponseModeQuery), string(zoidc.ResponseModeFormPost)}
-	d.GrantTypesSupported = []zoidc.GrantType{zoidc.GrantTypeCode, zoidc.GrantTypeRefreshToken, zoidc.GrantTypeClientCredentials}
+	d.GrantTypesSupported = []zoidc.GrantType{zoidc.GrantTypeCode, zoidc.GrantTypeRefreshToken, zoidc.GrantTypeClientCredentials, zoidc.GrantTypeDeviceCode}
 	d.CodeChallengeMethodsSupported = []zoidc.CodeChallengeMethod{zoidc.CodeChallengeMethodS256}
-	d.DeviceAuthorizationEndpoint = ""
+	d.DeviceAuthorizationEndpoint = p.issuer(ent) + "/device_authorization"
 	d.RequestParameterSupported = false
 	d.ClaimsParameterSupported = false
 	d.IDTokenSigningAlgValuesSupported = []string{"RS256", "ES256"}

@@ -136,7 +136,7 @@ func targetView(t *directory.ProvisionTarget) ProvisioningTarget {
 	return v
 }
 
-type provPath struct {
+type ProvisioningPath struct {
 	Ent string `path:"ent" maxLength:"63"`
 }
 
@@ -163,7 +163,7 @@ func (a *API) registerProvisioning() {
 	tags := []string{"provisioning"}
 	huma.Register(a.huma, huma.Operation{OperationID: "get-provisioning", Method: http.MethodGet, Path: "/enterprises/{ent}/provisioning",
 		Summary: "The provisioning target (push into WeCom) and its status", Tags: tags, Errors: errs()},
-		func(ctx context.Context, in *provPath) (*struct{ Body ProvisioningTarget }, error) {
+		func(ctx context.Context, in *ProvisioningPath) (*struct{ Body ProvisioningTarget }, error) {
 			if _, err := a.authorize(ctx, in.Ent, directory.RoleAuditor); err != nil {
 				return nil, err
 			}
@@ -192,7 +192,7 @@ func (a *API) registerProvisioning() {
 		Description: "Secrets are write-only: an omitted secret keeps its value. 409 when config.yaml declares the target.",
 		Tags:        tags, Errors: errs(http.StatusConflict, http.StatusUnprocessableEntity)},
 		func(ctx context.Context, in *struct {
-			provPath
+			ProvisioningPath
 			Body ProvisioningInput
 		}) (*struct{ Body ProvisioningTarget }, error) {
 			p, err := a.authorize(ctx, in.Ent, directory.RoleAdmin)
@@ -237,7 +237,7 @@ func (a *API) registerProvisioning() {
 
 	huma.Register(a.huma, huma.Operation{OperationID: "test-provisioning", Method: http.MethodPost, Path: "/enterprises/{ent}/provisioning/test",
 		Summary: "Test the target: token, egress IP, write permission, root department", Tags: tags, Errors: errs()},
-		func(ctx context.Context, in *provPath) (*struct {
+		func(ctx context.Context, in *ProvisioningPath) (*struct {
 			Body struct {
 				OK     bool   `json:"ok"`
 				Detail string `json:"detail"`
@@ -275,7 +275,7 @@ func (a *API) registerProvisioning() {
 		Description: "Answers 202 with the task while it runs; follow it at …/provisioning/tasks. force=true goes past deletion protection.",
 		Tags:        tags, DefaultStatus: http.StatusAccepted, Errors: errs(http.StatusConflict)},
 		func(ctx context.Context, in *struct {
-			provPath
+			ProvisioningPath
 			DryRun bool `query:"dry_run"`
 			Force  bool `query:"force"`
 		}) (*struct{ Body ProvisionTask }, error) {
@@ -301,7 +301,7 @@ func (a *API) registerProvisioning() {
 	huma.Register(a.huma, huma.Operation{OperationID: "list-provisioning-tasks", Method: http.MethodGet, Path: "/enterprises/{ent}/provisioning/tasks",
 		Summary: "Reconcile tasks, newest first", Tags: tags, Errors: errs()},
 		func(ctx context.Context, in *struct {
-			provPath
+			ProvisioningPath
 			Limit int `query:"limit" minimum:"1" maximum:"200" default:"20"`
 		}) (*struct{ Body []ProvisionTask }, error) {
 			if _, err := a.authorize(ctx, in.Ent, directory.RoleAuditor); err != nil {
@@ -325,7 +325,7 @@ func (a *API) registerProvisioning() {
 	huma.Register(a.huma, huma.Operation{OperationID: "list-provisioning-records", Method: http.MethodGet, Path: "/enterprises/{ent}/provisioning/records",
 		Summary: "What pushes did, newest first (of one task, or all)", Tags: tags, Errors: errs()},
 		func(ctx context.Context, in *struct {
-			provPath
+			ProvisioningPath
 			Task   string `query:"task" maxLength:"64"`
 			Before int64  `query:"before" minimum:"0" doc:"records older than this ID"`
 			Limit  int    `query:"limit" minimum:"1" maximum:"500" default:"100"`
@@ -351,7 +351,7 @@ func (a *API) registerProvisioning() {
 
 	huma.Register(a.huma, huma.Operation{OperationID: "list-provisioning-parked", Method: http.MethodGet, Path: "/enterprises/{ent}/provisioning/parked",
 		Summary: "Objects that keep failing, with the platform's errcode and what to do", Tags: tags, Errors: errs()},
-		func(ctx context.Context, in *provPath) (*struct{ Body []ParkedItem }, error) {
+		func(ctx context.Context, in *ProvisioningPath) (*struct{ Body []ParkedItem }, error) {
 			if _, err := a.authorize(ctx, in.Ent, directory.RoleAuditor); err != nil {
 				return nil, err
 			}

@@ -69,7 +69,7 @@ func Config(addr, dataDir, pw string, sims *Sims) (*config.Config, *Credentials,
 		Clients: []config.Client{
 			// RFC 8252: the SASE client listens on a loopback port of its choosing; any port matches.
 			{ID: "sase-client", Name: "SASE client", Type: "native", RedirectURIs: []string{"http://127.0.0.1/callback"},
-				PostLogoutRedirectURIs: []string{"http://127.0.0.1/logged-out"}, GrantTypes: []string{"authorization_code", "refresh_token"}},
+				PostLogoutRedirectURIs: []string{"http://127.0.0.1/logged-out"}, GrantTypes: []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"}},
 			{ID: "demo-app", Name: "Demo web app", Type: "web", Secret: creds.DemoAppSecret,
 				RedirectURIs: []string{ext + "/demo-app/callback"}, PostLogoutRedirectURIs: []string{ext + "/demo-app/"},
 				LaunchURL: ext + "/demo-app/login"},

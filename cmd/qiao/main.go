@@ -166,6 +166,7 @@ func newRoot() *cobra.Command {
 		g.configFlags(usersCmd(g)),
 		g.configFlags(provisionCmd(g)),
 		g.addrFlag(g.configFlag(healthcheckCmd(g))),
+		loginCmd(), tokenCmd(), logoutCmd(),
 	)
 	return root
 }

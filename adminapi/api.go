@@ -98,6 +98,8 @@ type API struct {
 	CheckCallbackDomain func(*directory.IdentitySource) error
 	Log                 *slog.Logger
 	Now                 func() time.Time
+	// SAML fetches service providers' metadata URLs (status and refresh).
+	SAML SPMetadata
 	// ClientChanged tells the OpenID Provider an OIDC client was changed (forget its cached copy).
 	ClientChanged func(ent, id string)
 	// Pages renders the operator setup link for a browser (nil: JSON only).
@@ -151,6 +153,7 @@ func (a *API) Init() {
 	a.registerPeople()
 	a.registerConnectivity()
 	a.registerApps()
+	a.registerSPMetadata()
 	a.registerKeys()
 	a.registerAudit()
 	a.registerEnterprises()

@@ -551,7 +551,8 @@ type ServiceProvider struct {
 	ID            string            `json:"id" doc:"the entity ID, base64url: the {id} of its path"`
 	EntityID      string            `json:"entity_id"`
 	Name          string            `json:"name"`
-	MetadataURL   string            `json:"metadata_url,omitempty" doc:"fetched on first use and refreshed hourly"`
+	MetadataURL   string            `json:"metadata_url,omitempty" doc:"fetched when given, on first use, and hourly"`
+	MetadataFetch *MetadataFetch    `json:"metadata_fetch,omitempty" doc:"with metadata_url: how its last fetch went"`
 	ACS           []string          `json:"acs,omitempty" doc:"assertion consumer services, from inline metadata"`
 	Encrypted     bool              `json:"encrypted" doc:"the metadata has an encryption key: assertions are encrypted"`
 	SignsRequests bool              `json:"signs_requests"`
@@ -732,7 +733,7 @@ func (a *API) registerServiceProviders() {
 			out := &spList{}
 			out.Body.Items = []ServiceProvider{}
 			for _, sp := range sps {
-				out.Body.Items = append(out.Body.Items, a.spView(sp))
+				out.Body.Items = append(out.Body.Items, a.withMetadata(ctx, sp, a.spView(sp), false))
 			}
 			return out, nil
 		})
@@ -747,12 +748,12 @@ func (a *API) registerServiceProviders() {
 			if err != nil {
 				return nil, err
 			}
-			return &struct{ Body ServiceProvider }{a.spView(sp)}, nil
+			return &struct{ Body ServiceProvider }{a.withMetadata(ctx, sp, a.spView(sp), false)}, nil
 		})
 
 	huma.Register(a.huma, huma.Operation{OperationID: "create-service-provider", Method: http.MethodPost, Path: "/enterprises/{ent}/service-providers",
 		Summary: "Create a SAML service provider", DefaultStatus: http.StatusCreated, MaxBodyBytes: SPBody, Tags: tags,
-		Description: "Exactly one of metadata (inline XML, checked now: its entity ID must be entity_id) or metadata_url (fetched on first use).",
+		Description: "Exactly one of metadata (inline XML, checked now: its entity ID must be entity_id) or metadata_url (fetched now: metadata_fetch says how it went; a failure does not refuse the SP).",
 		Errors:      errs(http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)},
 		func(ctx context.Context, in *struct {
 			EntPath
@@ -803,7 +804,7 @@ func (a *API) registerServiceProviders() {
 			return &struct {
 				Location string `header:"Location"`
 				Body     ServiceProvider
-			}{Prefix + "/enterprises/" + in.Ent + "/service-providers/" + SPID(sp.EntityID), a.spView(sp)}, nil
+			}{Prefix + "/enterprises/" + in.Ent + "/service-providers/" + SPID(sp.EntityID), a.withMetadata(ctx, sp, a.spView(sp), true)}, nil
 		})
 
 	huma.Register(a.huma, huma.Operation{OperationID: "update-service-provider", Method: http.MethodPatch, Path: "/enterprises/{ent}/service-providers/{id}",
@@ -856,7 +857,7 @@ func (a *API) registerServiceProviders() {
 			if err != nil {
 				return nil, err
 			}
-			return &struct{ Body ServiceProvider }{a.spView(out)}, nil
+			return &struct{ Body ServiceProvider }{a.withMetadata(ctx, out, a.spView(out), in.Body.MetadataURL != nil && *in.Body.MetadataURL != "")}, nil
 		})
 
 	for _, enable := range []bool{true, false} {

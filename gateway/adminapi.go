@@ -7,7 +7,7 @@ import "github.com/qiao-gateway/qiao/adminapi"
 func (g *Gateway) mountAdminAPI() {
 	g.Admin = &adminapi.API{Store: g.Store, State: g.State, Sessions: g.Sessions, Tokens: g.OIDC, Sync: g.Sync, Keys: g.Keys, Access: g.Access,
 		AccessNotify: g.AccessNotify, Provision: g.Provision, ExternalURL: g.Config.ExternalURL, ClientIP: g.Broker.ClientIP,
-		CheckCallbackDomain: g.Broker.CheckCallbackDomain, Pages: g.Broker.Pages, ClientChanged: g.OIDC.ClientChanged, Log: g.Log}
+		CheckCallbackDomain: g.Broker.CheckCallbackDomain, Pages: g.Broker.Pages, ClientChanged: g.OIDC.ClientChanged, SAML: g.SAML, Log: g.Log}
 	g.Admin.Init()
 	g.Mux.Handle(adminapi.Prefix+"/", g.Admin.Handler())
 }

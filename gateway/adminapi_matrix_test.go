@@ -166,6 +166,7 @@ func TestAdminAPIAuthorisationMatrix(t *testing.T) {
 		{"POST", "/enterprises/demo/clients", `{"id":"mxc2","type":"web","redirect_uris":["https://mxc.example/cb"]}`, write, 201},
 		{"GET", "/enterprises/demo/service-providers", "", read, 200},
 		{"GET", "/enterprises/demo/service-providers/" + mxSPID, "", read, 200},
+		{"POST", "/enterprises/demo/service-providers/" + mxSPID + "/refresh-metadata", "", write, 200},
 		{"PATCH", "/enterprises/demo/service-providers/" + mxSPID, `{"nameid_format":"transient"}`, write, 200},
 		{"POST", "/enterprises/demo/service-providers/" + mxSPID + "/disable", "", write, 200},
 		{"POST", "/enterprises/demo/service-providers/" + mxSPID + "/enable", "", write, 200},

@@ -108,6 +108,12 @@ func (p *Provider) serviceProvider(ctx context.Context, ent, entityID string) (*
 	raw := []byte(d.MetadataXML)
 	if d.MetadataURL != "" {
 		b, ferr := p.fetchMetadata(ctx, d.MetadataURL)
+		if ferr == nil {
+			if _, perr := parseSP(d, b); perr != nil {
+				ferr = perr // fetched, but not metadata qiao can use
+			}
+		}
+		p.recordFetch(ctx, ent, entityID, d.MetadataURL, b, ferr)
 		if ferr != nil {
 			if cached != nil && cached.d.MetadataURL == d.MetadataURL {
 				// Keep serving the last good metadata; say so once per refresh attempt.

@@ -3,7 +3,6 @@ package dirsync
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -89,22 +88,14 @@ func (e *EventEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, http.StatusForbidden, "replayed_callback", "this callback was already received")
 		return
 	}
-	stored := 0
-	for _, ev := range cb.Events {
-		payload, _ := json.Marshal(ev)
-		added, err := e.Store.AddSourceEvent(r.Context(), &directory.SourceEvent{EnterpriseID: ent, SourceID: srcID, DedupeKey: ev.Key,
-			EventType: ev.Type, Payload: payload, ReceivedAt: now})
-		if err != nil {
-			// Not stored: do not acknowledge, so the platform delivers it again. Forget the replay
-			// marker so that redelivery is accepted.
-			_ = e.State.Delete(r.Context(), "evreplay:"+hex.EncodeToString(sum[:]))
-			log.Error("event not stored", "err", err)
-			httpx.WriteError(w, r, http.StatusServiceUnavailable, "store_unavailable", "the event could not be stored; the platform will retry")
-			return
-		}
-		if added {
-			stored++
-		}
+	stored, err := StoreEvents(r.Context(), e.Store, ent, srcID, cb.Events, now)
+	if err != nil {
+		// Not stored: do not acknowledge, so the platform delivers it again. Forget the replay
+		// marker so that redelivery is accepted.
+		_ = e.State.Delete(r.Context(), "evreplay:"+hex.EncodeToString(sum[:]))
+		log.Error("event not stored", "err", err)
+		httpx.WriteError(w, r, http.StatusServiceUnavailable, "store_unavailable", "the event could not be stored; the platform will retry")
+		return
 	}
 	if stored > 0 {
 		select {

@@ -36,6 +36,7 @@ func funcs(lang string) map[string]any {
 		"matchLabel": func(s string) string {
 			return map[string]string{"by userid": "by user ID", "by email": "by email", "by mobile": "by mobile"}[s]
 		},
+		"node": func(n any, src, cur any) map[string]any { return map[string]any{"n": n, "src": src, "cur": cur} },
 		"list": func(v any) []any { l, _ := v.([]any); return l },
 		"obj":  func(v any) map[string]any { m, _ := v.(map[string]any); return m },
 		"counts": func(v any) string {

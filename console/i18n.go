@@ -263,6 +263,27 @@ var zhText = map[string]string{
 	"Record":                          "对象详情",
 	"Error":                           "错误",
 
+	// people
+	"Departments":                     "部门",
+	"Name, username, email or mobile": "姓名、用户名、邮箱或手机号",
+	"Username":                        "用户名",
+	"Email":                           "邮箱",
+	"Mobile":                          "手机号",
+	"Nobody found.":                   "没有找到人员。",
+	"active":                          "在职",
+	"disabled":                        "已停用",
+	"inactive":                        "未激活",
+	"departed":                        "已离职",
+	"Locked":                          "已锁定",
+	"End all sessions":                "结束全部会话",
+	"Enable":                          "启用",
+	"Disable":                         "停用",
+	"Unlock":                          "解锁",
+	"Links":                           "关联",
+	"Sessions":                        "会话",
+	"Recent logons":                   "最近登录",
+	"Time":                            "时间",
+
 	// overview
 	"Sources":            "身份源",
 	"Last event":         "最近事件",

@@ -12,6 +12,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"/{$}", c.root)
 	m.HandleFunc("GET "+Prefix+"/e/{ent}/{$}", c.overview)
 	c.sourceRoutes()
+	c.peopleRoutes()
 	m.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, &problem{Status: http.StatusNotFound, Detail: "no console page at " + r.URL.Path})
 	})

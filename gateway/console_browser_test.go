@@ -24,8 +24,9 @@ type consoleBrowser struct {
 
 func newConsoleBrowser(t *testing.T, a *adminWorld, lang string) *consoleBrowser {
 	ctx := browsertest.NewWith(t, chromedp.WindowSize(1280, 800), chromedp.Flag("accept-lang", lang), chromedp.Flag("lang", lang))
-	// A console walk is longer than the default minute of one browser test.
-	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	// A console walk is longer than the minute browsertest gives one test: the same tab, with
+	// the walk's own ceiling.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*time.Minute)
 	t.Cleanup(cancel)
 	return &consoleBrowser{t: t, a: a, ctx: ctx, lang: lang}
 }
@@ -33,7 +34,9 @@ func newConsoleBrowser(t *testing.T, a *adminWorld, lang string) *consoleBrowser
 // do runs steps, failing the test with where the browser is and what it shows.
 func (b *consoleBrowser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second) // a step that waits for what never comes fails soon
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.fatal(what, err)
 	}
 }
@@ -143,6 +146,41 @@ func TestConsoleFramework(t *testing.T) {
 	b.waitFor("the CSRF refusal", `!!document.querySelector("#ref") && document.querySelector("h1").textContent === "无权操作"`)
 	if src, _ := a.gw.Store.GetSource(a.ctx, "demo", "dingtalk"); !src.Enabled {
 		t.Fatal("a post without the CSRF token closed the source")
+	}
+
+	// Employees: the department tree narrows the list; the search finds a person; their page
+	// shows their links and live sessions; disable and enable go through the API.
+	b.do("employees", chromedp.Navigate(a.base+"/console/e/demo/sources"), chromedp.Click(`nav a[href$="/people"]`), chromedp.WaitVisible(`#tree`))
+	if tree := b.text(`#tree`); !strings.Contains(tree, "企业微信") || !strings.Contains(tree, "钉钉") {
+		t.Fatalf("the department trees: %q", tree)
+	}
+	b.do("a department", chromedp.Click(`#tree li:not(:has(ul)) a`), chromedp.WaitVisible(`#tree a[aria-current]`))
+	if n := b.eval(`String(document.querySelectorAll('#people tbody a').length)`); n == "0" {
+		t.Fatalf("a department of the tree lists nobody: %q", b.text(`#people`))
+	}
+	b.do("search 张三", chromedp.Navigate(a.base+"/console/e/demo/people"), chromedp.SendKeys(`#q`, "张三"), chromedp.Submit(`#people-search`), chromedp.WaitVisible(`#people a`))
+	b.shot("employees")
+	b.do("open 张三", chromedp.Navigate(a.base+"/console/e/demo/people?q=zhangsan"), chromedp.WaitVisible(`#people a`), chromedp.Click(`#people a`), chromedp.WaitVisible(`#links`))
+	if links := b.text(`#links`); !strings.Contains(links, "zhangsan") || !strings.Contains(links, "企业微信") {
+		t.Fatalf("张三's links: %q", links)
+	}
+	if n := b.eval(`String(document.querySelectorAll('#sessions tbody tr td:nth-child(2)').length)`); n == "0" {
+		t.Fatalf("张三's live session is not listed: %q", b.text(`#sessions`))
+	}
+	b.shot("person")
+	// Someone of WeCom's other than the owner: disable, then enable.
+	b.do("WeCom's people", chromedp.Navigate(a.base+"/console/e/demo/people?source=wecom"), chromedp.WaitVisible(`#people a`))
+	other := b.eval(`[...document.querySelectorAll('#people tbody tr')].find(r => r.cells[1].textContent !== "zhangsan").cells[1].textContent`)
+	b.do("disable "+other, chromedp.Navigate(a.base+"/console/e/demo/people?q="+other), chromedp.Click(`#people a`), chromedp.Click(`#disable`), chromedp.WaitVisible(`#enable`))
+	if st := b.text(`#person-status`); st != "已停用" {
+		t.Fatalf("after disabling: %q", st)
+	}
+	if u, _ := a.gw.Store.GetUserByUsername(a.ctx, "demo", other); u.Status != "disabled" {
+		t.Fatalf("after disabling %s is %s", other, u.Status)
+	}
+	b.do("enable "+other, chromedp.Click(`#enable`), chromedp.WaitVisible(`#disable`))
+	if u, _ := a.gw.Store.GetUserByUsername(a.ctx, "demo", other); u.Status != "active" {
+		t.Fatalf("after enabling %s is %s", other, u.Status)
 	}
 
 	// An auditor sees everything and can change nothing: no buttons that change, and a change

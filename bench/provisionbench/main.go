@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,7 +48,15 @@ func main() {
 	storage := flag.String("storage", "sqlite", "sqlite, or a postgres:// DSN of a server (a fresh database is created)")
 	limits := flag.Bool("limits", true, "published rate limits on (simulator and client)")
 	simOnly := flag.String("sim", "", "internal: run only the simulator on this address")
+	triggerCost := flag.Int("trigger-cost", 0, "instead: write this many people (and links, and a department each 20) in an enterprise without a target, with the outbox triggers and then without them (SQLite), and compare")
 	flag.Parse()
+	if *triggerCost > 0 {
+		if err := measureTriggers(*triggerCost); err != nil {
+			fmt.Fprintln(os.Stderr, "provisionbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *simOnly != "" {
 		runSim(*simOnly, *limits)
 		return
@@ -262,5 +272,81 @@ func run(nUsers, nDepts, nChanges int, storage string, limits bool) error {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(time.Millisecond) }
 	fmt.Printf("local change → WeCom write: %d renames, p50 %s, p99 %s, max %s (the worker polls every 500 ms)\n", len(lat), q(0.5), q(0.99), lat[len(lat)-1].Round(time.Millisecond))
+	return nil
+}
+
+// measureTriggers writes n people into an enterprise without a provisioning target twice — with
+// the outbox triggers (each a primary-key probe of provision_targets) and with them dropped — and
+// prints the two times: what the triggers cost a sync of an enterprise that does not provision.
+func measureTriggers(n int) error {
+	ctx := context.Background()
+	box, _ := secretbox.New(bytes.Repeat([]byte{9}, secretbox.KeySize))
+	write := func(drop bool) (time.Duration, error) {
+		dir, _ := os.MkdirTemp("", "provisionbench-trig-")
+		defer os.RemoveAll(dir)
+		file := filepath.Join(dir, "q.db")
+		st, err := sqlstore.Open(ctx, "sqlite://"+file, box)
+		if err != nil {
+			return 0, err
+		}
+		defer st.Close()
+		if drop {
+			db, err := sql.Open("sqlite", file)
+			if err != nil {
+				return 0, err
+			}
+			for _, t := range []string{"users_insert", "users_update", "users_delete", "links_insert", "links_update", "links_delete", "depts_insert", "depts_update", "depts_delete"} {
+				if _, err := db.Exec("DROP TRIGGER provision_" + t); err != nil {
+					db.Close()
+					return 0, err
+				}
+			}
+			db.Close()
+		}
+		if err := st.PutEnterprise(ctx, &directory.Enterprise{ID: "e", Name: "E"}); err != nil {
+			return 0, err
+		}
+		if err := st.PutSource(ctx, &directory.IdentitySource{EnterpriseID: "e", ID: "local", Kind: directory.KindLocal, Name: "本地", Enabled: true, Sync: directory.DefaultSyncSettings()}); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		err = st.InTx(ctx, func(tx directory.Store) error {
+			for i := range n {
+				if i%20 == 0 {
+					if err := tx.PutDepartment(ctx, &directory.Department{EnterpriseID: "e", SourceID: "local", UpstreamID: fmt.Sprint(i + 2), Name: "部门"}); err != nil {
+						return err
+					}
+				}
+				u := &directory.User{EnterpriseID: "e", Username: fmt.Sprintf("u%07d", i), Name: "员工", Status: directory.UserActive}
+				if err := tx.CreateUser(ctx, u); err != nil {
+					return err
+				}
+				if err := tx.PutUserLink(ctx, &directory.UserLink{EnterpriseID: "e", SourceID: "local", UpstreamID: u.Username, UserID: u.ID, Departments: []string{"2"}}); err != nil {
+					return err
+				}
+				u.Name = "员工改"
+				if err := tx.UpdateUser(ctx, u); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return time.Since(start), err
+	}
+	var with, without []time.Duration
+	for range 3 { // alternate, best of three each: the machine is shared
+		w, err := write(false)
+		if err != nil {
+			return err
+		}
+		wo, err := write(true)
+		if err != nil {
+			return err
+		}
+		with, without = append(with, w), append(without, wo)
+	}
+	best := func(ds []time.Duration) time.Duration { return slices.Min(ds) }
+	fmt.Printf("%d people (insert, link, update) and %d departments in one transaction, enterprise without a target, SQLite, best of 3: with the outbox triggers %s, without %s (%+.1f%%)\n",
+		n, (n+19)/20, best(with).Round(time.Millisecond), best(without).Round(time.Millisecond), 100*(best(with).Seconds()/best(without).Seconds()-1))
 	return nil
 }

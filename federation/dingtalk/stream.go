@@ -47,7 +47,7 @@ type Stream struct {
 	Store func(ctx context.Context, ev federation.Event) error
 	Log   *slog.Logger
 	// MinBackoff and MaxBackoff bound the wait between failed connection attempts (defaults 1 s
-	// and 60 s, with jitter); a connection that lived a minute resets it.
+	// and 60 s, doubling, with jitter); a connection that was established resets it.
 	MinBackoff, MaxBackoff time.Duration
 	// KeepAlive is the interval of WebSocket pings that find a dead connection the server
 	// cannot tell us about (default 30 s; a ping unanswered for 10 s closes it).
@@ -99,7 +99,7 @@ func (s *Stream) Run(ctx context.Context) {
 	}
 	backoff := minB
 	for ctx.Err() == nil {
-		began := time.Now()
+		before := s.connects.Load()
 		err := s.session(ctx)
 		if ctx.Err() != nil {
 			return
@@ -109,7 +109,9 @@ func (s *Stream) Run(ctx context.Context) {
 			backoff = minB
 			continue
 		}
-		if time.Since(began) > time.Minute {
+		if s.connects.Load() > before {
+			// It was connected: a dropped connection is retried after the shortest wait; only
+			// failures to connect again and again back off further.
 			backoff = minB
 		}
 		wait := backoff + time.Duration(rand.Int64N(int64(backoff)/4+1))

@@ -284,6 +284,10 @@ var zhText = map[string]string{
 	"Recent logons":                   "最近登录",
 	"Time":                            "时间",
 
+	// audit
+	"Person": "人员",
+	"Actor":  "操作人",
+
 	// overview
 	"Sources":            "身份源",
 	"Last event":         "最近事件",

@@ -391,5 +391,17 @@ func TestConsoleWeComSourceWorkflow(t *testing.T) {
 			t.Fatalf("%s audit = %+v", kind, ev)
 		}
 	}
+	// The audit log: filtered by kind, the close the console made, by the owner, with the
+	// request's reference.
+	b.do("the audit log", chromedp.Navigate(a.base+"/console/e/demo/audit"), chromedp.WaitVisible(`#audit-filter`),
+		chromedp.SendKeys(`#kind`, "admin.source."), chromedp.Submit(`#audit-filter`), chromedp.WaitVisible(`#audit tr[data-kind]`))
+	if kinds := b.eval(`[...new Set([...document.querySelectorAll('#audit tr[data-kind]')].map(r => r.dataset.kind))].sort().join(",")`); kinds != "admin.source.close,admin.source.create" {
+		t.Fatalf("the audit log filtered by admin.source.: %q", kinds)
+	}
+	closed := a.auditOf("demo", "admin.source.close")[0]
+	if row := b.text(`#audit tr[data-kind="admin.source.close"]`); !strings.Contains(row, "user:zhangsan@demo") || !strings.Contains(row, closed.RequestID) {
+		t.Fatalf("the close's audit row: %q", row)
+	}
+	b.shot("audit")
 	a.gw.Admin.Wait()
 }

@@ -320,7 +320,6 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	g.startJobs(ctx) // scaleout.go: singleton jobs under leases
 	// Provisioning: the outbox on every replica (claims), its reconciles under a lease.
 	go g.runProvision(ctx, lease.Holder())
-	defer g.startStreams(ctx)() // stream.go: DingTalk Stream connections, one replica each
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -328,6 +327,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	g.drain() // readyz.go: /readyz 503 for drain_delay while still serving
 	g.Log.Info("shutting down", "timeout", g.Config.ShutdownTimeout.D().String())
 	sctx, cancel := context.WithTimeout(context.Background(), g.Config.ShutdownTimeout.D())
 	defer cancel()

@@ -12,7 +12,7 @@ import (
 )
 
 // Failure behaviour of a serving replica. A watcher pings the durable store and the state store
-// every healthEvery; while either does not answer, every request except the operations endpoints
+// every healthEvery; while either does not answer (two pings in a row failed), every request except the operations endpoints
 // is refused at once with 503 and Retry-After (in the caller's format: an OAuth error at the token
 // endpoint, a problem document under /api/, a product page for a browser, qiao's JSON error
 // otherwise) instead of waiting on a database that is not there, and /readyz says 503 so the load
@@ -21,7 +21,7 @@ import (
 
 const (
 	healthEvery   = time.Second
-	healthTimeout = 800 * time.Millisecond
+	healthTimeout = 2 * time.Second
 	retryAfter    = "5" // seconds
 )
 
@@ -29,6 +29,7 @@ const (
 // serving, as in tests) lets everything through.
 type health struct {
 	storeDown, stateDown, draining atomic.Bool
+	storeFails, stateFails         int // consecutive failed pings (the watcher's own)
 }
 
 func (h *health) down() bool { return h.storeDown.Load() || h.stateDown.Load() }
@@ -50,23 +51,31 @@ func (g *Gateway) watchHealth(ctx context.Context) {
 }
 
 func (g *Gateway) checkHealth(ctx context.Context) {
-	check := func(name string, ping func(context.Context) error, flag *atomic.Bool) {
+	check := func(name string, ping func(context.Context) error, flag *atomic.Bool, fails *int) {
 		pctx, cancel := context.WithTimeout(ctx, healthTimeout)
 		err := ping(pctx)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		if was := flag.Swap(err != nil); was != (err != nil) {
-			if err != nil {
+		// Down after two failed pings in a row: one slow answer on a loaded machine, or one stale
+		// pooled connection after the backend restarted, is not an outage.
+		if err != nil {
+			*fails++
+		} else {
+			*fails = 0
+		}
+		down := *fails >= 2
+		if was := flag.Swap(down); was != down {
+			if down {
 				g.Log.Error("backend unreachable: refusing requests with 503 until it answers", "backend", name, "err", err)
 			} else {
 				g.Log.Info("backend answers again: serving", "backend", name)
 			}
 		}
 	}
-	check("store", g.Store.Ping, &g.health.storeDown)
-	check("state", g.State.Ping, &g.health.stateDown)
+	check("store", g.Store.Ping, &g.health.storeDown, &g.health.storeFails)
+	check("state", g.State.Ping, &g.health.stateDown, &g.health.stateFails)
 }
 
 // failFast refuses requests while a backend is down (see above); the operations endpoints and
@@ -122,6 +131,14 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 		checks["state"], ok = "unreachable", false
 		g.Log.Warn("readiness: state store unreachable", "err", err)
 	}
+	// What the watcher last saw counts too: until it has seen the backend answer again this
+	// replica still refuses requests, so it is not ready either.
+	if g.health.storeDown.Load() {
+		checks["store"], ok = "unreachable", false
+	}
+	if g.health.stateDown.Load() {
+		checks["state"], ok = "unreachable", false
+	}
 	if g.health.draining.Load() {
 		checks["serving"], ok = "draining", false
 	}
@@ -131,4 +148,15 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	httpx.WriteJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+// drain starts a graceful stop: /readyz says 503 at once, and for drain_delay the replica goes on
+// accepting requests, so a load balancer that checks /readyz stops sending it new ones before its
+// listener closes (a request that reaches a closed listener fails at the balancer).
+func (g *Gateway) drain() {
+	g.health.draining.Store(true)
+	if d := g.Config.DrainDelay.D(); d > 0 {
+		g.Log.Info("draining: /readyz says 503 while still serving", "for", d.String())
+		time.Sleep(d)
+	}
 }

@@ -63,6 +63,9 @@ type Config struct {
 	SessionAbsolute Duration `yaml:"session_absolute"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long, after SIGTERM, /readyz says 503 while the replica still accepts new
+	// requests, so a load balancer that checks it stops sending before the listener closes.
+	DrainDelay Duration `yaml:"drain_delay"`
 	// Enterprises are declared here and applied to the store at start (idempotently).
 	Enterprises []Enterprise `yaml:"enterprises"`
 
@@ -578,6 +581,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout.D() <= 0 {
 		return &Error{"shutdown_timeout", "must be positive"}
+	}
+	if c.DrainDelay.D() < 0 || c.DrainDelay.D() > time.Minute {
+		return &Error{"drain_delay", "must be between 0 and 1m"}
 	}
 	for i, cidr := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(cidr); err != nil {

@@ -157,6 +157,10 @@ func (s *Service) Drain(ctx context.Context) (int, error) {
 			}
 		}
 		n += len(items)
+		if len(items) < batch {
+			// The outbox is drained; an item put back for a retry waits for the next turn.
+			return n, nil
+		}
 	}
 	return n, ctx.Err()
 }

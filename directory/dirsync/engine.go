@@ -205,12 +205,14 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 		if known, err = e.loadKnownLinks(ctx, ent, srcID); err != nil {
 			return fail(fmt.Errorf("read the source's links: %w", err))
 		}
-		stage = &stager{store: e.Store, task: task.ID}
-		defer func() {
-			if err := stage.drop(ctx); err != nil {
-				e.log().Warn("drop the sync's staged upstream records", "task", task.ID, "err", err)
-			}
-		}()
+		if st, ok := e.Store.(interface{ StagingPays() bool }); ok && st.StagingPays() {
+			stage = &stager{store: e.Store, task: task.ID}
+			defer func() {
+				if err := stage.drop(ctx); err != nil {
+					e.log().Warn("drop the sync's staged upstream records", "task", task.ID, "err", err)
+				}
+			}()
+		}
 	}
 	if src.Sync.UserInfo {
 		n := 0

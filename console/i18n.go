@@ -288,6 +288,12 @@ var zhText = map[string]string{
 	"Person": "人员",
 	"Actor":  "操作人",
 
+	// administrators
+	"Granted by":   "授权人",
+	"Revoke":       "撤销",
+	"Grant a role": "授予角色",
+	"Grant":        "授予",
+
 	// overview
 	"Sources":            "身份源",
 	"Last event":         "最近事件",

@@ -183,6 +183,19 @@ func TestConsoleFramework(t *testing.T) {
 		t.Fatalf("after enabling %s is %s", other, u.Status)
 	}
 
+	// Administrators: the owner grants chen-nobody the auditor role, then revokes it.
+	b.do("administrators", chromedp.Click(`nav a[href$="/admins"]`), chromedp.WaitVisible(`#grant`), chromedp.SendKeys(`#username`, "chen-nobody"))
+	b.eval(`document.getElementById("role").value = "auditor", ""`)
+	b.do("grant", chromedp.Submit(`#grant`), chromedp.WaitVisible(`#admin-chen-nobody`))
+	if g, err := a.gw.Store.GetAdminGrant(a.ctx, "demo", "chen-nobody"); err != nil || g.Role != "auditor" {
+		t.Fatalf("the grant: %+v %v", g, err)
+	}
+	b.shot("administrators")
+	b.do("revoke", chromedp.Click(`#admin-chen-nobody button`), chromedp.WaitVisible(`#flash`))
+	if _, err := a.gw.Store.GetAdminGrant(a.ctx, "demo", "chen-nobody"); err == nil {
+		t.Fatal("the grant survived its revocation")
+	}
+
 	// An auditor sees everything and can change nothing: no buttons that change, and a change
 	// posted anyway (with a valid console token) is the API's 403.
 	b.as(a.sessionOf("demo", "li-auditor"))
@@ -198,6 +211,11 @@ func TestConsoleFramework(t *testing.T) {
 	if n := b.eval(`String(document.querySelectorAll('#test, #sync-now, #close, #edit, #delete').length)`); n != "0" {
 		t.Fatalf("the auditor is offered %s changes on a source", n)
 	}
+	b.do("the auditor's administrators", chromedp.Navigate(a.base+"/console/e/demo/admins"), chromedp.WaitVisible(`#admins`))
+	if n := b.eval(`String(document.querySelectorAll('#grant, #admins form').length)`); n != "0" {
+		t.Fatalf("the auditor is offered %s grant or revoke forms", n)
+	}
+	b.do("the auditor opens a source again", chromedp.Navigate(a.base+"/console/e/demo/sources/wecom"), chromedp.WaitVisible(`#records`))
 	b.do("the auditor reads the sync records", chromedp.Click(`#records`), chromedp.WaitVisible(`#tasks`))
 	b.postForm("/console/e/demo/sources/wecom/sync")
 	b.waitFor("the auditor's refusal", `!!document.querySelector("#ref") && document.querySelector("h1").textContent === "无权操作"`)

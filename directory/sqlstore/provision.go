@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"regexp"
 	"strings"
 	"time"
 
@@ -41,7 +43,10 @@ func (s *Store) PutProvisionTarget(ctx context.Context, t *directory.ProvisionTa
 			settings = excluded.settings, config = excluded.config, secrets = excluded.secrets, managed = excluded.managed, updated_at = excluded.updated_at`,
 		t.EnterpriseID, string(t.Kind), boolInt(t.Enabled), boolInt(t.AutoPush), jsonText(t.Settings), jsonText(t.Config), sealed, t.Managed,
 		ms(t.CreatedAt), ms(t.UpdatedAt))
-	return mapErr(err, "put provisioning target")
+	if err != nil {
+		return mapErr(err, "put provisioning target")
+	}
+	return s.syncOutboxTriggers(ctx)
 }
 
 const targetCols = `enterprise_id, kind, enabled, auto_push, settings, config, secrets, managed, created_at, updated_at`
@@ -113,7 +118,7 @@ func (s *Store) DeleteProvisionTarget(ctx context.Context, ent string) error {
 				return mapErr(err, "delete provisioning target")
 			}
 		}
-		return nil
+		return t.syncOutboxTriggers(ctx)
 	})
 }
 
@@ -387,4 +392,68 @@ func (s *Store) ListProvisionRecords(ctx context.Context, q directory.ProvisionR
 		out = append(out, &r)
 	}
 	return out, mapErr(rows.Err(), "list provisioning records")
+}
+
+// The outbox triggers exist only while some enterprise has a provisioning target: a statement
+// that fires a trigger keeps a statement journal (SQLite) and runs the trigger's probe, which
+// cost bulk writes about half again as long (provisionbench -trigger-cost) — a database where no
+// one provisions pays nothing. They are created with the first target and dropped with the last
+// (and at open, when none is left); their text is the migration's (00008_provisioning.sql).
+var triggerRe = regexp.MustCompile(`(?s)CREATE TRIGGER (\w+) AFTER .*? ON (\w+)\b.*?(?:END;|\(\);)`)
+
+func (s *Store) outboxTriggers() (creates, drops []string, err error) {
+	b, err := fs.ReadFile(migrations, "migrations/"+string(s.dialect)+"/00008_provisioning.sql")
+	if err != nil {
+		return nil, nil, err
+	}
+	up, _, _ := strings.Cut(string(b), "-- +goose Down")
+	for _, m := range triggerRe.FindAllStringSubmatch(up, -1) {
+		switch s.dialect {
+		case Postgres:
+			creates = append(creates, strings.Replace(m[0], "CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1))
+			drops = append(drops, "DROP TRIGGER IF EXISTS "+m[1]+" ON "+m[2])
+		default:
+			creates = append(creates, strings.Replace(m[0], "CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1))
+			drops = append(drops, "DROP TRIGGER IF EXISTS "+m[1])
+		}
+	}
+	if len(creates) == 0 {
+		return nil, nil, fmt.Errorf("no outbox triggers in the %s migration", s.dialect)
+	}
+	return creates, drops, nil
+}
+
+// syncOutboxTriggers creates the outbox triggers when a target exists and drops them when none
+// does.
+func (s *Store) syncOutboxTriggers(ctx context.Context) error {
+	var targets, triggers int
+	if err := s.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM provision_targets`).Scan(&targets); err != nil {
+		return mapErr(err, "count provisioning targets")
+	}
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'provision\_%' ESCAPE '\'`
+	if s.dialect == Postgres {
+		q = `SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'provision\_%'`
+	}
+	if err := s.q.QueryRowContext(ctx, q).Scan(&triggers); err != nil {
+		return mapErr(err, "count outbox triggers")
+	}
+	creates, drops, err := s.outboxTriggers()
+	if err != nil {
+		return err
+	}
+	var stmts []string
+	switch {
+	case targets > 0 && triggers < len(creates):
+		stmts = creates
+	case targets == 0 && triggers > 0:
+		stmts = drops
+	default:
+		return nil
+	}
+	for _, st := range stmts {
+		if _, err := s.q.ExecContext(ctx, st); err != nil {
+			return mapErr(err, "outbox triggers")
+		}
+	}
+	return nil
 }

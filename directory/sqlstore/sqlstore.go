@@ -275,6 +275,12 @@ func open(ctx context.Context, dsn string, box *secretbox.Box, readOnly bool) (*
 		db.Close()
 		return nil, err
 	}
+	if !readOnly {
+		if err := s.syncOutboxTriggers(ctx); err != nil { // provision.go
+			db.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/qiao-gateway/qiao/demo"
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/directory/lease"
 	"github.com/qiao-gateway/qiao/federation/dingtalk/dingtalksim"
 	"github.com/qiao-gateway/qiao/internal/config"
 	"github.com/qiao-gateway/qiao/internal/pgtemp"
@@ -185,7 +186,7 @@ func TestDingTalkStreamReplicaTakeover(t *testing.T) {
 	dsn := pgtemp.New(t, pg, "qiao_gw")
 	shared := func(c *config.Config) { c.Storage, c.State = dsn, rd }
 	// The world's own gateway only declares, syncs and reads; it serves no Stream (not Serve).
-	w := newWorld(t, 60, t.TempDir(), false, shared, streamSource)
+	w := newWorld(t, 60, t.TempDir(), false, shared)
 	w.dsim.SetEventsOverStream(true)
 	type replica struct {
 		gw   *Gateway
@@ -201,7 +202,6 @@ func TestDingTalkStreamReplicaTakeover(t *testing.T) {
 		cfg.SyncScheduler = &off
 		cfg.MasterKey = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
 		shared(cfg)
-		streamSource(cfg)
 		gw, err := New(w.ctx, cfg, NewLogger(cfg), WithoutApply())
 		if err != nil {
 			t.Fatal(err)
@@ -223,6 +223,29 @@ func TestDingTalkStreamReplicaTakeover(t *testing.T) {
 		return r
 	}
 	a, b := start(), start()
+	// A replica that died holding the lease renews it no more: nobody connects until it expires,
+	// then one of the live replicas takes over. The source is switched to Stream in the store only
+	// now (the replicas pick the change up at their next scan), so the replicas' start-up time
+	// does not eat into the dead lease.
+	const deadTTL = 3 * time.Second
+	acquired := time.Now()
+	if _, err := lease.Acquire(w.ctx, w.gw.Store, LeaseDingTalkStreamPrefix+"demo/dingtalk", "dead-replica", deadTTL); err != nil {
+		t.Fatal(err)
+	}
+	src, err := w.gw.Store.GetSource(w.ctx, "demo", "dingtalk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Config["events"] = "stream"
+	if err := w.gw.Store.PutSource(w.ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	for time.Since(acquired) < deadTTL-500*time.Millisecond {
+		if n := len(w.dsim.StreamStatus().Connections); n != 0 {
+			t.Fatalf("%d connections while a dead replica's lease is still valid", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	w.eventually("one replica connected", w.streamConnected)
 	// Still one connection a few lease retries later: the other replica waits.
 	deadline := time.Now().Add(time.Second)

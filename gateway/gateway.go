@@ -320,6 +320,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	g.startJobs(ctx) // scaleout.go: singleton jobs under leases
 	// Provisioning: the outbox on every replica (claims), its reconciles under a lease.
 	go g.runProvision(ctx, lease.Holder())
+	defer g.startStreams(ctx)() // stream.go: DingTalk Stream connections, one replica each
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

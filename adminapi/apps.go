@@ -18,6 +18,7 @@ import (
 
 	"github.com/qiao-gateway/qiao/access"
 	"github.com/qiao-gateway/qiao/directory"
+	idpoidc "github.com/qiao-gateway/qiao/idp/oidc"
 	idpsaml "github.com/qiao-gateway/qiao/idp/saml"
 )
 
@@ -64,7 +65,7 @@ type ClientCreate struct {
 	AuthMethod             string            `json:"auth_method,omitempty" enum:"none,client_secret_basic,client_secret_post,private_key_jwt" doc:"default: none for native, client_secret_basic otherwise"`
 	RedirectURIs           []string          `json:"redirect_uris,omitempty" maxItems:"50" doc:"absolute URIs without a fragment"`
 	PostLogoutRedirectURIs []string          `json:"post_logout_redirect_uris,omitempty" maxItems:"50"`
-	GrantTypes             []string          `json:"grant_types,omitempty" maxItems:"3" enum:"authorization_code,refresh_token,client_credentials" doc:"default: client_credentials for service, authorization_code and refresh_token otherwise"`
+	GrantTypes             []string          `json:"grant_types,omitempty" maxItems:"4" enum:"authorization_code,refresh_token,client_credentials,urn:ietf:params:oauth:grant-type:device_code" doc:"default: client_credentials for service, authorization_code and refresh_token otherwise; the device flow (RFC 8628) by its URN"`
 	Scopes                 []string          `json:"scopes,omitempty" maxItems:"50"`
 	AccessTokenFormat      string            `json:"access_token_format,omitempty" enum:"opaque,jwt"`
 	IDTokenAlg             string            `json:"id_token_alg,omitempty" enum:"RS256,ES256"`
@@ -81,7 +82,7 @@ type ClientUpdate struct {
 	Name                   *string            `json:"name,omitempty" maxLength:"100"`
 	RedirectURIs           *[]string          `json:"redirect_uris,omitempty" maxItems:"50"`
 	PostLogoutRedirectURIs *[]string          `json:"post_logout_redirect_uris,omitempty" maxItems:"50"`
-	GrantTypes             *[]string          `json:"grant_types,omitempty" maxItems:"3" enum:"authorization_code,refresh_token,client_credentials"`
+	GrantTypes             *[]string          `json:"grant_types,omitempty" maxItems:"4" enum:"authorization_code,refresh_token,client_credentials,urn:ietf:params:oauth:grant-type:device_code"`
 	Scopes                 *[]string          `json:"scopes,omitempty" maxItems:"50"`
 	AccessTokenFormat      *string            `json:"access_token_format,omitempty" enum:"opaque,jwt"`
 	IDTokenAlg             *string            `json:"id_token_alg,omitempty" enum:"RS256,ES256"`
@@ -168,7 +169,8 @@ func checkClient(c *directory.OIDCClient) error {
 			return invalid("body.jwks", "a private_key_jwt client needs its public keys as a JSON Web Key Set")
 		}
 	}
-	if c.Type == directory.ClientService && (slices.Contains(c.GrantTypes, "authorization_code") || slices.Contains(c.GrantTypes, "refresh_token")) {
+	if c.Type == directory.ClientService && (slices.Contains(c.GrantTypes, "authorization_code") || slices.Contains(c.GrantTypes, "refresh_token") ||
+		slices.Contains(c.GrantTypes, idpoidc.GrantDeviceCode)) {
 		return invalid("body.grant_types", "a service client has no people's logons: client_credentials only")
 	}
 	if c.Type != directory.ClientService && slices.Contains(c.GrantTypes, "client_credentials") {

@@ -59,6 +59,16 @@ func TestAdminAPIClients(t *testing.T) {
 		}
 	}
 
+	// The device flow is a grant an admin gives a people's client, never a service.
+	if r := a.call(owner, "POST", "/enterprises/demo/clients", `{"id":"tv-app","type":"native","redirect_uris":["http://127.0.0.1/cb"],`+
+		`"grant_types":["urn:ietf:params:oauth:grant-type:device_code","refresh_token"]}`); r.status != 201 || !strings.Contains(string(r.body), "device_code") {
+		t.Fatalf("create a device-flow client: %d %s", r.status, r.body)
+	}
+	if r := a.call(owner, "POST", "/enterprises/demo/clients", `{"id":"svc-dev","type":"service","grant_types":["urn:ietf:params:oauth:grant-type:device_code"]}`); r.status != 422 ||
+		!strings.Contains(string(r.body), "body.grant_types") {
+		t.Fatalf("a service client with the device grant: %d %s", r.status, r.body)
+	}
+
 	// A web client: its settings, checked as the config file's are.
 	if r := a.call(owner, "POST", "/enterprises/demo/clients", `{"id":"web-new","type":"web","redirect_uris":["https://app.example/cb"],"launch_url":"https://app.example/"}`); r.status != 201 {
 		t.Fatalf("create web: %d %s", r.status, r.body)

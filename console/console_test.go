@@ -38,6 +38,10 @@ func TestEveryTextIsTranslated(t *testing.T) {
 		more = append(more, f)
 	}
 	more = append(more, recordActions...)
+	for _, g := range grantChoices {
+		more = append(more, g.Label)
+	}
+	more = append(more, "The secret is rotated: the old one no longer works.")
 	for _, s := range more {
 		if _, ok := zhText[s]; !ok {
 			missing = append(missing, s)

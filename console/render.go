@@ -97,6 +97,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 var flashes = map[string]string{
 	"saved": "Saved.", "closed": "The source is closed: nobody can log on through it.", "opened": "The source is open.",
 	"deleted": "The source is deleted.", "sync": "Synchronization started.", "done": "Done.",
+	"rotated": "The signing keys are rotated: the old ones stay published until they expire.",
 }
 
 func (c *Console) templates(l string) *template.Template {

@@ -18,6 +18,7 @@ import (
 // the token endpoint (the old one no longer does); disables and enables it. A file-managed client
 // shows read-only.
 func TestConsoleAppsClients(t *testing.T) {
+	rotatedPage := `!!document.querySelector("#new-secret") && !!document.querySelector("#flash") && document.querySelector("#flash").textContent.includes("已轮换")`
 	a := newAdminWorld(t)
 	b := newConsoleBrowser(t, a, "zh-CN")
 	b.logonWeCom("zhangsan")
@@ -74,7 +75,8 @@ func TestConsoleAppsClients(t *testing.T) {
 	if uris := strings.TrimSpace(b.text(`#redirect-uris`)); uris != "https://app.example/cb" {
 		t.Fatalf("redirect URIs %q", uris)
 	}
-	b.do("rotate", chromedp.Click(`#rotate-secret`), chromedp.WaitVisible(`#new-secret`))
+	b.do("rotate", chromedp.Click(`#rotate-secret`))
+	b.waitFor("the rotated secret's page", rotatedPage)
 	if rotated := b.text(`#v-secret`); rotated == secret || rotated == "" {
 		t.Fatalf("the rotated secret %q", rotated)
 	}
@@ -91,7 +93,9 @@ func TestConsoleAppsClients(t *testing.T) {
 	if g := b.text(`#grant-types`); g != "client_credentials" {
 		t.Fatalf("a service client's grant types %q", g)
 	}
-	b.do("rotate the service client's secret", chromedp.Click(`#rotate-secret`), chromedp.WaitVisible(`#new-secret`))
+	// The creation's answer page shows a secret too: wait for the rotation's own page.
+	b.do("rotate the service client's secret", chromedp.Click(`#rotate-secret`))
+	b.waitFor("the rotated secret's page", rotatedPage)
 	second := b.text(`#v-secret`)
 	if st := a.clientCredentials("demo", "svc-console", second); st != http.StatusOK {
 		t.Fatalf("the rotated secret at the token endpoint: %d", st)

@@ -337,7 +337,8 @@ func TestOIDCTokenEndpointBadInput(t *testing.T) {
 		{"garbage refresh", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {strings.Repeat("z", 300)}, "client_id": {"sase-client"}}, nil, 400, "invalid_grant"},
 		{"client_credentials for a native app", url.Values{"grant_type": {"client_credentials"}, "client_id": {"sase-client"}}, nil, 401, "invalid_client"},
 		{"client_credentials with an unknown scope", url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}}, []string{"demo-service", svc.Secret}, 400, "invalid_scope"},
-		{"device code", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, nil, 400, "unsupported_grant_type"},
+		{"device code without a client", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"x"}}, nil, 401, "invalid_client"},
+		{"device code missing", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "client_id": {"sase-client"}}, nil, 400, "invalid_request"},
 		{"token exchange", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}}, nil, 400, "unsupported_grant_type"},
 	} {
 		st, m := o.token(c.form, c.basic...)

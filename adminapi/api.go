@@ -467,6 +467,21 @@ func storeError(err error) error {
 
 // redacted is a value safe for the audit log: the API's views, whose secrets are masked.
 func (a *API) audit(ctx context.Context, tx directory.Store, p *principal, ent, kind, sourceID, object string, before, after any, extra map[string]any) error {
+	b, err := auditDetail(object, before, after, extra)
+	if err != nil {
+		return err
+	}
+	ev := &directory.AuditEvent{EnterpriseID: ent, Kind: kind, Actor: p.actor(), SourceID: sourceID, IP: p.ip, UserAgent: p.ua,
+		Outcome: "ok", RequestID: httpx.RequestID(ctx), Detail: b}
+	if p.kind == "user" && p.enterprise == ent {
+		ev.UserID = p.userID
+	}
+	return tx.AddAuditEvent(ctx, ev)
+}
+
+// auditDetail is an audit event's detail: the object, its views before and after (either may be
+// nil), and any extra facts.
+func auditDetail(object string, before, after any, extra map[string]any) ([]byte, error) {
 	detail := map[string]any{"object": object}
 	if before != nil {
 		detail["before"] = before
@@ -477,16 +492,7 @@ func (a *API) audit(ctx context.Context, tx directory.Store, p *principal, ent, 
 	for k, v := range extra {
 		detail[k] = v
 	}
-	b, err := json.Marshal(detail)
-	if err != nil {
-		return err
-	}
-	ev := &directory.AuditEvent{EnterpriseID: ent, Kind: kind, Actor: p.actor(), SourceID: sourceID, IP: p.ip, UserAgent: p.ua,
-		Outcome: "ok", RequestID: httpx.RequestID(ctx), Detail: b}
-	if p.kind == "user" && p.enterprise == ent {
-		ev.UserID = p.userID
-	}
-	return tx.AddAuditEvent(ctx, ev)
+	return json.Marshal(detail)
 }
 
 // ---- problems written outside huma (authentication, unknown paths)

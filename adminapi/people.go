@@ -179,14 +179,7 @@ func (a *API) personOf(ctx context.Context, st directory.Store, ent, id string) 
 // auditPerson records a change to a person: the event's user is the person changed (as the
 // access lifecycle's are), the actor the administrator.
 func (a *API) auditPerson(ctx context.Context, tx directory.Store, p *principal, u *directory.User, kind string, before, after any) error {
-	detail := map[string]any{"object": u.Username}
-	if before != nil {
-		detail["before"] = before
-	}
-	if after != nil {
-		detail["after"] = after
-	}
-	b, err := json.Marshal(detail)
+	b, err := auditDetail(u.Username, before, after, nil)
 	if err != nil {
 		return err
 	}

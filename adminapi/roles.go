@@ -2,7 +2,6 @@ package adminapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -91,14 +90,7 @@ func ChangeRole(ctx context.Context, st directory.Store, c RoleChange) (*directo
 			}
 			after = grantView(out)
 		}
-		detail := map[string]any{"object": c.Username}
-		if before != nil {
-			detail["before"] = before
-		}
-		if after != nil {
-			detail["after"] = after
-		}
-		b, err := json.Marshal(detail)
+		b, err := auditDetail(c.Username, before, after, nil)
 		if err != nil {
 			return err
 		}

@@ -44,6 +44,10 @@ func sessionKey(id string) string { return "sso:" + id }
 
 func userIndexKey(ent, uid string) string { return "usess:" + ent + ":" + uid }
 
+// entSetKey is the set of an enterprise's session IDs, each live until its session's TTL ends:
+// what CountEnterprise counts.
+func entSetKey(ent string) string { return "esess:" + ent }
+
 // Load returns the session the request's cookie names, or nil when there is none (no cookie, an
 // unknown or ended ID, or one past its absolute timeout). An error is the state store's.
 func (s *Store) Load(r *http.Request) (*Session, error) {
@@ -64,6 +68,7 @@ func (s *Store) Load(r *http.Request) (*Session, error) {
 	}
 	if s.Absolute > 0 && s.now().Sub(sess.Created) >= s.Absolute {
 		_ = s.State.Delete(r.Context(), sessionKey(c.Value))
+		s.uncount(r.Context(), sess.Enterprise, c.Value)
 		return nil, nil
 	}
 	sess.ID = c.Value
@@ -80,8 +85,12 @@ func (s *Store) Start(w http.ResponseWriter, r *http.Request, sess *Session) err
 	// The ID is dropped first: even when the old one cannot be deleted, it is never saved again.
 	sess.ID = ""
 	if c, err := r.Cookie(s.CookieName); err == nil && len(c.Value) == 43 {
-		if err := s.State.Delete(r.Context(), sessionKey(c.Value)); err != nil {
+		old, err := s.State.Take(r.Context(), sessionKey(c.Value))
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
 			return fmt.Errorf("session store: %w", err)
+		}
+		if err == nil {
+			s.uncountRaw(r.Context(), c.Value, old)
 		}
 	}
 	return s.Save(w, r, sess)
@@ -115,6 +124,11 @@ func (s *Store) Save(w http.ResponseWriter, r *http.Request, sess *Session) erro
 			return err
 		}
 	}
+	if sess.Enterprise != "" {
+		if err := s.State.SetAdd(ctx, entSetKey(sess.Enterprise), sess.ID, s.now().Add(ttl), s.indexTTL()); err != nil {
+			return fmt.Errorf("session store: %w", err)
+		}
+	}
 	http.SetCookie(w, s.cookie(sess.ID, 0))
 	return nil
 }
@@ -128,6 +142,7 @@ func (s *Store) End(w http.ResponseWriter, r *http.Request, sess *Session) error
 			return fmt.Errorf("session store: %w", err)
 		}
 		if err == nil {
+			s.uncountRaw(r.Context(), sess.ID, b)
 			s.ended(r.Context(), b)
 		}
 	}
@@ -173,6 +188,7 @@ func (s *Store) index(ctx context.Context, ent, uid, id string) error {
 	live = append(live, id)
 	for len(live) > MaxSessionsPerUser {
 		_ = s.State.Delete(ctx, sessionKey(live[0]))
+		s.uncount(ctx, ent, live[0])
 		live = live[1:]
 	}
 	b, _ := json.Marshal(live)
@@ -222,6 +238,7 @@ func (s *Store) RevokeUser(ctx context.Context, ent, uid string) (int, error) {
 	for _, id := range slices.Compact(ids) {
 		if b, err := s.State.Take(ctx, sessionKey(id)); err == nil {
 			ended++
+			s.uncount(ctx, ent, id)
 			s.ended(ctx, b)
 		}
 	}
@@ -257,6 +274,7 @@ func (s *Store) RevokeUserSource(ctx context.Context, ent, uid, source string) (
 		}
 		if raw, err := s.State.Take(ctx, sessionKey(id)); err == nil {
 			ended++
+			s.uncount(ctx, ent, id)
 			s.ended(ctx, raw)
 		}
 	}
@@ -265,6 +283,32 @@ func (s *Store) RevokeUserSource(ctx context.Context, ent, uid, source string) (
 	}
 	nb, _ := json.Marshal(kept)
 	return ended, s.State.Put(ctx, key, nb, s.indexTTL())
+}
+
+// CountEnterprise counts the enterprise's live sessions: one read of its set, whatever the number
+// of people. A session counts until it is ended or its lifetime (idle or absolute) runs out.
+func (s *Store) CountEnterprise(ctx context.Context, ent string) (int64, error) {
+	n, err := s.State.SetCount(ctx, entSetKey(ent))
+	if err != nil {
+		return 0, fmt.Errorf("session store: %w", err)
+	}
+	return n, nil
+}
+
+// uncount takes an ended session out of its enterprise's count. A failure leaves it counted only
+// until its lifetime would have run out, so it is not an error of the ending.
+func (s *Store) uncount(ctx context.Context, ent, id string) {
+	if ent != "" {
+		_ = s.State.SetRemove(context.WithoutCancel(ctx), entSetKey(ent), id)
+	}
+}
+
+// uncountRaw is uncount for a session as stored (b).
+func (s *Store) uncountRaw(ctx context.Context, id string, b []byte) {
+	var sess Session
+	if json.Unmarshal(b, &sess) == nil {
+		s.uncount(ctx, sess.Enterprise, id)
+	}
 }
 
 // CountUserSource counts a user's live sessions opened through one identity source (what

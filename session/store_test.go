@@ -167,3 +167,68 @@ func TestSessionsPerUserAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// An enterprise's live sessions are counted: logins add, logout, revocation, a new login in the
+// same browser and the per-user bound take away, the idle timeout ends the count too, and another
+// enterprise's sessions are not counted.
+func TestCountEnterprise(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			ent := "count" + strings.ReplaceAll(time.Now().Format("150405.000000000"), ".", "")
+			s := &Store{State: st, CookieName: "qiao_sso", Idle: time.Hour, Absolute: 2 * time.Hour}
+			count := func(want int64) {
+				t.Helper()
+				if n, err := s.CountEnterprise(ctx, ent); err != nil || n != want {
+					t.Fatalf("CountEnterprise = %d, %v; want %d", n, err, want)
+				}
+			}
+			count(0)
+			login := func(ent, uid string, old *http.Cookie) *http.Cookie {
+				r := httptest.NewRequest("GET", "/", nil)
+				if old != nil {
+					r.AddCookie(old)
+				}
+				w := httptest.NewRecorder()
+				if err := s.Start(w, r, &Session{Enterprise: ent, User: uid}); err != nil {
+					t.Fatal(err)
+				}
+				return w.Result().Cookies()[0]
+			}
+			login(ent, "a", nil)
+			login(ent, "a", nil)
+			b := login(ent, "b", nil)
+			login("other"+ent, "a", nil)
+			count(3)
+			// Saving a session again (an app joined it) does not count it twice.
+			request(t, s, b, func(v *Session) { v.RPs = append(v.RPs, "app") })
+			count(3)
+			// A new login in the same browser ends the session it had.
+			b = login(ent, "b", b)
+			count(3)
+			r := httptest.NewRequest("GET", "/", nil)
+			r.AddCookie(b)
+			sess, err := s.Load(r)
+			if err != nil || sess == nil {
+				t.Fatalf("Load = %v, %v", sess, err)
+			}
+			if err := s.End(httptest.NewRecorder(), r, sess); err != nil {
+				t.Fatal(err)
+			}
+			count(2)
+			if n, err := s.RevokeUser(ctx, ent, "a"); err != nil || n != 2 {
+				t.Fatalf("RevokeUser = %d, %v", n, err)
+			}
+			count(0)
+			// The idle timeout ends a session's count with the session.
+			short := &Store{State: st, CookieName: "qiao_sso", Idle: 300 * time.Millisecond, Absolute: time.Hour}
+			sr := httptest.NewRequest("GET", "/", nil)
+			if err := short.Start(httptest.NewRecorder(), sr, &Session{Enterprise: ent, User: "c"}); err != nil {
+				t.Fatal(err)
+			}
+			count(1)
+			time.Sleep(600 * time.Millisecond)
+			count(0)
+		})
+	}
+}

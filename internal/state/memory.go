@@ -14,6 +14,7 @@ import (
 type Memory struct {
 	mu     sync.Mutex
 	items  map[string]memItem
+	sets   map[string]*memSet
 	now    func() time.Time
 	stop   chan struct{}
 	closed sync.Once
@@ -26,7 +27,7 @@ type memItem struct {
 
 // NewMemory returns an empty in-memory store with a background sweeper.
 func NewMemory() *Memory {
-	m := &Memory{items: map[string]memItem{}, now: time.Now, stop: make(chan struct{})}
+	m := &Memory{items: map[string]memItem{}, sets: map[string]*memSet{}, now: time.Now, stop: make(chan struct{})}
 	go m.sweep(time.Minute)
 	return m
 }
@@ -44,6 +45,11 @@ func (m *Memory) sweep(every time.Duration) {
 			for k, it := range m.items {
 				if !now.Before(it.exp) {
 					delete(m.items, k)
+				}
+			}
+			for k, set := range m.sets {
+				if !now.Before(set.exp) {
+					delete(m.sets, k)
 				}
 			}
 			m.mu.Unlock()
@@ -131,6 +137,7 @@ func (m *Memory) Delete(_ context.Context, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.items, key)
+	delete(m.sets, key)
 	return nil
 }
 
@@ -237,4 +244,64 @@ func newToken() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// memSet is a set of members with the time each stays live (SetAdd).
+type memSet struct {
+	members map[string]time.Time
+	exp     time.Time
+}
+
+// SetAdd implements Store.
+func (m *Memory) SetAdd(_ context.Context, key, member string, until time.Time, keyTTL time.Duration) error {
+	if err := checkTTL(keyTTL); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	set := m.liveSet(key)
+	if set == nil {
+		set = &memSet{members: map[string]time.Time{}}
+		m.sets[key] = set
+	}
+	set.members[member] = until
+	set.exp = m.now().Add(keyTTL)
+	return nil
+}
+
+// SetRemove implements Store.
+func (m *Memory) SetRemove(_ context.Context, key, member string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if set := m.liveSet(key); set != nil {
+		delete(set.members, member)
+	}
+	return nil
+}
+
+// SetCount implements Store.
+func (m *Memory) SetCount(_ context.Context, key string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	set := m.liveSet(key)
+	if set == nil {
+		return 0, nil
+	}
+	now := m.now()
+	for k, until := range set.members {
+		if !now.Before(until) {
+			delete(set.members, k)
+		}
+	}
+	return int64(len(set.members)), nil
+}
+
+// liveSet returns the unexpired set at key (nil when there is none); the caller holds mu.
+func (m *Memory) liveSet(key string) *memSet {
+	set := m.sets[key]
+	if set != nil && !m.now().Before(set.exp) {
+		delete(m.sets, key)
+		return nil
+	}
+	return set
 }

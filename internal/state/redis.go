@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -243,4 +244,45 @@ func (l *redisLease) Release(ctx context.Context) error {
 
 func errNotCounter(key string) error {
 	return fmt.Errorf("state: key %q holds a non-counter value", key)
+}
+
+// SetAdd implements Store with a sorted set scored by each member's time (Unix ms).
+func (r *Redis) SetAdd(ctx context.Context, key, member string, until time.Time, keyTTL time.Duration) error {
+	if err := checkTTL(keyTTL); err != nil {
+		return err
+	}
+	k := r.k(key)
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, k, redis.Z{Score: float64(until.UnixMilli()), Member: member})
+		p.PExpire(ctx, k, keyTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("state: redis zadd: %w", err)
+	}
+	return nil
+}
+
+// SetRemove implements Store.
+func (r *Redis) SetRemove(ctx context.Context, key, member string) error {
+	if err := r.c.ZRem(ctx, r.k(key), member).Err(); err != nil {
+		return fmt.Errorf("state: redis zrem: %w", err)
+	}
+	return nil
+}
+
+// SetCount implements Store: the members whose time passed are dropped, the rest counted, in one
+// transaction.
+func (r *Redis) SetCount(ctx context.Context, key string) (int64, error) {
+	k := r.k(key)
+	var n *redis.IntCmd
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(time.Now().UnixMilli(), 10))
+		n = p.ZCard(ctx, k)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("state: redis zcard: %w", err)
+	}
+	return n.Val(), nil
 }

@@ -42,6 +42,14 @@ type Store interface {
 	Decr(ctx context.Context, key string) (int64, error)
 	// Lock takes a lease on key for ttl, or returns ErrLocked.
 	Lock(ctx context.Context, key string, ttl time.Duration) (Lease, error)
+	// SetAdd puts member in the set at key, live until the time until (adding it again moves its
+	// time); the set itself lives keyTTL after this add. It keeps a count of things that end by
+	// TTL (an enterprise's sessions) without reading each.
+	SetAdd(ctx context.Context, key, member string, until time.Time, keyTTL time.Duration) error
+	// SetRemove takes member out of the set at key (nothing when it is not there).
+	SetRemove(ctx context.Context, key, member string) error
+	// SetCount counts the set's members whose time has not passed, and drops the others.
+	SetCount(ctx context.Context, key string) (int64, error)
 	Ping(ctx context.Context) error
 	Close() error
 }

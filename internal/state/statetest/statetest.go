@@ -36,6 +36,7 @@ var Tests = []struct {
 	{"ConcurrentLockOneWinner", testConcurrentLockOneWinner},
 	{"Ping", testPing},
 	{"Batch", testBatch},
+	{"SetCountsLiveMembers", testSetCount},
 }
 
 // Run runs the suite. newStore returns an empty store (or one whose keys cannot collide with
@@ -397,5 +398,65 @@ func testBatch(t *testing.T, newStore NewStore) {
 		if _, err := s.Get(ctx, "b:nottl"); err == nil {
 			t.Fatal("a batch stored a put without a TTL")
 		}
+	}
+}
+
+// A set counts its members until each one's time passes; adding again moves a member's time,
+// removing takes it out, and Delete drops the whole set.
+func testSetCount(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	k := key("set")
+	count := func(want int64) {
+		t.Helper()
+		if n, err := s.SetCount(ctx, k); err != nil || n != want {
+			t.Fatalf("SetCount = %d, %v; want %d", n, err, want)
+		}
+	}
+	count(0)
+	if err := s.SetAdd(ctx, k, "a", time.Now().Add(time.Minute), 0); err == nil {
+		t.Fatal("SetAdd without a key TTL accepted")
+	}
+	now := time.Now()
+	for _, m := range []struct {
+		name  string
+		until time.Time
+	}{{"a", now.Add(time.Hour)}, {"b", now.Add(400 * time.Millisecond)}, {"c", now.Add(time.Hour)}, {"c", now.Add(time.Hour)}, {"gone", now.Add(-time.Second)}} {
+		if err := s.SetAdd(ctx, k, m.name, m.until, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count(3) // c once; gone already past its time
+	if err := s.SetRemove(ctx, k, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRemove(ctx, k, "never-there"); err != nil {
+		t.Fatal(err)
+	}
+	count(2)
+	time.Sleep(700 * time.Millisecond)
+	count(1) // b's time passed
+	// Adding again moves the time: c now ends soon.
+	if err := s.SetAdd(ctx, k, "c", time.Now().Add(300*time.Millisecond), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	count(1)
+	time.Sleep(600 * time.Millisecond)
+	count(0)
+	if err := s.SetAdd(ctx, k, "d", time.Now().Add(time.Hour), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	count(1)
+	if err := s.Delete(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	count(0)
+	// The set itself ends keyTTL after its last add, whatever its members' times.
+	k2 := key("set-ttl")
+	if err := s.SetAdd(ctx, k2, "x", time.Now().Add(time.Hour), 400*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if n, err := s.SetCount(ctx, k2); err != nil || n != 0 {
+		t.Fatalf("SetCount of an expired set = %d, %v", n, err)
 	}
 }

@@ -136,6 +136,9 @@ type Store interface {
 
 	AddAuditEvent(ctx context.Context, e *AuditEvent) error
 	ListAuditEvents(ctx context.Context, q AuditQuery) ([]*AuditEvent, error)
+	// CountAuditEvents counts the enterprise's events of a kind (a trailing "." matches a prefix)
+	// at or after since, per kind and per bucket of time counted from since.
+	CountAuditEvents(ctx context.Context, ent, kind string, since time.Time, bucket time.Duration) ([]AuditCount, error)
 
 	// AdminStore: administrator roles, platform operators and operator setup tokens.
 	AdminStore
@@ -161,6 +164,13 @@ type AuditQuery struct {
 	UserID       string // optional
 	BeforeID     int64  // paging: events with a smaller ID
 	Limit        int
+}
+
+// AuditCount is how many events of one kind fell in one bucket of time (CountAuditEvents).
+type AuditCount struct {
+	Kind   string
+	Bucket int // the bucket's number: 0 starts at since
+	Count  int
 }
 
 // LinkedUser is a user with their link to one source.

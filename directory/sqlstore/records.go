@@ -366,6 +366,33 @@ func (s *Store) ListAuditEvents(ctx context.Context, q directory.AuditQuery) ([]
 	return out, mapErr(rows.Err(), "list audit events")
 }
 
+// CountAuditEvents implements directory.Store.
+func (s *Store) CountAuditEvents(ctx context.Context, ent, kind string, since time.Time, bucket time.Duration) ([]directory.AuditCount, error) {
+	if bucket < time.Millisecond {
+		return nil, fmt.Errorf("count audit events: bucket %v is shorter than a millisecond", bucket)
+	}
+	kindExact, kindPrefix := kind, ""
+	if strings.HasSuffix(kind, ".") {
+		kindExact, kindPrefix = "", kind
+	}
+	rows, err := s.q.QueryContext(ctx, `SELECT kind, (at - $4) / $5 AS b, count(*) FROM audit_events
+		WHERE enterprise_id = $1 AND ($2 = '' OR kind = $2) AND ($3 = '' OR substr(kind, 1, length($3)) = $3) AND at >= $4
+		GROUP BY kind, b ORDER BY b, kind`, ent, kindExact, kindPrefix, ms(since), bucket.Milliseconds())
+	if err != nil {
+		return nil, mapErr(err, "count audit events")
+	}
+	defer rows.Close()
+	var out []directory.AuditCount
+	for rows.Next() {
+		var c directory.AuditCount
+		if err := rows.Scan(&c.Kind, &c.Bucket, &c.Count); err != nil {
+			return nil, mapErr(err, "count audit events")
+		}
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err(), "count audit events")
+}
+
 // TouchedByEvents implements directory.Store.
 func (s *Store) TouchedByEvents(ctx context.Context, ent, src string, startedFrom, finishedFrom time.Time) (depts, users []string, err error) {
 	rows, err := s.q.QueryContext(ctx, `SELECT DISTINCT r.object_type, r.upstream_id FROM sync_tasks t JOIN sync_records r ON r.task_id = t.id

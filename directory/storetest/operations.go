@@ -96,6 +96,35 @@ func testAudit(t *testing.T, newStore NewStore) {
 	if len(page) != 2 {
 		t.Fatalf("page before %d = %d", all[1].ID, len(page))
 	}
+
+	// Counted per kind and hour from a start: events before it, of other kinds or of another
+	// enterprise are not.
+	since := time.Now().Add(-24 * time.Hour).Truncate(time.Hour)
+	for _, e := range []struct {
+		ent, kind string
+		at        time.Duration
+	}{{"count", "login.success", -time.Minute}, {"count", "login.success", 0}, {"count", "login.success", 30 * time.Minute},
+		{"count", "login.failure", 59 * time.Minute}, {"count", "login.success", 5*time.Hour + time.Second}, {"count", "login.success", 23 * time.Hour},
+		{"count", "admin.source.update", time.Hour}, {"count-other", "login.success", time.Hour}} {
+		if err := s.AddAuditEvent(ctx, &directory.AuditEvent{EnterpriseID: e.ent, Kind: e.kind, At: since.Add(e.at), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts, err := s.CountAuditEvents(ctx, "count", "login.", since, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []directory.AuditCount{{Kind: "login.failure", Bucket: 0, Count: 1}, {Kind: "login.success", Bucket: 0, Count: 2},
+		{Kind: "login.success", Bucket: 5, Count: 1}, {Kind: "login.success", Bucket: 23, Count: 1}}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("CountAuditEvents = %v, want %v", counts, want)
+	}
+	if counts, err := s.CountAuditEvents(ctx, "count", "login.failure", since, 24*time.Hour); err != nil || fmt.Sprint(counts) != "[{login.failure 0 1}]" {
+		t.Fatalf("CountAuditEvents(login.failure) = %v, %v", counts, err)
+	}
+	if counts, err := s.CountAuditEvents(ctx, "nobody", "login.", since, time.Hour); err != nil || len(counts) != 0 {
+		t.Fatalf("CountAuditEvents of an enterprise without events = %v, %v", counts, err)
+	}
 }
 
 func testEventInbox(t *testing.T, newStore NewStore) {

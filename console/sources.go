@@ -104,7 +104,7 @@ func kindSettings(r *http.Request, kind string, creating bool) map[string]any {
 	return out
 }
 
-// syncSettings is the sync part of a write from the posted form.
+// syncSettings is the sync part of a write from the posted form, but for its lists (syncLists).
 func syncSettings(r *http.Request) map[string]any {
 	v := func(n string) string { return strings.TrimSpace(r.PostFormValue("sync." + n)) }
 	s := map[string]any{"auto": v("auto") == "on", "user_info": v("user_info") == "on", "verify_at": v("verify_at"), "match_by": v("match_by")}
@@ -115,14 +115,6 @@ func syncSettings(r *http.Request) map[string]any {
 			s[n] = v(n) // the API says what is wrong with it
 		}
 	}
-	s["scope"] = lines(r.PostFormValue("sync.scope"))
-	s["extended_fields"] = lines(r.PostFormValue("sync.extended_fields"))
-	maps := []map[string]string{}
-	for _, l := range lines(r.PostFormValue("sync.field_mappings")) {
-		up, local, _ := strings.Cut(l, "=")
-		maps = append(maps, map[string]string{"upstream": strings.TrimSpace(up), "local": strings.TrimSpace(local)})
-	}
-	s["field_mappings"] = maps
 	return s
 }
 
@@ -168,19 +160,6 @@ func formOfSource(s map[string]any) map[string]string {
 	for _, n := range []string{"cycle_hours", "verify_at", "match_by", "delete_users_threshold", "delete_departments_threshold"} {
 		f["sync."+n] = str(sy[n])
 	}
-	join := func(v any) string {
-		var out []string
-		l, _ := v.([]any)
-		for _, x := range l {
-			if m, ok := x.(map[string]any); ok {
-				out = append(out, str(m["upstream"])+"="+str(m["local"]))
-			} else {
-				out = append(out, str(x))
-			}
-		}
-		return strings.Join(out, "\n")
-	}
-	f["sync.scope"], f["sync.extended_fields"], f["sync.field_mappings"] = join(sy["scope"]), join(sy["extended_fields"]), join(sy["field_mappings"])
 	return f
 }
 
@@ -379,6 +358,9 @@ func (c *Console) sourceEdit(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Title = "Edit identity source"
 	p.Form = formOfSource(s)
+	if str(s["kind"]) != "local" {
+		c.show(r, p, str(s["id"]), syncListsOf(s))
+	}
 	c.render(w, r, http.StatusOK, "source_edit.html", p)
 }
 
@@ -394,11 +376,27 @@ func (c *Console) sourceUpdate(w http.ResponseWriter, r *http.Request) {
 	kind := str(s["kind"])
 	body := map[string]any{"name": strings.TrimSpace(r.PostFormValue("name")), "description": strings.TrimSpace(r.PostFormValue("description")),
 		"authoritative": r.PostFormValue("authoritative") == "on"}
+	var lists syncLists
 	if kind != "local" {
 		body[kind] = kindSettings(r, kind, false)
-		body["sync"] = syncSettings(r)
+		sy := syncSettings(r)
+		lists = syncListsPosted(r)
+		if errs := lists.apply(sy); len(errs) > 0 {
+			// The form's own errors: nothing is sent.
+			c.show(r, p, str(s["id"]), lists)
+			for k, v := range errs {
+				errs[k] = tr(p.Lang, v)
+			}
+			p.Errors, p.Form, p.FormError = errs, formOf(r), "Check the fields marked below."
+			c.render(w, r, http.StatusUnprocessableEntity, "source_edit.html", p)
+			return
+		}
+		body["sync"] = sy
 	}
 	if _, prob := c.send(r, http.MethodPatch, ep(p.Ent, "sources", str(s["id"])), body); prob != nil {
+		if kind != "local" {
+			c.show(r, p, str(s["id"]), lists)
+		}
 		c.formFailed(w, r, p, "source_edit.html", prob)
 		return
 	}

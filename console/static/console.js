@@ -1,5 +1,5 @@
-// The admin console's script: copy buttons, auto-submitting switches, and the live status of a
-// running sync task. Everything works without it (plain forms and links); nothing here is inline.
+// The admin console's script: copy buttons, auto-submitting switches, the sync scope's tree and
+// the live status of a running sync task. Everything works without it (plain forms and links); nothing here is inline.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const lang = document.documentElement.lang;
@@ -35,6 +35,31 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-autosubmit]").forEach((el) => {
     el.addEventListener("change", () => el.form && el.form.requestSubmit());
   });
+
+  // The sync scope's tree: a chosen department brings its sub-departments, so their boxes show
+  // checked and are left out of the form; choosing one selects "chosen departments".
+  const tree = document.getElementById("scope-tree");
+  if (tree) {
+    const below = (box) => box.parentElement.querySelectorAll(":scope > details input[type=checkbox]");
+    const follow = (box) => below(box).forEach((b) => {
+      if (box.checked) b.checked = true;
+      else if (b.disabled) b.checked = false;
+      b.disabled = box.checked;
+    });
+    const all = document.getElementById("scope-all");
+    const chosen = document.getElementById("scope-chosen");
+    const dim = () => tree.classList.toggle("dim", !!(all && all.checked));
+    tree.querySelectorAll("input[type=checkbox]").forEach((box) => {
+      if (box.checked) follow(box);
+      box.addEventListener("change", () => {
+        follow(box);
+        if (box.checked && chosen) chosen.checked = true;
+        dim();
+      });
+    });
+    [all, chosen].forEach((r) => r && r.addEventListener("change", dim));
+    dim();
+  }
 
   // A running task: poll the admin API (the same session) until it ends, then reload.
   const live = document.querySelector("[data-task-url]");

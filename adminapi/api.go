@@ -158,6 +158,7 @@ func (a *API) Init() {
 	a.registerAudit()
 	a.registerEnterprises()
 	a.registerProvisioning()
+	a.registerOverview()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -186,6 +186,7 @@ func (a *API) registerConnectivity() {
 					rep.OK = false
 				}
 			}
+			a.saveLastTest(ctx, in.Ent, rep) // for the overview's problems
 			return &struct{ Body ConnectivityReport }{rep}, nil
 		})
 

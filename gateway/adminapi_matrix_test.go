@@ -137,6 +137,7 @@ func TestAdminAPIAuthorisationMatrix(t *testing.T) {
 		{"GET", "/enterprises/demo/sources", "", read, 200},
 		{"GET", "/enterprises/demo/sources/mx", "", read, 200},
 		{"GET", "/enterprises/demo/sources/mx/deletion-plan", "", read, 200},
+		{"GET", "/enterprises/demo/overview?hours=24", "", read, 200},
 		{"GET", "/enterprises/demo/sources/wecom/sync/tasks", "", read, 200},
 		{"GET", "/enterprises/demo/sources/wecom/sync/tasks/" + task, "", read, 200},
 		{"GET", "/enterprises/demo/sources/wecom/sync/tasks/" + task + "/records?action=create&object_type=user&limit=5", "", read, 200},

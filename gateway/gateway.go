@@ -146,7 +146,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	g.Sessions = &session.Store{State: g.State, CookieName: "qiao_sso", Idle: cfg.SessionIdle.D(), Absolute: cfg.SessionAbsolute.D(),
 		Secure: strings.HasPrefix(cfg.ExternalURL, "https://")}
+	if testKnobs != "" {
+		log.Warn("test-only job timing in effect (a binary built with the qiao_testknobs tag; never use one in production)", "QIAO_TESTKNOBS", testKnobs)
+	}
 	g.Sync = &dirsync.Engine{Store: g.Store, State: g.State, Log: log, Retention: cfg.SyncRecordRetention.D(),
+		LockTTL: jobTimes.SyncLockTTL, CycleUnit: jobTimes.CycleUnit,
 		Open: func(ctx context.Context, src *directory.IdentitySource) (federation.DirectoryReader, error) {
 			return connectors.Reader(string(src.Kind), src.Config, src.Secrets)
 		}}

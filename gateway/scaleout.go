@@ -16,10 +16,10 @@ const (
 	LeaseTokenSweep    = "refresh-token-sweep"
 )
 
-// leaseTTLs: a scheduled sync renews its lease every TTL/3 while it reads and applies; a replica
-// killed mid-run leaves the lease to expire, after which the next turn on another replica runs.
+// leaseTTLs: a scheduled sync renews its lease (jobTimes.SyncLeaseTTL, 2 minutes) every TTL/3
+// while it reads and applies; a replica killed mid-run leaves the lease to expire, after which the
+// next turn on another replica runs.
 const (
-	syncLeaseTTL  = 2 * time.Minute
 	eventLeaseTTL = 30 * time.Second
 	sweepLeaseTTL = time.Minute
 )
@@ -33,7 +33,7 @@ func (g *Gateway) startJobs(ctx context.Context) {
 	go g.watchHealth(ctx) // readyz.go
 	go g.watchKeys(ctx)
 	if g.Config.SyncScheduler == nil || *g.Config.SyncScheduler {
-		go lease.Loop(ctx, g.Store, LeaseSyncScheduler, holder, syncLeaseTTL, time.Minute,
+		go lease.Loop(ctx, g.Store, LeaseSyncScheduler, holder, jobTimes.SyncLeaseTTL, jobTimes.SchedulerTick,
 			func(ctx context.Context) error { g.Sync.Due(ctx, time.Now()); return nil },
 			func(err error) { g.Log.Warn("sync scheduler", "err", err) })
 	}

@@ -28,6 +28,8 @@ type Engine struct {
 	Retention time.Duration // sync records older than this are deleted after each task
 	LockTTL   time.Duration
 	Now       func() time.Time // the clock of task times (default time.Now)
+	// CycleUnit is the unit of a source's cycle_hours (0: an hour; shorter only in test builds).
+	CycleUnit time.Duration
 	// beforeApply is a test hook run inside the apply transaction after half the writes.
 	midApply func() error
 }

@@ -70,7 +70,11 @@ func (e *Engine) due(ctx context.Context, src *directory.IdentitySource, now tim
 			last = t.StartedAt
 		}
 	}
-	if last.IsZero() || now.Sub(last) >= time.Duration(src.Sync.CycleHours)*time.Hour {
+	unit := e.CycleUnit
+	if unit == 0 {
+		unit = time.Hour
+	}
+	if last.IsZero() || now.Sub(last) >= time.Duration(src.Sync.CycleHours)*unit {
 		return directory.TriggerSchedule, true
 	}
 	return "", false

@@ -2,7 +2,9 @@
 // (tokenbench) on SQLite + memory and, when given, PostgreSQL + Redis at two concurrencies, each
 // grant beside the raw RS256 signing rate measured right after it; full syncs (syncbench) of both
 // platforms on SQLite and, when given, PostgreSQL, without GOMEMLIMIT; departure-to-revocation
-// latency with and during a running full sync (eventbench); SP-initiated SAML SSO (samlbench).
+// latency with and during a running full sync (eventbench); SP-initiated SAML SSO (samlbench); with
+// -scaleout, the token endpoint on one and three `qiao serve` replicas and departure-to-revocation
+// across three (scaleoutbench).
 // Each driver's own output goes to stderr as it runs; the table goes to stdout at the end.
 //
 //	go run ./bench/all -postgres 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' -redis redis://127.0.0.1:6379/0
@@ -31,18 +33,19 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "duration of each token and SAML measurement")
 	users := flag.Int("users", 100000, "users in the synced organisation")
 	quick := flag.Bool("quick", false, "3 s measurements, a 20k-user organisation")
-	only := flag.String("only", "", "run only the drivers named (comma-separated: tokenbench,syncbench,eventbench,samlbench)")
+	only := flag.String("only", "", "run only the drivers named (comma-separated: tokenbench,syncbench,eventbench,samlbench,scaleoutbench)")
+	scaleout := flag.Bool("scaleout", false, "also run scaleoutbench: 1 and 3 `qiao serve` replicas on a PostgreSQL cluster and a Redis of its own (needs initdb and redis-server)")
 	flag.Parse()
 	if *quick {
 		*dur, *users = 3*time.Second, 20000
 	}
-	if err := run(*pg, *redis, *dur, *users, *only); err != nil {
+	if err := run(*pg, *redis, *dur, *users, *only, *scaleout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/all:", err)
 		os.Exit(1)
 	}
 }
 
-func run(pg, redis string, dur time.Duration, users int, only string) error {
+func run(pg, redis string, dur time.Duration, users int, only string, scaleout bool) error {
 	dir, err := os.MkdirTemp("", "qiao-bench-")
 	if err != nil {
 		return err
@@ -51,6 +54,9 @@ func run(pg, redis string, dur time.Duration, users int, only string) error {
 	out := filepath.Join(dir, "rows.jsonl")
 	want := func(driver string) bool { return only == "" || strings.Contains(","+only+",", ","+driver+",") }
 	drivers := []string{"tokenbench", "syncbench", "eventbench", "samlbench"}
+	if scaleout {
+		drivers = append(drivers, "scaleoutbench")
+	}
 	for _, d := range drivers {
 		if !want(d) {
 			continue
@@ -87,6 +93,9 @@ func run(pg, redis string, dur time.Duration, users int, only string) error {
 	}
 	if want("samlbench") {
 		jobs = append(jobs, job{"samlbench", []string{"-c", "32", "-d", dur.String()}})
+	}
+	if scaleout && want("scaleoutbench") {
+		jobs = append(jobs, job{"scaleoutbench", []string{"-c", "64", "-d", dur.String(), "-events", "200", "-rate", "20"}})
 	}
 	var failed []string
 	var loads []string

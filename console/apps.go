@@ -29,6 +29,7 @@ func (c *Console) appRoutes() {
 	m.HandleFunc("POST "+base+"/saml/{id}/enable", c.appVerb("service-providers", "enable"))
 	m.HandleFunc("POST "+base+"/saml/{id}/disable", c.appVerb("service-providers", "disable"))
 	m.HandleFunc("POST "+base+"/saml/{id}/refresh-metadata", c.appVerb("service-providers", "refresh-metadata"))
+	c.appEditRoutes()
 	m.HandleFunc("GET "+Prefix+"/e/{ent}/keys", c.keys)
 	m.HandleFunc("POST "+Prefix+"/e/{ent}/keys/rotate", c.keysRotate)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -103,7 +104,9 @@ type ProvisionRecord struct {
 // ParkedItem is an object that keeps failing.
 type ParkedItem struct {
 	ObjectType string    `json:"object_type"`
-	ObjectKey  string    `json:"object_key"`
+	ObjectKey  string    `json:"object_key" doc:"the user ID, or SOURCE/DEPARTMENT_ID"`
+	Username   string    `json:"username,omitempty" doc:"a person's username (empty when the person is gone)"`
+	Name       string    `json:"name,omitempty" doc:"the person's or department's name"`
 	Attempts   int       `json:"attempts"`
 	ErrCode    int       `json:"errcode,omitempty"`
 	Error      string    `json:"error"`
@@ -322,6 +325,29 @@ func (a *API) registerProvisioning() {
 			return &struct{ Body []ProvisionTask }{out}, nil
 		})
 
+	huma.Register(a.huma, huma.Operation{OperationID: "get-provisioning-task", Method: http.MethodGet, Path: "/enterprises/{ent}/provisioning/tasks/{task}",
+		Summary: "One reconcile task (follow a running one here)", Tags: tags, Errors: errs()},
+		func(ctx context.Context, in *struct {
+			ProvisioningPath
+			Task string `path:"task" maxLength:"64"`
+		}) (*struct{ Body ProvisionTask }, error) {
+			if _, err := a.authorize(ctx, in.Ent, directory.RoleAuditor); err != nil {
+				return nil, err
+			}
+			_, ps, err := a.provisioner()
+			if err != nil {
+				return nil, err
+			}
+			t, err := ps.GetProvisionTask(ctx, in.Task)
+			if errors.Is(err, directory.ErrNotFound) || (err == nil && t.EnterpriseID != in.Ent) {
+				return nil, huma.Error404NotFound("no provisioning task " + in.Task)
+			}
+			if err != nil {
+				return nil, storeError(err)
+			}
+			return &struct{ Body ProvisionTask }{*ptaskView(t)}, nil
+		})
+
 	huma.Register(a.huma, huma.Operation{OperationID: "list-provisioning-records", Method: http.MethodGet, Path: "/enterprises/{ent}/provisioning/records",
 		Summary: "What pushes did, newest first (of one task, or all)", Tags: tags, Errors: errs()},
 		func(ctx context.Context, in *struct {
@@ -365,10 +391,96 @@ func (a *API) registerProvisioning() {
 			}
 			out := []ParkedItem{}
 			for _, it := range items {
-				out = append(out, ParkedItem{ObjectType: it.ObjectType, ObjectKey: it.ObjectKey, Attempts: it.Attempts, ErrCode: it.ErrCode, Error: it.Error, Since: it.CreatedAt})
+				v := ParkedItem{ObjectType: it.ObjectType, ObjectKey: it.ObjectKey, Attempts: it.Attempts, ErrCode: it.ErrCode, Error: it.Error, Since: it.CreatedAt}
+				v.Username, v.Name = ParkedName(ctx, a.Store, in.Ent, it.ObjectType, it.ObjectKey)
+				out = append(out, v)
 			}
 			return &struct{ Body []ParkedItem }{out}, nil
 		})
+
+	huma.Register(a.huma, huma.Operation{OperationID: "retry-provisioning-parked", Method: http.MethodPost, Path: "/enterprises/{ent}/provisioning/parked/retry",
+		Summary:     "Push parked objects again",
+		Description: "Puts the named parked objects (or every parked object when none is named) back in the outbox, due now, their attempts reset. Answers how many.",
+		Tags:        tags, Errors: errs(http.StatusUnprocessableEntity)},
+		func(ctx context.Context, in *struct {
+			ProvisioningPath
+			Body *struct {
+				Objects []ParkedRef `json:"objects,omitempty" maxItems:"500" doc:"empty: every parked object"`
+			} `required:"false"`
+		}) (*struct {
+			Body struct {
+				Retried int `json:"retried"`
+			}
+		}, error) {
+			p, err := a.authorize(ctx, in.Ent, directory.RoleAdmin)
+			if err != nil {
+				return nil, err
+			}
+			svc, ps, err := a.provisioner()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := a.targetOf(ctx, ps, in.Ent); err != nil {
+				return nil, err
+			}
+			items, err := ps.ListOutbox(ctx, in.Ent, directory.OutboxParked, 500)
+			if err != nil {
+				return nil, storeError(err)
+			}
+			want := map[ParkedRef]bool{}
+			if in.Body != nil {
+				for _, o := range in.Body.Objects {
+					want[o] = true
+				}
+			}
+			out := &struct {
+				Body struct {
+					Retried int `json:"retried"`
+				}
+			}{}
+			var retried []ParkedRef
+			for _, it := range items {
+				ref := ParkedRef{ObjectType: it.ObjectType, ObjectKey: it.ObjectKey}
+				if len(want) > 0 && !want[ref] {
+					continue
+				}
+				it.Status, it.Attempts, it.NextAt = directory.OutboxPending, 0, time.Time{}
+				if err := ps.RetryOutbox(ctx, it); err != nil {
+					return nil, storeError(err)
+				}
+				retried = append(retried, ref)
+			}
+			out.Body.Retried = len(retried)
+			if len(retried) > 0 {
+				svc.Wake()
+				_ = a.audit(ctx, a.Store, p, in.Ent, "provisioning.retry", "", "provisioning", nil, nil, map[string]any{"objects": retried})
+			}
+			return out, nil
+		})
+}
+
+// ParkedRef names a parked object.
+type ParkedRef struct {
+	ObjectType string `json:"object_type" enum:"user,department"`
+	ObjectKey  string `json:"object_key" minLength:"1" maxLength:"300"`
+}
+
+// ParkedName is what a person sees of an outbox object: a person's username and name (their
+// internal ID names nobody to an admin), a department's name; empty when it is gone.
+func ParkedName(ctx context.Context, st directory.Store, ent, typ, key string) (username, name string) {
+	switch typ {
+	case directory.ProvisionUser:
+		if u, err := st.GetUser(ctx, ent, key); err == nil {
+			return u.Username, u.Name
+		}
+	case directory.ProvisionDepartment:
+		if src, id, ok := strings.Cut(key, "/"); ok {
+			if d, err := st.GetDepartment(ctx, ent, src, id); err == nil {
+				return "", d.Name
+			}
+		}
+	}
+	return "", ""
 }
 
 // buildTarget applies an input to the current target (nil: a new one) and checks it.

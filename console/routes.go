@@ -15,6 +15,7 @@ func (c *Console) routes() {
 	c.peopleRoutes()
 	c.adminRoutes()
 	c.appRoutes()
+	c.provisionRoutes()
 	m.HandleFunc("GET "+Prefix+"/e/{ent}/audit", c.audit)
 	m.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, &problem{Status: http.StatusNotFound, Detail: "no console page at " + r.URL.Path})

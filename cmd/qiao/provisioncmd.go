@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qiao-gateway/qiao/adminapi"
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/directory/provision"
 	"github.com/qiao-gateway/qiao/gateway"
@@ -94,7 +95,14 @@ func provisionStatusCmd(g *globalFlags) *cobra.Command {
 				return &exitError{1, err}
 			}
 			for _, it := range parked {
-				fmt.Fprintf(w, "parked     %s %s after %d attempts: errcode %d: %s\n", it.ObjectType, it.ObjectKey, it.Attempts, it.ErrCode, it.Error)
+				// The person's username (their ID names nobody to an admin), or the department's name.
+				who := it.ObjectKey
+				if username, name := adminapi.ParkedName(cmd.Context(), ro.Store, ent, it.ObjectType, it.ObjectKey); username != "" {
+					who = fmt.Sprintf("%s (%s, id %s)", username, name, it.ObjectKey)
+				} else if name != "" {
+					who = fmt.Sprintf("%s (%s)", it.ObjectKey, name)
+				}
+				fmt.Fprintf(w, "parked     %s %s after %d attempts: errcode %d: %s\n", it.ObjectType, who, it.Attempts, it.ErrCode, it.Error)
 			}
 			return nil
 		},

@@ -68,7 +68,7 @@ type ClientCreate struct {
 	GrantTypes             []string          `json:"grant_types,omitempty" maxItems:"4" enum:"authorization_code,refresh_token,client_credentials,urn:ietf:params:oauth:grant-type:device_code" doc:"default: client_credentials for service, authorization_code and refresh_token otherwise; the device flow (RFC 8628) by its URN"`
 	Scopes                 []string          `json:"scopes,omitempty" maxItems:"50"`
 	AccessTokenFormat      string            `json:"access_token_format,omitempty" enum:"opaque,jwt"`
-	IDTokenAlg             string            `json:"id_token_alg,omitempty" enum:"RS256,ES256"`
+	IDTokenAlg             string            `json:"id_token_alg,omitempty" enum:"RS256,ES256,EdDSA"`
 	BackchannelLogoutURI   string            `json:"backchannel_logout_uri,omitempty" maxLength:"2048"`
 	AllowedOrigins         []string          `json:"allowed_origins,omitempty" maxItems:"50"`
 	Claims                 map[string]string `json:"claims,omitempty" maxProperties:"50"`
@@ -85,7 +85,7 @@ type ClientUpdate struct {
 	GrantTypes             *[]string          `json:"grant_types,omitempty" maxItems:"4" enum:"authorization_code,refresh_token,client_credentials,urn:ietf:params:oauth:grant-type:device_code"`
 	Scopes                 *[]string          `json:"scopes,omitempty" maxItems:"50"`
 	AccessTokenFormat      *string            `json:"access_token_format,omitempty" enum:"opaque,jwt"`
-	IDTokenAlg             *string            `json:"id_token_alg,omitempty" enum:"RS256,ES256"`
+	IDTokenAlg             *string            `json:"id_token_alg,omitempty" enum:"RS256,ES256,EdDSA"`
 	BackchannelLogoutURI   *string            `json:"backchannel_logout_uri,omitempty" maxLength:"2048"`
 	AllowedOrigins         *[]string          `json:"allowed_origins,omitempty" maxItems:"50"`
 	Claims                 *map[string]string `json:"claims,omitempty" maxProperties:"50"`

@@ -15,7 +15,7 @@ import (
 // SigningKey is a published signing key of the gateway (public facts only).
 type SigningKey struct {
 	KID       string     `json:"kid" doc:"RFC 7638 thumbprint"`
-	Alg       string     `json:"alg" enum:"RS256,ES256,SAML"`
+	Alg       string     `json:"alg" enum:"RS256,ES256,EdDSA,SAML"`
 	State     string     `json:"state" enum:"active,retiring" doc:"active: signs new tokens; retiring: still published until expires_at"`
 	CreatedAt time.Time  `json:"created_at"`
 	RetiredAt *time.Time `json:"retired_at,omitempty"`
@@ -69,7 +69,7 @@ func (a *API) registerKeys() {
 		func(ctx context.Context, in *struct {
 			EntPath
 			Body *struct {
-				Algs []string `json:"algs,omitempty" maxItems:"3" enum:"RS256,ES256,SAML" doc:"default: all"`
+				Algs []string `json:"algs,omitempty" maxItems:"4" enum:"RS256,ES256,EdDSA,SAML" doc:"default: all"`
 			}
 		}) (*keyList, error) {
 			// The keys sign for every enterprise: an owner of one may not rotate them for all.

@@ -295,7 +295,7 @@ type OIDCClient struct {
 	GrantTypes             []string
 	Scopes                 []string
 	AccessTokenFormat      string // opaque or jwt
-	IDTokenAlg             string // RS256 or ES256
+	IDTokenAlg             string // RS256, ES256 or EdDSA
 	BackchannelLogoutURI   string
 	AllowedOrigins         []string
 	JWKS                   json.RawMessage // public keys for private_key_jwt

@@ -82,6 +82,7 @@ func TestAdminAPIClients(t *testing.T) {
 		`{"grant_types":["client_credentials"]}`:           "body.grant_types",
 		`{"backchannel_logout_uri":"javascript:alert(1)"}`: "body.backchannel_logout_uri",
 		`{"id_token_alg":"none"}`:                          "body.id_token_alg",
+		`{"id_token_alg":"eddsa"}`:                         "body.id_token_alg",
 		`{"secret":"mine"}`:                                "body.secret",
 	} {
 		r := a.call(owner, "PATCH", "/enterprises/demo/clients/web-new", body)
@@ -90,9 +91,9 @@ func TestAdminAPIClients(t *testing.T) {
 		}
 	}
 	r = a.call(owner, "PATCH", "/enterprises/demo/clients/web-new", `{"redirect_uris":["https://app.example/cb","https://app.example/cb2"],
-		"allowed_origins":["https://app.example"],"claims":{"employee_no":"ext.employee_no"},"access_token_format":"jwt",
+		"allowed_origins":["https://app.example"],"claims":{"employee_no":"ext.employee_no"},"access_token_format":"jwt","id_token_alg":"EdDSA",
 		"backchannel_logout_uri":"https://app.example/bcl","launch_url":"https://app.example/start"}`)
-	if m := r.json(t); r.status != 200 || len(m["redirect_uris"].([]any)) != 2 || m["access_token_format"] != "jwt" || m["launch_url"] != "https://app.example/start" ||
+	if m := r.json(t); r.status != 200 || len(m["redirect_uris"].([]any)) != 2 || m["access_token_format"] != "jwt" || m["id_token_alg"] != "EdDSA" || m["launch_url"] != "https://app.example/start" ||
 		m["claims"].(map[string]any)["employee_no"] != "ext.employee_no" {
 		t.Fatalf("update: %d %s", r.status, r.body)
 	}

@@ -180,7 +180,7 @@ func TestOIDCDiscoveryAndKeys(t *testing.T) {
 	}
 	for k, want := range map[string]string{"response_types_supported": "code", "code_challenge_methods_supported": "S256",
 		"grant_types_supported": "authorization_code refresh_token client_credentials urn:ietf:params:oauth:grant-type:device_code", "subject_types_supported": "public",
-		"id_token_signing_alg_values_supported": "RS256 ES256"} {
+		"id_token_signing_alg_values_supported": "RS256 ES256 EdDSA"} {
 		if got := list(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}

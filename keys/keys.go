@@ -1,5 +1,5 @@
-// Package keys owns qiao's signing keys: RS256 and ES256 keys for OIDC tokens and an RSA key with
-// a self-signed certificate for SAML. They are generated on first start, persisted in the
+// Package keys owns qiao's signing keys: RS256, ES256 and EdDSA (Ed25519) keys for OIDC tokens
+// and an RSA key with a self-signed certificate for SAML. They are generated on first start, persisted in the
 // database every replica shares (sealed with the master key; store.go) or as PEM files (0600)
 // beside a manifest, served from memory, and rotated with a grace period during which the
 // previous public key stays published.
@@ -8,6 +8,7 @@ package keys
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -36,11 +37,18 @@ import (
 const (
 	RS256 = "RS256"
 	ES256 = "ES256"
-	SAML  = "SAML" // RSA key + certificate, RSA-SHA256 signatures
+	EdDSA = "EdDSA" // Ed25519 (RFC 8037)
+	SAML  = "SAML"  // RSA key + certificate, RSA-SHA256 signatures
 )
 
 // Algs are the kinds of key the manager keeps one active key of.
-var Algs = []string{RS256, ES256, SAML}
+var Algs = []string{RS256, ES256, EdDSA, SAML}
+
+// TokenAlgs are the algorithms that sign OIDC tokens and are published in the JWKS.
+var TokenAlgs = []string{RS256, ES256, EdDSA}
+
+// algList is Algs for error messages.
+const algList = "RS256, ES256, EdDSA or SAML"
 
 const manifestName = "keys.json"
 
@@ -275,6 +283,8 @@ func (m *Manager) newMaterial(alg string) (*material, error) {
 		signer, err = rsa.GenerateKey(rand.Reader, m.rsaBits)
 	case ES256:
 		signer, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case EdDSA:
+		_, signer, err = ed25519.GenerateKey(rand.Reader)
 	default:
 		return nil, fmt.Errorf("keys: unknown algorithm %q", alg)
 	}
@@ -388,6 +398,10 @@ func parseKey(kid, alg string, der, certDER []byte, where, certWhere string) (*K
 		if alg != ES256 || k.Curve != elliptic.P256() {
 			return nil, fmt.Errorf("keys: %s holds an EC key that does not fit %s", where, alg)
 		}
+	case ed25519.PrivateKey:
+		if alg != EdDSA {
+			return nil, fmt.Errorf("keys: %s holds an Ed25519 key but is listed as %s", where, alg)
+		}
 	default:
 		return nil, fmt.Errorf("keys: %s holds an unsupported key type", where)
 	}
@@ -445,7 +459,7 @@ func (m *Manager) publish(snap *snapshot) error {
 	return nil
 }
 
-// Signing returns the active key of alg (RS256, ES256 or SAML).
+// Signing returns the active key of alg (RS256, ES256, EdDSA or SAML).
 func (m *Manager) Signing(alg string) (*Key, error) {
 	k := m.snap.Load().active[alg]
 	if k == nil {
@@ -470,7 +484,7 @@ func (m *Manager) PublicKey(kid string) (*Key, bool) {
 	return nil, false
 }
 
-// JWKS returns the JSON Web Key Set of the published token-signing keys (RS256 and ES256). It holds
+// JWKS returns the JSON Web Key Set of the published token-signing keys (RS256, ES256, EdDSA). It holds
 // public material only.
 func (m *Manager) JWKS() []byte { return m.snap.Load().jwks }
 
@@ -482,7 +496,7 @@ func (m *Manager) Rotate(algs ...string) ([]*Key, error) {
 	}
 	for _, alg := range algs {
 		if !slices.Contains(Algs, alg) {
-			return nil, fmt.Errorf("keys: unknown algorithm %q (want RS256, ES256 or SAML)", alg)
+			return nil, fmt.Errorf("keys: unknown algorithm %q (want %s)", alg, algList)
 		}
 	}
 	m.mu.Lock()
@@ -513,7 +527,7 @@ func (m *Manager) Rotate(algs ...string) ([]*Key, error) {
 			known = known || a == alg
 		}
 		if !known {
-			return nil, fmt.Errorf("keys: unknown algorithm %q (want RS256, ES256 or SAML)", alg)
+			return nil, fmt.Errorf("keys: unknown algorithm %q (want %s)", alg, algList)
 		}
 		if old := activeEntry(man, alg); old != nil {
 			old.RetiredAt = now
@@ -581,6 +595,8 @@ func Thumbprint(pub crypto.PublicKey) (string, error) {
 	case *ecdsa.PublicKey:
 		x, y := ecCoords(k)
 		canon = fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, b64(x), b64(y))
+	case ed25519.PublicKey:
+		canon = fmt.Sprintf(`{"crv":"Ed25519","kty":"OKP","x":"%s"}`, b64(k))
 	default:
 		return "", fmt.Errorf("keys: unsupported public key %T", pub)
 	}
@@ -621,6 +637,8 @@ func (k *Key) PublicJWK() JWK {
 	case *ecdsa.PublicKey:
 		x, y := ecCoords(p)
 		j.Kty, j.Crv, j.X, j.Y = "EC", "P-256", b64(x), b64(y)
+	case ed25519.PublicKey:
+		j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(p) // RFC 8037
 	}
 	return j
 }

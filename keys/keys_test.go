@@ -3,14 +3,17 @@ package keys
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,8 +69,15 @@ func TestJWKSHasNoPrivateMaterialAndVerifies(t *testing.T) {
 	if err := json.Unmarshal(m.JWKS(), &set); err != nil {
 		t.Fatal(err)
 	}
-	if len(set.Keys) != 2 {
-		t.Fatalf("JWKS has %d keys, want RS256 and ES256", len(set.Keys))
+	// One key per token algorithm, each with the key type and curve that algorithm needs (RFC 7518,
+	// RFC 8037); SAML's RSA key is in the metadata, not here.
+	var kinds []string
+	for _, k := range set.Keys {
+		kinds = append(kinds, fmt.Sprint(k["alg"], " ", k["kty"], " ", k["crv"]))
+	}
+	slices.Sort(kinds)
+	if got := strings.Join(kinds, ", "); got != "ES256 EC P-256, EdDSA OKP Ed25519, RS256 RSA <nil>" {
+		t.Fatalf("JWKS keys (alg kty crv): %s; want one RS256 RSA, one ES256 EC P-256 and one EdDSA OKP Ed25519", got)
 	}
 	for _, k := range set.Keys {
 		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
@@ -81,9 +91,13 @@ func TestJWKSHasNoPrivateMaterialAndVerifies(t *testing.T) {
 	}
 	// A signature by the active key verifies with the published public key.
 	digest := sha256.Sum256([]byte("payload"))
-	for _, alg := range []string{RS256, ES256} {
+	for _, alg := range TokenAlgs {
 		k, _ := m.Signing(alg)
-		sig, err := k.Signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+		msg, opts := digest[:], crypto.Hash(crypto.SHA256)
+		if alg == EdDSA {
+			msg, opts = []byte("payload"), crypto.Hash(0) // Ed25519 signs the message itself
+		}
+		sig, err := k.Signer.Sign(rand.Reader, msg, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +114,12 @@ func TestJWKSHasNoPrivateMaterialAndVerifies(t *testing.T) {
 			if !ecdsa.VerifyASN1(p, digest[:], sig) {
 				t.Fatal("ES256 signature does not verify")
 			}
+		case ed25519.PublicKey:
+			if !ed25519.Verify(p, []byte("payload"), sig) {
+				t.Fatal("EdDSA signature does not verify")
+			}
+		default:
+			t.Fatalf("%s: unexpected public key %T", alg, p)
 		}
 	}
 }
@@ -203,6 +223,12 @@ func TestThumbprintRFC7638(t *testing.T) {
 	if err != nil || got != "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs" {
 		t.Fatalf("thumbprint = %s, %v", got, err)
 	}
+	// RFC 8037 appendix A.3: the Ed25519 example key's thumbprint.
+	x, _ := decodeB64URL("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+	got, err = Thumbprint(ed25519.PublicKey(x))
+	if err != nil || got != "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k" {
+		t.Fatalf("Ed25519 thumbprint = %s, %v", got, err)
+	}
 }
 
 // OpenExisting creates nothing: a missing directory or manifest is ErrNoKeys, and an existing set
@@ -232,7 +258,7 @@ func TestOpenExistingCreatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, b := m.Published(), m2.Published(); len(a) != 3 || len(b) != 3 || a[0].ID != b[0].ID {
+	if a, b := m.Published(), m2.Published(); len(a) != len(Algs) || len(b) != len(Algs) || a[0].ID != b[0].ID {
 		t.Fatalf("OpenExisting loaded %d keys, Open %d", len(b), len(a))
 	}
 }

@@ -114,7 +114,8 @@ func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) e
 		}
 		cfg.Enterprises[0].Clients = append(cfg.Enterprises[0].Clients,
 			config.Client{ID: "jwt-service", Name: "Service with JWT access tokens", Type: "service", Secret: jwtServiceSecret, AccessTokenFormat: "jwt"},
-			config.Client{ID: "es256-service", Name: "Service with ES256 JWT access tokens", Type: "service", Secret: jwtServiceSecret, AccessTokenFormat: "jwt", IDTokenAlg: "ES256"})
+			config.Client{ID: "es256-service", Name: "Service with ES256 JWT access tokens", Type: "service", Secret: jwtServiceSecret, AccessTokenFormat: "jwt", IDTokenAlg: "ES256"},
+			config.Client{ID: "eddsa-service", Name: "Service with EdDSA JWT access tokens", Type: "service", Secret: jwtServiceSecret, AccessTokenFormat: "jwt", IDTokenAlg: "EdDSA"})
 	})
 	if err != nil {
 		return err
@@ -301,6 +302,13 @@ func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) e
 	// A client whose tokens are signed with ES256 (id_token_alg: ES256): the fast choice.
 	res = measure("client_credentials ES256", func(int) error {
 		_, err := token(url.Values{"grant_type": {"client_credentials"}}, "es256-service", jwtServiceSecret)
+		return err
+	})
+	report(res)
+
+	// And with EdDSA (Ed25519), the other fast choice.
+	res = measure("client_credentials EdDSA", func(int) error {
+		_, err := token(url.Values{"grant_type": {"client_credentials"}}, "eddsa-service", jwtServiceSecret)
 		return err
 	})
 	report(res)

@@ -69,10 +69,11 @@ func keysCmd(g *globalFlags) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for i, a := range algs {
-				algs[i] = strings.ToUpper(strings.TrimSpace(a))
-				if !slices.Contains(keys.Algs, algs[i]) {
-					return &exitError{2, fmt.Errorf("--alg %q: want RS256, ES256 or SAML", a)}
+				j := slices.IndexFunc(keys.Algs, func(k string) bool { return strings.EqualFold(k, strings.TrimSpace(a)) })
+				if j < 0 {
+					return &exitError{2, fmt.Errorf("--alg %q: want RS256, ES256, EdDSA or SAML", a)}
 				}
+				algs[i] = keys.Algs[j]
 			}
 			_, m, made, closeFn, err := open(cmd, false)
 			if err != nil {
@@ -95,7 +96,7 @@ func keysCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
-	rotate.Flags().StringSliceVar(&algs, "alg", nil, "which keys to rotate: RS256, ES256, SAML, any case (default: all)")
+	rotate.Flags().StringSliceVar(&algs, "alg", nil, "which keys to rotate: RS256, ES256, EdDSA, SAML, any case (default: all)")
 	export := &cobra.Command{
 		Use:   "export DIR",
 		Short: "Write every stored signing key (private keys in PEM, 0600) and a manifest to a new directory",

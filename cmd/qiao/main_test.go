@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -106,8 +107,8 @@ func kids(t *testing.T, base string) []string {
 	}
 	var set struct {
 		Keys []struct {
-			Kid string `json:"kid"`
-			D   string `json:"d"`
+			Kid, Alg, Kty, Crv string
+			D                  string `json:"d"`
 		} `json:"keys"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
@@ -118,7 +119,7 @@ func kids(t *testing.T, base string) []string {
 		if k.D != "" {
 			t.Fatal("private key material in JWKS")
 		}
-		out = append(out, k.Kid)
+		out = append(out, k.Alg+" "+k.Kty+" "+k.Crv+" "+k.Kid)
 	}
 	return out
 }
@@ -134,8 +135,13 @@ func TestServeStartsReadyAndKeepsKeysAcrossRestart(t *testing.T) {
 	}
 	resp.Body.Close()
 	first := kids(t, base)
-	if len(first) != 2 {
-		t.Fatalf("JWKS has %d keys", len(first))
+	var kinds []string
+	for _, k := range first {
+		kinds = append(kinds, strings.Join(strings.Fields(k)[:len(strings.Fields(k))-1], " "))
+	}
+	slices.Sort(kinds)
+	if strings.Join(kinds, ", ") != "ES256 EC P-256, EdDSA OKP Ed25519, RS256 RSA" {
+		t.Fatalf("JWKS has %v (alg kty crv kid), want one RS256, one ES256 (P-256) and one EdDSA (Ed25519) key", first)
 	}
 	if r, _ := http.Get(base + "/e/nope/keys"); r.StatusCode != 404 {
 		t.Fatalf("JWKS of an unknown enterprise: %d", r.StatusCode)
@@ -248,14 +254,14 @@ func TestKeysRotateAndList(t *testing.T) {
 	}
 	// rotate with no keys yet makes the first set (in the database).
 	out.Reset()
-	if code := runMain(context.Background(), []string{"keys", "rotate", "--data", data}, &out, &out); code != 0 || strings.Count(out.String(), "the first set") != 3 {
+	if code := runMain(context.Background(), []string{"keys", "rotate", "--data", data}, &out, &out); code != 0 || strings.Count(out.String(), "the first set") != 4 {
 		t.Fatalf("keys rotate in an empty directory: %d %s", code, out.String())
 	}
 	out.Reset()
 	if code := runMain(context.Background(), []string{"keys", "list", "--data", data}, &out, &out); code != 0 {
 		t.Fatalf("keys list: %d %s", code, out.String())
 	}
-	if strings.Count(out.String(), "active") != 3 {
+	if strings.Count(out.String(), "active") != 4 {
 		t.Fatalf("keys list before rotation:\n%s", out.String())
 	}
 	out.Reset()
@@ -265,7 +271,7 @@ func TestKeysRotateAndList(t *testing.T) {
 	}
 	out.Reset()
 	runMain(context.Background(), []string{"keys", "list", "--data", data}, &out, &out)
-	if strings.Count(out.String(), "active") != 3 || strings.Count(out.String(), "retired") != 1 {
+	if strings.Count(out.String(), "active") != 4 || strings.Count(out.String(), "retired") != 1 {
 		t.Fatalf("keys list after rotation:\n%s", out.String())
 	}
 	out.Reset()
@@ -274,17 +280,21 @@ func TestKeysRotateAndList(t *testing.T) {
 		t.Fatalf("keys rotate --alg Es256,saml: %d %s", code, out.String())
 	}
 	out.Reset()
-	if code := runMain(context.Background(), []string{"keys", "rotate", "--alg", "HS256", "--data", data}, &out, &out); code != 2 || !strings.Contains(out.String(), "RS256, ES256 or SAML") {
+	if code := runMain(context.Background(), []string{"keys", "rotate", "--alg", "EDDSA", "--data", data}, &out, &out); code != 0 || !strings.Contains(out.String(), "new EdDSA key") {
+		t.Fatalf("keys rotate --alg EDDSA: %d %s", code, out.String())
+	}
+	out.Reset()
+	if code := runMain(context.Background(), []string{"keys", "rotate", "--alg", "HS256", "--data", data}, &out, &out); code != 2 || !strings.Contains(out.String(), "RS256, ES256, EdDSA or SAML") {
 		t.Fatalf("keys rotate --alg HS256: %d %s", code, out.String())
 	}
-	// export writes every stored key (3 active, 3 retired) as a keys directory, and only into a
+	// export writes every stored key (4 active, 4 retired) as a keys directory, and only into a
 	// new or empty one.
 	backup := filepath.Join(t.TempDir(), "backup")
 	out.Reset()
-	if code := runMain(context.Background(), []string{"keys", "export", backup, "--data", data}, &out, &out); code != 0 || !strings.Contains(out.String(), "exported 6 keys") {
+	if code := runMain(context.Background(), []string{"keys", "export", backup, "--data", data}, &out, &out); code != 0 || !strings.Contains(out.String(), "exported 8 keys") {
 		t.Fatalf("keys export: %d %s", code, out.String())
 	}
-	if pems, _ := filepath.Glob(filepath.Join(backup, "*.pem")); len(pems) != 6 {
+	if pems, _ := filepath.Glob(filepath.Join(backup, "*.pem")); len(pems) != 8 {
 		t.Fatalf("exported %d key files", len(pems))
 	}
 	out.Reset()

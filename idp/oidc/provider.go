@@ -129,6 +129,10 @@ func (p *Provider) Init() error {
 		AllowedHeaders:             []string{"Authorization", "Content-Type", "Accept", "Accept-Language"},
 		ExposedHeaders:             []string{"Location", "Content-Length"},
 	})}
+	// The library's verifiers accept RS256, ES256 and PS256 unless told: qiao's own access tokens
+	// and ID token hints may be signed with any algorithm a client is given.
+	opts = append(opts, op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(keys.TokenAlgs...)),
+		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms(keys.TokenAlgs...)))
 	if !strings.HasPrefix(p.ExternalURL, "https://") {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -301,7 +305,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	d.DeviceAuthorizationEndpoint = p.issuer(ent) + "/device_authorization"
 	d.RequestParameterSupported = false
 	d.ClaimsParameterSupported = false
-	d.IDTokenSigningAlgValuesSupported = []string{"RS256", "ES256"}
+	d.IDTokenSigningAlgValuesSupported = []string{"RS256", "ES256", "EdDSA"}
 	d.JwksURI = p.issuer(ent) + "/keys"
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	httpx.WriteJSON(w, http.StatusOK, d)

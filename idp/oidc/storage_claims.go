@@ -116,7 +116,7 @@ func (k publicKey) Key() any                           { return k.k.Public() }
 
 func (s *storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 	alg := info(ctx).alg
-	if alg != keys.ES256 {
+	if alg != keys.ES256 && alg != keys.EdDSA {
 		alg = keys.RS256
 	}
 	k, err := s.p.Keys.Signing(alg)
@@ -127,13 +127,13 @@ func (s *storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 }
 
 func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{jose.RS256, jose.ES256}, nil
+	return []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}, nil
 }
 
 func (s *storage) KeySet(context.Context) ([]op.Key, error) {
 	var out []op.Key
 	for _, k := range s.p.Keys.Published() {
-		if k.Alg == keys.RS256 || k.Alg == keys.ES256 {
+		if slices.Contains(keys.TokenAlgs, k.Alg) {
 			out = append(out, publicKey{k})
 		}
 	}

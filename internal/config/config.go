@@ -678,9 +678,9 @@ func (e *Enterprise) validate(at string) error {
 			}
 		}
 		switch cl.IDTokenAlg {
-		case "", "RS256", "ES256":
+		case "", "RS256", "ES256", "EdDSA":
 		default:
-			return &Error{key + ".id_token_alg", fmt.Sprintf("%q must be RS256 or ES256", cl.IDTokenAlg)}
+			return &Error{key + ".id_token_alg", fmt.Sprintf("%q must be RS256, ES256 or EdDSA", cl.IDTokenAlg)}
 		}
 		switch cl.AccessTokenFormat {
 		case "", "opaque", "jwt":

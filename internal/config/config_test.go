@@ -115,7 +115,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"enterprises:\n- id: demo\n  clients:\n  - id: app\n    type: native\n    redirect_uris: ['/relative']\n", "enterprises[0].clients[0].redirect_uris[0]", "absolute"},
 		{"enterprises:\n- id: demo\n  clients:\n  - id: app\n    type: web\n    secret: x\n    auth_method: client_secret_jwt\n", "enterprises[0].clients[0].auth_method", "must be"},
 		{"enterprises:\n- id: demo\n  clients:\n  - id: app\n    type: web\n    auth_method: private_key_jwt\n", "enterprises[0].clients[0].jwks", "JSON Web Key Set"},
-		{"enterprises:\n- id: demo\n  clients:\n  - id: app\n    type: web\n    secret: x\n    id_token_alg: HS256\n", "enterprises[0].clients[0].id_token_alg", "RS256 or ES256"},
+		{"enterprises:\n- id: demo\n  clients:\n  - id: app\n    type: web\n    secret: x\n    id_token_alg: HS256\n", "enterprises[0].clients[0].id_token_alg", "RS256, ES256 or EdDSA"},
 		{"enterprises:\n- id: demo\n  service_providers:\n  - entity_id: https://sp/md\n    metadata_url: https://sp/md\n    nameid_format: x509\n", "enterprises[0].service_providers[0].nameid_format", "persistent"},
 		{"enterprises:\n- id: demo\n  service_providers:\n  - entity_id: https://sp/md\n    metadata_url: https://sp/md\n    attributes: {mail: e-mail}\n", "enterprises[0].service_providers[0].attributes.mail", "ext.NAME"},
 		{"enterprises:\n- id: demo\n  service_providers:\n  - metadata_url: https://sp/md\n", "enterprises[0].service_providers[0].entity_id", "required"},

@@ -154,6 +154,10 @@ func (r *recorder) Write(b []byte) (int, error) {
 // below /api/v1. An unsafe method must come from a handler that already checked the console's
 // CSRF token: only then does it carry the API's CSRF header and a same-origin Origin.
 func (c *Console) call(r *http.Request, method, path string, body any) (*answer, *problem) {
+	unsafe := method != http.MethodGet && method != http.MethodHead
+	if unsafe && r.Context().Value(csrfChecked{}) == nil {
+		return nil, &problem{Status: http.StatusForbidden, Detail: "The page expired; please try again."}
+	}
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -175,7 +179,7 @@ func (c *Console) call(r *http.Request, method, path string, body any) (*answer,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if method != http.MethodGet && method != http.MethodHead {
+	if unsafe {
 		req.Header.Set(adminapi.CSRFHeader, "1")
 		req.Header.Set("Origin", c.ExternalURL)
 	}

@@ -1,7 +1,10 @@
 package console
 
 import (
+	"context"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -77,5 +80,36 @@ func TestProblemFields(t *testing.T) {
 	f := p.fields()
 	if f["wecom.corp_id"] != "bad" || f["sync.field_mappings"] != "must be name" || len(f) != 2 {
 		t.Fatalf("fields %v", f)
+	}
+}
+
+// A change reaches the admin API only from a handler that passed the console's CSRF check: a
+// handler that forgot it fails closed (403) and the API is never called.
+func TestUncheckedChangeNeverReachesTheAPI(t *testing.T) {
+	called := 0
+	c := &Console{API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		called++
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"items":[]}`))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	r := httptest.NewRequest(http.MethodPost, Prefix+"/e/demo/keys/rotate", nil)
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if _, p := c.send(r, m, "/enterprises/demo/keys/rotate", nil); p == nil || p.Status != http.StatusForbidden {
+			t.Fatalf("%s without the CSRF check: problem %+v, want 403", m, p)
+		}
+	}
+	if called != 0 {
+		t.Fatalf("the API was called %d times for unchecked changes", called)
+	}
+	if _, p := c.get(r, "/enterprises/demo/keys", nil); p != nil || called != 1 {
+		t.Fatalf("a read needs no CSRF check: problem %+v, calls %d", p, called)
+	}
+	checked := r.WithContext(context.WithValue(r.Context(), csrfChecked{}, true))
+	if _, p := c.send(checked, http.MethodPost, "/enterprises/demo/keys/rotate", nil); p != nil || called != 2 {
+		t.Fatalf("a checked change: problem %+v, calls %d", p, called)
 	}
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -203,9 +204,16 @@ func (c *Console) csrf(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if !ok {
 		c.fail(w, r, nil, &problem{Status: http.StatusForbidden, Detail: "The page expired; please try again."})
+		return false
 	}
-	return ok
+	// Mark the request checked in place (handlers hold this same *http.Request), so call lets its
+	// changes through; a handler that forgot this check fails closed instead of changing anything.
+	*r = *r.WithContext(context.WithValue(r.Context(), csrfChecked{}, true))
+	return true
 }
+
+// csrfChecked marks a request whose console CSRF token csrf accepted.
+type csrfChecked struct{}
 
 // ---- generic JSON helpers for templates and handlers
 

@@ -36,9 +36,24 @@ func (b *consoleBrowser) do(what string, steps ...chromedp.Action[chromedp.Void]
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second) // a step that waits for what never comes fails soon
 	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		b.fatal(what, err)
+	for {
+		err := chromedp.Do(ctx, steps...)
+		// A page that reloads itself (a running task's page does, when the task ends) can drop
+		// the node a click had just found; the click did not happen, so the steps run again.
+		if err != nil && staleNode(err) && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			b.fatal(what, err)
+		}
+		return
 	}
+}
+
+// staleNode says the DevTools protocol lost a node between finding and using it.
+func staleNode(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Could not find node with given id") || strings.Contains(s, "does not belong to the document")
 }
 
 func (b *consoleBrowser) fatal(what string, err any) {
@@ -78,6 +93,15 @@ func (b *consoleBrowser) waitFor(what, cond string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// copy clicks the copy button of the element id once the console's script has attached its
+// handlers (a deferred script can run after the page shows), and waits for it to say copied.
+func (b *consoleBrowser) copy(id string) {
+	b.t.Helper()
+	b.waitFor("the console script", `document.documentElement.dataset.scripted === "1"`)
+	b.do("copy "+id, chromedp.Click(`button[data-copy="`+id+`"]`))
+	b.waitFor("the copy button says copied", `document.querySelector('button[data-copy="`+id+`"]').dataset.copied === "1"`)
 }
 
 // shot saves the page as docs/screenshots-style PNG when QIAO_SCREENSHOTS=DIR is set.
@@ -191,7 +215,9 @@ func TestConsoleFramework(t *testing.T) {
 		t.Fatalf("the grant: %+v %v", g, err)
 	}
 	b.shot("administrators")
-	b.do("revoke", chromedp.Click(`#admin-chen-nobody button`), chromedp.WaitVisible(`#flash`))
+	// The grant's answer page shows a flash too: wait for the revocation's page, where the row is gone.
+	b.do("revoke", chromedp.Click(`#admin-chen-nobody button`))
+	b.waitFor("the revocation's page", `!document.getElementById("admin-chen-nobody") && !!document.getElementById("flash")`)
 	if _, err := a.gw.Store.GetAdminGrant(a.ctx, "demo", "chen-nobody"); err == nil {
 		t.Fatal("the grant survived its revocation")
 	}
@@ -342,8 +368,7 @@ func TestConsoleWeComSourceWorkflow(t *testing.T) {
 	if got := b.text(`#v-callback`); got != want {
 		t.Fatalf("login callback URL %q, want %q", got, want)
 	}
-	b.do("copy the callback URL", chromedp.Click(`button[data-copy="v-callback"]`))
-	b.waitFor("the copy button says copied", `document.querySelector('button[data-copy="v-callback"]').dataset.copied === "1"`)
+	b.copy("v-callback")
 	if got := b.text(`#v-events`); got != a.base+"/e/demo/sources/wecom2/events" {
 		t.Fatalf("event request URL %q", got)
 	}

@@ -13,7 +13,12 @@ document.addEventListener("DOMContentLoaded", () => {
       const text = el.textContent.trim();
       let ok = false;
       try {
-        await navigator.clipboard.writeText(text);
+        // A clipboard that neither answers nor refuses (an unfocused page) must not leave the
+        // button silent: after a second, fall back to selecting the text.
+        await Promise.race([
+          navigator.clipboard.writeText(text),
+          new Promise((_, no) => setTimeout(() => no(new Error("clipboard timeout")), 1000)),
+        ]);
         ok = true;
       } catch (e) {
         // Without clipboard permission: select the text and use the legacy command.
@@ -82,4 +87,7 @@ document.addEventListener("DOMContentLoaded", () => {
     };
     setTimeout(tick, 300);
   }
+
+  // Said last: the page's handlers are attached (a deferred script can run after the page shows).
+  document.documentElement.dataset.scripted = "1";
 });

@@ -15,7 +15,7 @@ import (
 type scopeNode struct {
 	ID, Name string
 	Checked  bool
-	// Open: its children show at first (near the top, or a descendant is chosen).
+	// Open: its children show at first (near the top, or it or a descendant is chosen).
 	Open     bool
 	Children []*scopeNode
 }
@@ -174,7 +174,7 @@ func scopeTree(depts []map[string]any, chosen []string) (roots []*scopeNode, mis
 				below = true
 			}
 		}
-		n.Open = depth == 0 || below
+		n.Open = depth == 0 || below || n.Checked
 		return n.Checked || below
 	}
 	for _, n := range roots {

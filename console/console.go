@@ -84,6 +84,15 @@ func (c *Console) Handler() http.Handler {
 		if l := r.URL.Query().Get("lang"); l == "zh-CN" || l == "en" {
 			http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: Prefix + "/", MaxAge: 365 * 24 * 3600, HttpOnly: true,
 				Secure: strings.HasPrefix(c.ExternalURL, "https://"), SameSite: http.SameSiteLaxMode})
+			// This answer is in the new language too: the browser's earlier choice, which it
+			// still sends, is dropped (r.Cookie would find it first).
+			cookies := r.Cookies()
+			r.Header.Del("Cookie")
+			for _, c := range cookies {
+				if c.Name != langCookie {
+					r.AddCookie(c)
+				}
+			}
 			r.AddCookie(&http.Cookie{Name: langCookie, Value: l})
 		}
 		c.mux.ServeHTTP(w, r)

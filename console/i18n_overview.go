@@ -13,6 +13,7 @@ func init() {
 		"connectivity tested":                "连通性测试于",
 		"connectivity not tested yet":        "尚未测试连通性",
 		"applied":                            "已应用",
+		"waiting to apply":                   "待处理",
 	} {
 		zhText[k] = v
 	}

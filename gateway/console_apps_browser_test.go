@@ -167,13 +167,13 @@ func TestConsoleAppsSAMLAndKeys(t *testing.T) {
 	if _, err := a.gw.Store.GetServiceProvider(a.ctx, "demo", sp.entity); err != nil {
 		t.Fatalf("the uploaded SP is not stored: %v", err)
 	}
-	b.shot("sp")
+	b.shotBoth("sp", `#sp-urls`, "")
 	spPage := b.eval(`location.pathname`)
 	b.do("the apps list", chromedp.Navigate(a.base+"/console/e/demo/apps"), chromedp.WaitVisible(`#sps`))
 	if row := b.text(`#sps`); !strings.Contains(row, "维基") {
 		t.Fatalf("the SP list: %q", row)
 	}
-	b.shot("apps")
+	b.shotBoth("apps", `#sps`, "")
 
 	// By URL: the console shows how the fetch went; the URL fails, "fetch now" says why and
 	// keeps when it last went well.
@@ -211,7 +211,7 @@ func TestConsoleAppsSAMLAndKeys(t *testing.T) {
 	if n := b.eval(`String(document.querySelectorAll('#rotate').length)`); n != "0" {
 		t.Fatal("a non-operator is offered key rotation")
 	}
-	b.shot("keys")
+	b.shotBoth("keys", `#keys`, "")
 
 	// The auditor: everything readable, nothing offered; a forged change is the API's 403.
 	b.as(a.sessionOf("demo", "li-auditor"))

@@ -183,7 +183,7 @@ func TestConsoleFramework(t *testing.T) {
 		t.Fatalf("a department of the tree lists nobody: %q", b.text(`#people`))
 	}
 	b.do("search 张三", chromedp.Navigate(a.base+"/console/e/demo/people"), chromedp.SendKeys(`#q`, "张三"), chromedp.Submit(`#people-search`), chromedp.WaitVisible(`#people a`))
-	b.shot("employees")
+	b.shotBoth("employees", `#people a`, "")
 	b.do("open 张三", chromedp.Navigate(a.base+"/console/e/demo/people?q=zhangsan"), chromedp.WaitVisible(`#people a`), chromedp.Click(`#people a`), chromedp.WaitVisible(`#links`))
 	if links := b.text(`#links`); !strings.Contains(links, "zhangsan") || !strings.Contains(links, "企业微信") {
 		t.Fatalf("张三's links: %q", links)
@@ -339,7 +339,7 @@ func TestConsoleWeComSourceWorkflow(t *testing.T) {
 	}
 	c, s := src.Config, src.Secrets
 	b.do("new source", chromedp.Navigate(a.base+"/console/e/demo/sources"), chromedp.Click(`#new-source`), chromedp.WaitVisible(`#kind-wecom`))
-	b.shot("source-kinds")
+	b.shotBoth("source-kinds", `#kind-wecom`, "")
 	b.do("WeCom", chromedp.Click(`#kind-wecom`), chromedp.WaitVisible(`#source-form`))
 	if d := b.eval(`document.querySelector('[name="wecom.callback_domain"]').value`); d != c["callback_domain"] {
 		t.Fatalf("the callback domain is prefilled with %q, want %q", d, c["callback_domain"])
@@ -372,7 +372,7 @@ func TestConsoleWeComSourceWorkflow(t *testing.T) {
 	if got := b.text(`#v-events`); got != a.base+"/e/demo/sources/wecom2/events" {
 		t.Fatalf("event request URL %q", got)
 	}
-	b.shot("source")
+	b.shotBoth("source", `#console-values`, "")
 
 	// Test connectivity: 60020 and the address to add.
 	b.do("test connectivity", chromedp.Click(`#test`), chromedp.WaitVisible(`#checks`))
@@ -382,7 +382,8 @@ func TestConsoleWeComSourceWorkflow(t *testing.T) {
 	if row := b.text(`#check-egress_ip`); !strings.Contains(row, "60020") || !strings.Contains(row, "127.0.0.1") {
 		t.Fatalf("the egress IP check says %q", row)
 	}
-	b.shot("connectivity-fail")
+	b.shotBoth("connectivity-fail", `#checks`, a.base+"/console/e/demo/sources/wecom2",
+		chromedp.Navigate(a.base+"/console/e/demo/sources/wecom2"), chromedp.Click(`#test`))
 	if !a.wsim.SetTrustedIPs(agent, []string{"203.0.113.9", "127.0.0.1"}) {
 		t.Fatal("no such app")
 	}
@@ -409,7 +410,7 @@ func TestConsoleWeComSourceWorkflow(t *testing.T) {
 	if others := b.eval(`String([...document.querySelectorAll('#records-table tbody tr')].filter(r => r.dataset.action !== "create").length)`); others != "0" {
 		t.Fatalf("%s records other than creations after filtering", others)
 	}
-	b.shot("task")
+	b.shotBoth("task", `#records-table`, "")
 	// zhangsan's record: the WeCom data beside the local person, the changed fields marked.
 	b.do("open zhangsan's record", chromedp.Navigate(strings.Split(b.eval(`location.href`), "?")[0]+"/records/user/zhangsan"), chromedp.WaitVisible(`#local`))
 	if up := b.text(`#upstream`); !strings.Contains(up, "张三") {
@@ -418,7 +419,7 @@ func TestConsoleWeComSourceWorkflow(t *testing.T) {
 	if n := b.eval(`String(document.querySelectorAll('#local tr[data-changed] td.changed').length)`); n == "0" {
 		t.Fatalf("no changed field highlighted: %q", b.text(`#local`))
 	}
-	b.shot("record")
+	b.shotBoth("record", `#local`, "")
 
 	// Close the source: logons through it are refused.
 	b.do("close", chromedp.Navigate(a.base+"/console/e/demo/sources/wecom2"), chromedp.Click(`#close`), chromedp.WaitVisible(`#open`))
@@ -445,6 +446,6 @@ func TestConsoleWeComSourceWorkflow(t *testing.T) {
 	if row := b.text(`#audit tr[data-kind="admin.source.close"]`); !strings.Contains(row, "user:zhangsan@demo") || !strings.Contains(row, closed.RequestID) {
 		t.Fatalf("the close's audit row: %q", row)
 	}
-	b.shot("audit")
+	b.shotBoth("audit", `#audit tr[data-kind]`, "")
 	a.gw.Admin.Wait()
 }

@@ -59,6 +59,18 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 			if uc.Upstream == nil {
 				rec.Staged = uc.staged
 			}
+			// A spooled record is read back for this write only: the plan keeps holding none.
+			spooledLink := false
+			if uc.Upstream == nil && uc.spooled.n > 0 {
+				raw, err := p.spool.read(uc.spooled)
+				if err != nil {
+					return fmt.Errorf("user %s: %w", uc.UpstreamID, err)
+				}
+				rec.Upstream = raw
+				if uc.LinkAfter != nil && uc.LinkAfter.Upstream == nil {
+					uc.LinkAfter.Upstream, spooledLink = raw, true
+				}
+			}
 			switch uc.Action {
 			case ActCreate:
 				if err := tx.CreateUser(ctx, uc.After); err != nil {
@@ -105,6 +117,9 @@ func (e *Engine) apply(ctx context.Context, task *directory.SyncTask, p *Plan, p
 				}
 			}
 			rec.LocalBefore, rec.LocalAfter = linkJSON(uc.Before, uc.LinkBefore), linkJSON(uc.After, uc.LinkAfter)
+			if spooledLink {
+				uc.LinkAfter.Upstream = nil
+			}
 			if uc.Action == ActDelete {
 				rec.LocalAfter = userJSON(uc.After)
 			}

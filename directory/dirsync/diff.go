@@ -20,6 +20,7 @@ type upUser struct {
 	m       mapped
 	hash    string              // upstreamHash
 	staged  directory.StagedRef // where Raw is staged (then nil)
+	spooled spoolRef            // where Raw is spooled (then nil)
 }
 
 // newUpUser maps an upstream user to local terms and fingerprints the result.
@@ -177,7 +178,7 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			continue
 		}
 		if !validUserID(src.Kind, u.UserID) {
-			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged,
+			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, spooled: u.spooled,
 				Error: fmt.Sprintf("userid %q breaks the platform's userid rules; skipped", u.UserID)})
 			continue
 		}
@@ -195,9 +196,9 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 				p.Unchanged["user"]++
 				continue
 			case !userChanged && deptsChanged:
-				p.Users = append(p.Users, UserChange{Action: ActMove, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, Before: cur.User, After: cur.User, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash})
+				p.Users = append(p.Users, UserChange{Action: ActMove, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, spooled: u.spooled, Before: cur.User, After: cur.User, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash})
 			default:
-				ch := UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, Before: cur.User, After: after, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash}
+				ch := UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, spooled: u.spooled, Before: cur.User, After: after, LinkBefore: cur.Link, LinkAfter: link, hash: u.hash}
 				if cur.User.Status == directory.UserActive && after.Status != directory.UserActive {
 					ch.Departs = true
 					if after.Status == directory.UserDeparted {
@@ -245,14 +246,14 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			for i, c := range candidates {
 				ids[i] = c.Username
 			}
-			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged,
+			p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, spooled: u.spooled,
 				Error: fmt.Sprintf("ambiguous match by %s: local users %s all match; fix the duplicates or match by another field", src.Sync.MatchBy, strings.Join(ids, ", "))})
 			continue
 		}
 		if len(candidates) == 1 {
 			cu := candidates[0]
 			if other, dup := claimed[cu.ID]; dup {
-				p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged,
+				p.Users = append(p.Users, UserChange{Action: ActError, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, spooled: u.spooled,
 					Error: fmt.Sprintf("local user %s is matched by both %s and %s upstream; skipped", cu.Username, other, u.UserID)})
 				continue
 			}
@@ -260,7 +261,7 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			after := apply(cu, m, src.ID)
 			after.Username = cu.Username // a matched user keeps their username
 			link.UserID = cu.ID
-			p.Users = append(p.Users, UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, Before: cu, After: after, LinkAfter: link, hash: u.hash})
+			p.Users = append(p.Users, UserChange{Action: ActUpdate, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, spooled: u.spooled, Before: cu, After: after, LinkAfter: link, hash: u.hash})
 			continue
 		}
 		nu := &directory.User{EnterpriseID: ent, Username: m.Username, Name: m.Name, Email: m.Email, Mobile: m.Mobile, Status: m.Status, Attributes: m.Attrs}
@@ -268,7 +269,7 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 			nu.Username = m.Username + "@" + src.ID
 		}
 		usernames[nu.Username] = true
-		p.Users = append(p.Users, UserChange{Action: ActCreate, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, After: nu, LinkAfter: link, hash: u.hash})
+		p.Users = append(p.Users, UserChange{Action: ActCreate, UpstreamID: u.UserID, Upstream: u.Raw, staged: u.staged, spooled: u.spooled, After: nu, LinkAfter: link, hash: u.hash})
 	}
 	for _, lu := range linked {
 		if seenUp[lu.Link.UpstreamID] {

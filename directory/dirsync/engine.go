@@ -151,6 +151,9 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 	}
 	task := &directory.SyncTask{EnterpriseID: ent, SourceID: srcID, Trigger: opt.Trigger, Status: directory.TaskRunning, DryRun: opt.DryRun, StartedAt: e.now()}
 	if !opt.DryRun {
+		// Holding the source's task lock, no other full sync of it runs anywhere: one still marked
+		// running died with its process, and would otherwise show as running for ever.
+		e.interrupted(ctx, ent, srcID, false)
 		if err := e.Store.CreateSyncTask(ctx, task); err != nil {
 			return nil, fmt.Errorf("sync: record the task: %w", err)
 		}
@@ -202,6 +205,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 	up := map[string]*upUser{}
 	var order []string
 	var stage *stager
+	var sp *spool         // where the store does not stage: the records wait in a temporary file
 	var known *knownLinks // before the read: whose records need not be staged
 	if !opt.DryRun && src.Sync.UserInfo {
 		if known, err = e.loadKnownLinks(ctx, ent, srcID); err != nil {
@@ -214,7 +218,10 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 					e.log().Warn("drop the sync's staged upstream records", "task", task.ID, "err", err)
 				}
 			}()
+		} else if sp, err = newSpool(); err != nil {
+			return fail(err)
 		}
+		defer sp.close()
 	}
 	if src.Sync.UserInfo {
 		n := 0
@@ -229,6 +236,10 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 				if err := stage.add(ctx, uu); err != nil {
 					return fmt.Errorf("stage the upstream records: %w", err)
 				}
+			} else if sp != nil && !known.same(u.UserID, uu.hash) {
+				if err := sp.add(uu); err != nil {
+					return err
+				}
 			}
 			up[u.UserID] = uu
 			order = append(order, u.UserID)
@@ -241,6 +252,9 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 		if err == nil && stage != nil {
 			err = stage.flush(ctx)
 		}
+		if err == nil && sp != nil {
+			err = sp.flush()
+		}
 		res.Info = reader.Info()
 		if err != nil {
 			return fail(fmt.Errorf("read users: %w", err))
@@ -252,6 +266,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 	if err != nil {
 		return fail(fmt.Errorf("plan: %w", err))
 	}
+	plan.spool = sp
 	// The plan holds what it needs of the upstream users; nothing below uses up or order, so the
 	// collector frees them before the apply's allocations (the progress reports count nUsers,
 	// not len(up), for that).
@@ -304,6 +319,21 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 	}
 	progress(Progress{Phase: "done", Depts: len(depts), Users: nUsers, Planned: len(plan.Depts) + len(plan.Users), Applied: len(plan.Depts) + len(plan.Users)})
 	return finish(directory.TaskSucceeded, "", counts)
+}
+
+// interruptedReason is what a task whose process died says, in the records and the console.
+const interruptedReason = "interrupted: the process running this task stopped before it finished (its changes were not applied; a later run synchronizes the source)"
+
+// interrupted fails the source's tasks of one kind left running by a process that died. It is
+// called under the lock those tasks run under; a failure to mark them is logged, not fatal.
+func (e *Engine) interrupted(ctx context.Context, ent, src string, events bool) {
+	n, err := e.Store.InterruptSyncTasks(ctx, ent, src, events, e.now(), interruptedReason)
+	switch {
+	case err != nil:
+		e.log().Warn("sync: could not mark interrupted tasks", "enterprise", ent, "source", src, "err", err)
+	case n > 0:
+		e.log().Warn("sync: tasks left running by a stopped process marked failed", "enterprise", ent, "source", src, "tasks", n, "events", events)
+	}
 }
 
 // applyLockKey is the lock an apply holds: a full sync's apply, an event's whole run. A full sync

@@ -50,10 +50,12 @@ type UserChange struct {
 	Error    string
 	hash     string              // the upstream fingerprint, for the link's SyncHash
 	staged   directory.StagedRef // with Upstream nil: where the upstream record is staged
+	spooled  spoolRef            // with Upstream nil: where the upstream record is spooled
 }
 
 // Plan is what a task will do.
 type Plan struct {
+	spool       *spool // where the upstream records of changes with spooled set are
 	Depts       []DeptChange
 	Users       []UserChange
 	Unchanged   map[string]int // objects with nothing to do, by type

@@ -21,7 +21,7 @@ func staged(ref directory.StagedRef, inMemory json.RawMessage) (string, int64) {
 // StagingPays reports whether a full sync should stage its upstream records (dirsync): on SQLite
 // it keeps 100k records (about 110 MiB of peak RSS) out of memory for a few seconds of CPU; on
 // PostgreSQL the staging's inserts, lookups and delete took the server longer than the sync
-// itself (a 100k sync 1.6–2.9 times slower), so there the records stay in memory.
+// itself (a 100k sync 1.6–2.9 times slower), so there dirsync spools them to a temporary file.
 func (s *Store) StagingPays() bool { return s.dialect == SQLite }
 
 // StageUpstream implements directory.Store: multi-row INSERTs of 300 records; a record already

@@ -100,6 +100,10 @@ type Store interface {
 
 	CreateSyncTask(ctx context.Context, t *SyncTask) error
 	FinishSyncTask(ctx context.Context, t *SyncTask) error
+	// InterruptSyncTasks fails the source's tasks still marked running whose process died (a
+	// crash, SIGKILL): the event tasks (events true) or the others. The caller holds the lock
+	// such tasks run under, so none of them can still be running anywhere. It returns how many.
+	InterruptSyncTasks(ctx context.Context, enterpriseID, sourceID string, events bool, at time.Time, reason string) (int, error)
 	GetSyncTask(ctx context.Context, id string) (*SyncTask, error)
 	ListSyncTasks(ctx context.Context, enterpriseID, sourceID string, limit int) ([]*SyncTask, error)
 	AddSyncRecords(ctx context.Context, recs []*SyncRecord) error

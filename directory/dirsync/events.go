@@ -35,6 +35,8 @@ func (e *Engine) RunEvent(ctx context.Context, se *directory.SourceEvent) (*dire
 		return nil, ErrBusy
 	}
 	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+	// An event task runs wholly under the apply lock: one still marked running died with its process.
+	e.interrupted(ctx, src.EnterpriseID, src.ID, true)
 
 	task := &directory.SyncTask{EnterpriseID: src.EnterpriseID, SourceID: src.ID, Trigger: directory.TriggerEvent,
 		Status: directory.TaskRunning, StartedAt: e.now(), ReadMode: "event " + ev.Type}

@@ -273,3 +273,42 @@ func childApply() {
 	fmt.Println("child: run returned", err)
 	os.Exit(4)
 }
+
+// TestTasksOfADeadProcessAreMarkedInterrupted: a full sync and an event task left "running" by a
+// process that died (SIGKILL) are failed with the reason when the next full sync, respectively
+// event, of the source takes the lock they ran under; a running task of another kind is not.
+func TestTasksOfADeadProcessAreMarkedInterrupted(t *testing.T) {
+	e := newEnv(t, 10)
+	dead := func(trig directory.Trigger) *directory.SyncTask {
+		task := &directory.SyncTask{EnterpriseID: "acme", SourceID: "wecom", Trigger: trig, Status: directory.TaskRunning, StartedAt: time.Now()}
+		if err := e.store.CreateSyncTask(e.ctx, task); err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	status := func(task *directory.SyncTask) *directory.SyncTask {
+		got, err := e.store.GetSyncTask(e.ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	deadSync, deadEvent := dead(directory.TriggerSchedule), dead(directory.TriggerEvent)
+	e.run("wecom")
+	if got := status(deadSync); got.Status != directory.TaskFailed || !strings.HasPrefix(got.Reason, "interrupted:") || got.FinishedAt.IsZero() {
+		t.Fatalf("the dead full sync after the next one: %+v", got)
+	}
+	if got := status(deadEvent); got.Status != directory.TaskRunning {
+		t.Fatalf("a full sync touched an event task: %+v", got)
+	}
+	payload, _ := json.Marshal(federation.Event{Type: "update_user", UserIDs: []string{"never-existed"}, Key: "k"})
+	if _, err := e.store.AddSourceEvent(e.ctx, &directory.SourceEvent{EnterpriseID: "acme", SourceID: "wecom", DedupeKey: "k", EventType: "update_user", Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.eng.DrainEvents(e.ctx); n != 1 {
+		t.Fatalf("applied %d events", n)
+	}
+	if got := status(deadEvent); got.Status != directory.TaskFailed || !strings.HasPrefix(got.Reason, "interrupted:") {
+		t.Fatalf("the dead event task after the next event: %+v", got)
+	}
+}

@@ -192,6 +192,22 @@ func (s *Store) FinishSyncTask(ctx context.Context, t *directory.SyncTask) error
 	return expectOne(res, err, "finish sync task "+t.ID)
 }
 
+// InterruptSyncTasks implements directory.Store.
+func (s *Store) InterruptSyncTasks(ctx context.Context, ent, src string, events bool, at time.Time, reason string) (int, error) {
+	kind := `trigger_ <> $6`
+	if events {
+		kind = `trigger_ = $6`
+	}
+	res, err := s.q.ExecContext(ctx, `UPDATE sync_tasks SET status = $1, reason = $2, finished_at = $3
+		WHERE enterprise_id = $4 AND source_id = $5 AND status = $7 AND `+kind,
+		string(directory.TaskFailed), reason, ms(at), ent, src, string(directory.TriggerEvent), string(directory.TaskRunning))
+	if err != nil {
+		return 0, fmt.Errorf("interrupt sync tasks of %s/%s: %w", ent, src, err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 func scanTask(sc interface{ Scan(...any) error }) (*directory.SyncTask, error) {
 	var t directory.SyncTask
 	var trig, status, counts string

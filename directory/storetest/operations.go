@@ -300,3 +300,49 @@ func testAccessJobs(t *testing.T, newStore NewStore) {
 		t.Fatalf("a finished job is claimable: %d left", len(left))
 	}
 }
+
+// testInterruptedTasks: tasks a dead process left running are failed by kind (full syncs or
+// events) and source, and nothing else changes.
+func testInterruptedTasks(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	seed(t, s, "acme")
+	mk := func(src string, trig directory.Trigger, status directory.TaskStatus) *directory.SyncTask {
+		task := &directory.SyncTask{EnterpriseID: "acme", SourceID: src, Trigger: trig, Status: status}
+		if err := s.CreateSyncTask(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	full := mk("wecom", directory.TriggerManual, directory.TaskRunning)
+	event := mk("wecom", directory.TriggerEvent, directory.TaskRunning)
+	done := mk("wecom", directory.TriggerSchedule, directory.TaskSucceeded)
+	other := mk("dingtalk", directory.TriggerManual, directory.TaskRunning)
+	at := time.Now().Truncate(time.Millisecond)
+	status := func(task *directory.SyncTask) *directory.SyncTask {
+		got, err := s.GetSyncTask(ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if n, err := s.InterruptSyncTasks(ctx, "acme", "wecom", false, at, "interrupted"); err != nil || n != 1 {
+		t.Fatalf("full syncs interrupted: %d, %v; want 1", n, err)
+	}
+	if got := status(full); got.Status != directory.TaskFailed || got.Reason != "interrupted" || !got.FinishedAt.Equal(at) {
+		t.Fatalf("the dead full sync: %+v", got)
+	}
+	for _, task := range []*directory.SyncTask{event, other} {
+		if got := status(task); got.Status != directory.TaskRunning {
+			t.Fatalf("task %s (%s of %s) became %s", task.ID, task.Trigger, task.SourceID, got.Status)
+		}
+	}
+	if got := status(done); got.Status != directory.TaskSucceeded {
+		t.Fatalf("a finished task became %s", got.Status)
+	}
+	if n, err := s.InterruptSyncTasks(ctx, "acme", "wecom", true, at, "interrupted"); err != nil || n != 1 || status(event).Status != directory.TaskFailed {
+		t.Fatalf("events interrupted: %d, %v, event task %s", n, err, status(event).Status)
+	}
+	if n, err := s.InterruptSyncTasks(ctx, "acme", "wecom", false, at, "interrupted"); err != nil || n != 0 {
+		t.Fatalf("again: %d, %v; want 0", n, err)
+	}
+}

@@ -32,6 +32,7 @@ var Tests = []struct {
 	{"ClientsAndServiceProviders", testClientsAndServiceProviders},
 	{"RefreshTokens", testRefreshTokens},
 	{"SyncTasksAndRecords", testSyncTasksAndRecords},
+	{"InterruptedTasks", testInterruptedTasks},
 	{"Audit", testAudit},
 	{"EventInbox", testEventInbox},
 	{"AccessJobs", testAccessJobs},

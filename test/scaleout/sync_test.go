@@ -123,6 +123,11 @@ func killSyncHolder(t *testing.T, c *cluster.Cluster, sim *wecomsim.Sim, db *sql
 		return cluster.Count(t, db, `SELECT count(*) FROM sync_tasks WHERE trigger_ = 'schedule' AND status = 'succeeded' AND started_at >
 			(SELECT started_at FROM sync_tasks WHERE id = $1)`, killed) > 0
 	})
+	// The replica that took the source's lock marked the dead task, so no page shows it running for ever.
+	var reason string
+	if err := db.QueryRow(`SELECT status, reason FROM sync_tasks WHERE id = $1`, killed).Scan(&status, &reason); err != nil || status != "failed" || !strings.HasPrefix(reason, "interrupted:") {
+		t.Fatalf("the killed task after the next run: %s %q %v; want failed, interrupted", status, reason, err)
+	}
 	if err := db.QueryRow(`SELECT holder FROM leases WHERE name = 'sync-scheduler'`).Scan(&holder); err == nil && strings.Contains(holder, "/"+strconv.Itoa(victim.Pid())+"/") {
 		t.Fatalf("the killed replica still holds the lease: %s", holder)
 	}

@@ -172,6 +172,10 @@ type ProvisionStore interface {
 
 	CreateProvisionTask(ctx context.Context, t *ProvisionTask) error
 	FinishProvisionTask(ctx context.Context, t *ProvisionTask) error
+	// InterruptProvisionTasks fails the enterprise's tasks still marked running whose process
+	// died; the caller holds the enterprise's push lock, so none can still be running. It
+	// returns how many.
+	InterruptProvisionTasks(ctx context.Context, enterpriseID string, at time.Time, reason string) (int, error)
 	GetProvisionTask(ctx context.Context, id string) (*ProvisionTask, error)
 	ListProvisionTasks(ctx context.Context, enterpriseID string, limit int) ([]*ProvisionTask, error)
 	AddProvisionRecords(ctx context.Context, recs []*ProvisionRecord) error

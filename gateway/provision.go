@@ -19,7 +19,7 @@ const LeaseProvisionScheduler = "provision-scheduler"
 
 // initProvision builds outbound provisioning (directory/provision).
 func (g *Gateway) initProvision() {
-	g.Provision = &provision.Service{Store: g.Store, Log: g.Log, Open: OpenProvisionWriter, Notify: make(chan struct{}, 1)}
+	g.Provision = &provision.Service{Store: g.Store, State: g.State, Log: g.Log, Open: OpenProvisionWriter, Notify: make(chan struct{}, 1)}
 }
 
 // runProvision works the outbox on every replica (its claims give each item to one) and runs the

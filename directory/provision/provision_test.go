@@ -22,6 +22,7 @@ import (
 	"github.com/qiao-gateway/qiao/federation/wecom/wecomsim"
 	"github.com/qiao-gateway/qiao/internal/pgtemp"
 	"github.com/qiao-gateway/qiao/internal/secretbox"
+	"github.com/qiao-gateway/qiao/internal/state"
 )
 
 const ent = "acme"
@@ -464,6 +465,58 @@ func TestReconcile(t *testing.T) {
 				if r.Action == "delete" && !strings.Contains(string(r.Before), `"userid":"sales`) {
 					t.Fatalf("a delete record without WeCom's before: %s", r.Before)
 				}
+			}
+		})
+	}
+}
+
+// TestPushLockIsSharedAcrossProcesses: with a shared state store (replicas on one database), a
+// reconcile waits while another process holds the enterprise's push lock, and once it has the
+// lock it marks a task a dead process left running as interrupted.
+func TestPushLockIsSharedAcrossProcesses(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, open, func(tg *directory.ProvisionTarget) { tg.AutoPush = false })
+			ctx := context.Background()
+			st := state.NewMemory()
+			t.Cleanup(func() { st.Close() })
+			e.svc.State = st
+			dead := &directory.ProvisionTask{EnterpriseID: ent, Trigger: "manual"}
+			must(t, e.st.CreateProvisionTask(ctx, dead))
+			other, err := st.Lock(ctx, "provision:"+ent, time.Minute) // another replica pushing
+			must(t, err)
+			done := make(chan *directory.ProvisionTask, 1)
+			go func() {
+				task, err := e.svc.Reconcile(ctx, ent, provision.ReconcileOptions{DryRun: true})
+				if err != nil {
+					t.Error(err)
+				}
+				done <- task
+			}()
+			select {
+			case <-done:
+				t.Fatal("a reconcile ran while another process held the enterprise's push lock")
+			case <-time.After(300 * time.Millisecond):
+			}
+			if tasks, _ := e.st.ListProvisionTasks(ctx, ent, 10); len(tasks) != 1 {
+				t.Fatalf("%d tasks while the lock was held elsewhere, want only the dead one", len(tasks))
+			}
+			must(t, other.Release(ctx))
+			var task *directory.ProvisionTask
+			select {
+			case task = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the reconcile never ran after the lock was released")
+			}
+			if task == nil || task.Status != directory.TaskSucceeded {
+				t.Fatalf("reconcile = %+v", task)
+			}
+			got, err := e.st.GetProvisionTask(ctx, dead.ID)
+			if err != nil || got.Status != directory.TaskFailed || !strings.HasPrefix(got.Reason, "interrupted:") || got.FinishedAt.IsZero() {
+				t.Fatalf("the dead task = %+v, %v", got, err)
+			}
+			if _, err := st.Lock(ctx, "provision:"+ent, time.Second); err != nil {
+				t.Fatalf("the reconcile kept the push lock: %v", err)
 			}
 		})
 	}

@@ -21,6 +21,9 @@ type ReconcileOptions struct {
 	OnStart func(*directory.ProvisionTask)
 }
 
+// interruptedReason is what a task whose process died says.
+const interruptedReason = "interrupted: the process running this push stopped before it finished; the next push (or the outbox) completes what it left"
+
 // StartReconcile starts a reconcile in the background and returns its task once recorded.
 func (s *Service) StartReconcile(ctx context.Context, ent string, opt ReconcileOptions) (*directory.ProvisionTask, error) {
 	started := make(chan *directory.ProvisionTask, 1)
@@ -53,7 +56,18 @@ func (s *Service) Reconcile(ctx context.Context, ent string, opt ReconcileOption
 	if err != nil {
 		return nil, err
 	}
-	defer s.lock(ent)()
+	unlock, err := s.lock(ctx, ent)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Holding the enterprise's push lock, no reconcile of it runs anywhere: one still marked
+	// running died with its process, and would otherwise show as running for ever.
+	if n, err := ps.InterruptProvisionTasks(ctx, ent, s.now(), interruptedReason); err != nil {
+		s.log().Warn("provisioning: could not mark interrupted tasks", "enterprise", ent, "err", err)
+	} else if n > 0 {
+		s.log().Warn("provisioning: tasks left running by a stopped process marked failed", "enterprise", ent, "tasks", n)
+	}
 	t, err := ps.GetProvisionTarget(ctx, ent)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/internal/state"
 )
 
 // Defaults of the worker.
@@ -39,6 +40,11 @@ type Service struct {
 	RetryBase, RetryMax time.Duration
 	// Notify wakes the worker early.
 	Notify chan struct{}
+	// State, when set, holds each enterprise's push lock across processes (replicas on one
+	// database): a reconcile started by hand on one replica and the worker or a scheduled
+	// reconcile on another never push the same enterprise at once. Without it the lock is this
+	// process's only (one process on its database).
+	State state.Store
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -69,7 +75,60 @@ func (s *Service) ps() (directory.ProvisionStore, error) {
 	return ps, nil
 }
 
-func (s *Service) lock(ent string) func() {
+// lockTTL is how long an enterprise's push lock outlives a process that died holding it; the
+// holder refreshes it while it pushes.
+const lockTTL = 30 * time.Second
+
+// lock takes the enterprise's push lock: this process's, then (with State) every process's,
+// waiting for whoever holds it until ctx ends. The returned func gives both back.
+func (s *Service) lock(ctx context.Context, ent string) (func(), error) {
+	unlock := s.localLock(ent)
+	if s.State == nil {
+		return unlock, nil
+	}
+	key := "provision:" + ent
+	for {
+		l, err := s.State.Lock(ctx, key, lockTTL)
+		if err == nil {
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() { // keep it while the push runs
+				defer close(done)
+				t := time.NewTicker(lockTTL / 3)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+						if err := l.Refresh(context.WithoutCancel(ctx), lockTTL); err != nil {
+							s.log().Warn("provisioning: the enterprise's push lock was lost", "enterprise", ent, "err", err)
+							return
+						}
+					}
+				}
+			}()
+			return func() {
+				close(stop)
+				<-done
+				_ = l.Release(context.WithoutCancel(ctx))
+				unlock()
+			}, nil
+		}
+		if !errors.Is(err, state.ErrLocked) {
+			unlock()
+			return nil, fmt.Errorf("provisioning: take %s's push lock: %w", ent, err)
+		}
+		select {
+		case <-ctx.Done():
+			unlock()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Service) localLock(ent string) func() {
 	s.mu.Lock()
 	if s.locks == nil {
 		s.locks = map[string]*sync.Mutex{}
@@ -168,7 +227,11 @@ func (s *Service) Drain(ctx context.Context) (int, error) {
 // pushItems pushes one enterprise's claimed items: each object once (the newest row stands for
 // the others), departments first, people next, department removals last.
 func (s *Service) pushItems(ctx context.Context, ps directory.ProvisionStore, ent string, items []*directory.OutboxItem) error {
-	defer s.lock(ent)()
+	unlock, err := s.lock(ctx, ent)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	t, err := ps.GetProvisionTarget(ctx, ent)
 	if errors.Is(err, directory.ErrNotFound) || (err == nil && !t.Enabled) {
 		return ps.DoneOutbox(ctx, items) // no target any more: nothing to push

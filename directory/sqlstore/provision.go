@@ -297,6 +297,17 @@ func (s *Store) FinishProvisionTask(ctx context.Context, t *directory.ProvisionT
 	return mapErr(err, "finish provisioning task")
 }
 
+// InterruptProvisionTasks implements directory.ProvisionStore.
+func (s *Store) InterruptProvisionTasks(ctx context.Context, ent string, at time.Time, reason string) (int, error) {
+	res, err := s.q.ExecContext(ctx, `UPDATE provision_tasks SET status = $1, reason = $2, finished_at = $3 WHERE enterprise_id = $4 AND status = $5`,
+		string(directory.TaskFailed), reason, ms(at), ent, string(directory.TaskRunning))
+	if err != nil {
+		return 0, fmt.Errorf("interrupt provisioning tasks of %s: %w", ent, err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 const ptaskCols = `id, enterprise_id, trigger_, status, dry_run, counts, reason, calls, started_at, finished_at`
 
 func scanPTask(sc interface{ Scan(...any) error }) (*directory.ProvisionTask, error) {

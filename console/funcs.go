@@ -39,6 +39,19 @@ func funcs(lang string) map[string]any {
 		"node": func(n any, src, cur any) map[string]any { return map[string]any{"n": n, "src": src, "cur": cur} },
 		"list": func(v any) []any { l, _ := v.([]any); return l },
 		"obj":  func(v any) map[string]any { m, _ := v.(map[string]any); return m },
+		// clientType names an OIDC client's type (the API's web, native, service) in words.
+		"clientType": func(v any) string {
+			switch s := str(v); s {
+			case "web":
+				return "Web app"
+			case "native":
+				return "Native app"
+			case "service":
+				return "Service (machine to machine)"
+			default:
+				return s
+			}
+		},
 		"counts": func(v any) string {
 			m, _ := v.(map[string]any)
 			s := ""

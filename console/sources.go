@@ -356,6 +356,14 @@ func (c *Console) sourceEdit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	switch {
+	case s["file_managed"] == true: // its page says to change it in the config file
+		http.Redirect(w, r, p.Base()+"/sources/"+url.PathEscape(str(s["id"])), http.StatusSeeOther)
+		return
+	case !p.CanChange:
+		c.fail(w, r, p, &problem{Status: http.StatusForbidden, Detail: "this identity source cannot be changed by your role"})
+		return
+	}
 	p.Title = "Edit identity source"
 	p.Form = formOfSource(s)
 	if str(s["kind"]) != "local" {

@@ -241,6 +241,11 @@ func TestConsoleFramework(t *testing.T) {
 	if n := b.eval(`String(document.querySelectorAll('#grant, #admins form').length)`); n != "0" {
 		t.Fatalf("the auditor is offered %s grant or revoke forms", n)
 	}
+	// The edit page by its address: a file-managed source offers no form, its page says where to change it.
+	b.do("the auditor opens the edit address", chromedp.Navigate(a.base+"/console/e/demo/sources/wecom/edit"), chromedp.WaitVisible(`#records`))
+	if loc, n := b.eval(`location.pathname`), b.eval(`String(document.querySelectorAll('form#source-form, [name="name"]').length)`); loc != "/console/e/demo/sources/wecom" || n != "0" {
+		t.Fatalf("the edit address of a file-managed source: at %s with %s form fields", loc, n)
+	}
 	b.do("the auditor opens a source again", chromedp.Navigate(a.base+"/console/e/demo/sources/wecom"), chromedp.WaitVisible(`#records`))
 	b.do("the auditor reads the sync records", chromedp.Click(`#records`), chromedp.WaitVisible(`#tasks`))
 	b.postForm("/console/e/demo/sources/wecom/sync")

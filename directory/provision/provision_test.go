@@ -485,6 +485,10 @@ func TestPushLockIsSharedAcrossProcesses(t *testing.T) {
 			must(t, e.st.CreateProvisionTask(ctx, dead))
 			other, err := st.Lock(ctx, "provision:"+ent, time.Minute) // another replica pushing
 			must(t, err)
+			// "Push now" does not hang behind it: past its wait it is busy, and starts nothing.
+			if _, err := e.svc.Reconcile(ctx, ent, provision.ReconcileOptions{DryRun: true, Wait: 200 * time.Millisecond}); !errors.Is(err, provision.ErrBusy) {
+				t.Fatalf("a reconcile with a wait while the lock is held elsewhere: %v, want ErrBusy", err)
+			}
 			done := make(chan *directory.ProvisionTask, 1)
 			go func() {
 				task, err := e.svc.Reconcile(ctx, ent, provision.ReconcileOptions{DryRun: true})

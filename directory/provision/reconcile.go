@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/qiao-gateway/qiao/directory"
 	"github.com/qiao-gateway/qiao/federation"
@@ -19,15 +20,24 @@ type ReconcileOptions struct {
 	Force   bool   // go past deletion protection
 	// OnStart, when set, is called with the task once it is recorded (StartReconcile).
 	OnStart func(*directory.ProvisionTask)
+	// Wait is how long to wait for another push of the enterprise to finish (0: as long as it
+	// takes); past it the reconcile does not start (ErrBusy).
+	Wait time.Duration
 }
 
 // interruptedReason is what a task whose process died says.
 const interruptedReason = "interrupted: the process running this push stopped before it finished; the next push (or the outbox) completes what it left"
 
+// startWait is how long "push now" waits for a push already running before it answers busy.
+const startWait = 10 * time.Second
+
 // StartReconcile starts a reconcile in the background and returns its task once recorded.
 func (s *Service) StartReconcile(ctx context.Context, ent string, opt ReconcileOptions) (*directory.ProvisionTask, error) {
 	started := make(chan *directory.ProvisionTask, 1)
 	failed := make(chan error, 1)
+	if opt.Wait == 0 {
+		opt.Wait = startWait // an admin's "push now" answers soon: busy, or started
+	}
 	opt.OnStart = func(t *directory.ProvisionTask) {
 		c := *t // the reconcile goes on changing its own
 		c.Counts = map[string]int{}
@@ -56,7 +66,7 @@ func (s *Service) Reconcile(ctx context.Context, ent string, opt ReconcileOption
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.lock(ctx, ent)
+	ctx, unlock, err := s.lock(ctx, ent, opt.Wait)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ type Service struct {
 	State state.Store
 
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks map[string]chan struct{}
 }
 
 func (s *Service) now() time.Time {
@@ -79,17 +79,36 @@ func (s *Service) ps() (directory.ProvisionStore, error) {
 // holder refreshes it while it pushes.
 const lockTTL = 30 * time.Second
 
+// ErrBusy: another push of the enterprise (on this replica or another) held its lock for longer
+// than the caller would wait.
+var ErrBusy = errors.New("a push of this enterprise is running; try again when it has finished")
+
 // lock takes the enterprise's push lock: this process's, then (with State) every process's,
-// waiting for whoever holds it until ctx ends. The returned func gives both back.
-func (s *Service) lock(ctx context.Context, ent string) (func(), error) {
-	unlock := s.localLock(ent)
+// waiting for whoever holds it up to wait (0: until ctx ends), else ErrBusy. The returned context
+// ends when ctx does or when the lock is lost (a refresh failed: another replica may take it),
+// so a push that lost it stops; the returned func gives the lock back.
+func (s *Service) lock(ctx context.Context, ent string, wait time.Duration) (context.Context, func(), error) {
+	var deadline <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		deadline = t.C
+	}
+	if !s.localLockWithin(ctx, ent, deadline) {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, ErrBusy
+	}
+	unlock := func() { s.localUnlock(ent) }
 	if s.State == nil {
-		return unlock, nil
+		return ctx, unlock, nil
 	}
 	key := "provision:" + ent
 	for {
 		l, err := s.State.Lock(ctx, key, lockTTL)
 		if err == nil {
+			held, lost := context.WithCancel(ctx)
 			stop := make(chan struct{})
 			done := make(chan struct{})
 			go func() { // keep it while the push runs
@@ -102,45 +121,65 @@ func (s *Service) lock(ctx context.Context, ent string) (func(), error) {
 						return
 					case <-t.C:
 						if err := l.Refresh(context.WithoutCancel(ctx), lockTTL); err != nil {
-							s.log().Warn("provisioning: the enterprise's push lock was lost", "enterprise", ent, "err", err)
+							s.log().Warn("provisioning: the enterprise's push lock was lost; the push stops", "enterprise", ent, "err", err)
+							lost()
 							return
 						}
 					}
 				}
 			}()
-			return func() {
+			return held, func() {
 				close(stop)
 				<-done
+				lost()
 				_ = l.Release(context.WithoutCancel(ctx))
 				unlock()
 			}, nil
 		}
 		if !errors.Is(err, state.ErrLocked) {
 			unlock()
-			return nil, fmt.Errorf("provisioning: take %s's push lock: %w", ent, err)
+			return nil, nil, fmt.Errorf("provisioning: take %s's push lock: %w", ent, err)
 		}
 		select {
 		case <-ctx.Done():
 			unlock()
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
+		case <-deadline:
+			unlock()
+			return nil, nil, ErrBusy
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-func (s *Service) localLock(ent string) func() {
+// localLockWithin takes this process's lock of the enterprise (a one-slot channel, so waiting
+// for it can give up) unless ctx ends or deadline passes first.
+func (s *Service) localLockWithin(ctx context.Context, ent string, deadline <-chan time.Time) bool {
 	s.mu.Lock()
 	if s.locks == nil {
-		s.locks = map[string]*sync.Mutex{}
+		s.locks = map[string]chan struct{}{}
 	}
 	l := s.locks[ent]
 	if l == nil {
-		l = &sync.Mutex{}
+		l = make(chan struct{}, 1)
 		s.locks[ent] = l
 	}
 	s.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	select {
+	case l <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-deadline:
+		return false
+	}
+}
+
+func (s *Service) localUnlock(ent string) {
+	s.mu.Lock()
+	l := s.locks[ent]
+	s.mu.Unlock()
+	<-l
 }
 
 // Wake asks the worker to look at the outbox now.
@@ -227,7 +266,7 @@ func (s *Service) Drain(ctx context.Context) (int, error) {
 // pushItems pushes one enterprise's claimed items: each object once (the newest row stands for
 // the others), departments first, people next, department removals last.
 func (s *Service) pushItems(ctx context.Context, ps directory.ProvisionStore, ent string, items []*directory.OutboxItem) error {
-	unlock, err := s.lock(ctx, ent)
+	ctx, unlock, err := s.lock(ctx, ent, 0)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	stdsync "sync"
 	"time"
 
 	"github.com/qiao-gateway/qiao/directory"
@@ -143,7 +142,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 		if err != nil {
 			return nil, fmt.Errorf("sync: take the source's lock: %w", err)
 		}
-		stop := keepLease(ctx, lease, ttl)
+		stop := state.Keep(ctx, lease, ttl, nil)
 		defer func() {
 			stop()
 			_ = lease.Release(context.WithoutCancel(ctx))
@@ -414,29 +413,6 @@ func (e *Engine) deferToEvents(ctx context.Context, ent, src string, began time.
 		e.log().Info("full sync left to events what they changed while it ran", "enterprise", ent, "source", src, "deferred", p.Deferred)
 	}
 	return nil
-}
-
-// keepLease refreshes the lock while a long task runs.
-func keepLease(ctx context.Context, l state.Lease, ttl time.Duration) func() {
-	done := make(chan struct{})
-	var wg stdsync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = l.Refresh(ctx, ttl)
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 // checkTree refuses an upstream tree with a cycle or a department listed under a parent that was

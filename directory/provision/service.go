@@ -109,28 +109,12 @@ func (s *Service) lock(ctx context.Context, ent string, wait time.Duration) (con
 		l, err := s.State.Lock(ctx, key, lockTTL)
 		if err == nil {
 			held, lost := context.WithCancel(ctx)
-			stop := make(chan struct{})
-			done := make(chan struct{})
-			go func() { // keep it while the push runs
-				defer close(done)
-				t := time.NewTicker(lockTTL / 3)
-				defer t.Stop()
-				for {
-					select {
-					case <-stop:
-						return
-					case <-t.C:
-						if err := l.Refresh(context.WithoutCancel(ctx), lockTTL); err != nil {
-							s.log().Warn("provisioning: the enterprise's push lock was lost; the push stops", "enterprise", ent, "err", err)
-							lost()
-							return
-						}
-					}
-				}
-			}()
+			stop := state.Keep(context.WithoutCancel(ctx), l, lockTTL, func(err error) {
+				s.log().Warn("provisioning: the enterprise's push lock was lost; the push stops", "enterprise", ent, "err", err)
+				lost()
+			})
 			return held, func() {
-				close(stop)
-				<-done
+				stop()
 				lost()
 				_ = l.Release(context.WithoutCancel(ctx))
 				unlock()

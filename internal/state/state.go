@@ -84,3 +84,30 @@ func checkTTL(ttl time.Duration) error {
 	}
 	return nil
 }
+
+// Keep refreshes l every ttl/3 while a long task holds it, until the returned stop is called or
+// ctx ends. A failed refresh is retried at the next tick, unless lost is set: then lost is told
+// (the lock may be someone else's now) and refreshing stops. stop waits for the refresher.
+func Keep(ctx context.Context, l Lease, ttl time.Duration, lost func(error)) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := l.Refresh(ctx, ttl); err != nil && lost != nil {
+					lost(err)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

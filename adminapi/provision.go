@@ -143,12 +143,18 @@ type ProvisioningPath struct {
 	Ent string `path:"ent" maxLength:"63"`
 }
 
-func (a *API) provisioner() (*provision.Service, directory.ProvisionStore, error) {
+// provisioner authorizes the caller for ent at the role need, then gives the provisioning service
+// and store (503 when this gateway has none): every provisioning endpoint's first step.
+func (a *API) provisioner(ctx context.Context, ent string, need directory.AdminRole) (*principal, *provision.Service, directory.ProvisionStore, error) {
+	p, err := a.authorize(ctx, ent, need)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	ps, ok := a.Store.(directory.ProvisionStore)
 	if a.Provision == nil || !ok {
-		return nil, nil, huma.Error503ServiceUnavailable("provisioning is not available on this gateway")
+		return nil, nil, nil, huma.Error503ServiceUnavailable("provisioning is not available on this gateway")
 	}
-	return a.Provision, ps, nil
+	return p, a.Provision, ps, nil
 }
 
 func (a *API) targetOf(ctx context.Context, ps directory.ProvisionStore, ent string) (*directory.ProvisionTarget, error) {
@@ -167,10 +173,7 @@ func (a *API) registerProvisioning() {
 	huma.Register(a.huma, huma.Operation{OperationID: "get-provisioning", Method: http.MethodGet, Path: "/enterprises/{ent}/provisioning",
 		Summary: "The provisioning target (push into WeCom) and its status", Tags: tags, Errors: errs()},
 		func(ctx context.Context, in *ProvisioningPath) (*struct{ Body ProvisioningTarget }, error) {
-			if _, err := a.authorize(ctx, in.Ent, directory.RoleAuditor); err != nil {
-				return nil, err
-			}
-			svc, ps, err := a.provisioner()
+			_, svc, ps, err := a.provisioner(ctx, in.Ent, directory.RoleAuditor)
 			if err != nil {
 				return nil, err
 			}
@@ -198,11 +201,7 @@ func (a *API) registerProvisioning() {
 			ProvisioningPath
 			Body ProvisioningInput
 		}) (*struct{ Body ProvisioningTarget }, error) {
-			p, err := a.authorize(ctx, in.Ent, directory.RoleAdmin)
-			if err != nil {
-				return nil, err
-			}
-			_, ps, err := a.provisioner()
+			p, _, ps, err := a.provisioner(ctx, in.Ent, directory.RoleAdmin)
 			if err != nil {
 				return nil, err
 			}
@@ -246,10 +245,7 @@ func (a *API) registerProvisioning() {
 				Detail string `json:"detail"`
 			}
 		}, error) {
-			if _, err := a.authorize(ctx, in.Ent, directory.RoleAdmin); err != nil {
-				return nil, err
-			}
-			svc, ps, err := a.provisioner()
+			_, svc, ps, err := a.provisioner(ctx, in.Ent, directory.RoleAdmin)
 			if err != nil {
 				return nil, err
 			}
@@ -282,11 +278,7 @@ func (a *API) registerProvisioning() {
 			DryRun bool `query:"dry_run"`
 			Force  bool `query:"force"`
 		}) (*struct{ Body ProvisionTask }, error) {
-			p, err := a.authorize(ctx, in.Ent, directory.RoleAdmin)
-			if err != nil {
-				return nil, err
-			}
-			svc, ps, err := a.provisioner()
+			p, svc, ps, err := a.provisioner(ctx, in.Ent, directory.RoleAdmin)
 			if err != nil {
 				return nil, err
 			}
@@ -307,10 +299,7 @@ func (a *API) registerProvisioning() {
 			ProvisioningPath
 			Limit int `query:"limit" minimum:"1" maximum:"200" default:"20"`
 		}) (*struct{ Body []ProvisionTask }, error) {
-			if _, err := a.authorize(ctx, in.Ent, directory.RoleAuditor); err != nil {
-				return nil, err
-			}
-			_, ps, err := a.provisioner()
+			_, _, ps, err := a.provisioner(ctx, in.Ent, directory.RoleAuditor)
 			if err != nil {
 				return nil, err
 			}
@@ -331,10 +320,7 @@ func (a *API) registerProvisioning() {
 			ProvisioningPath
 			Task string `path:"task" maxLength:"64"`
 		}) (*struct{ Body ProvisionTask }, error) {
-			if _, err := a.authorize(ctx, in.Ent, directory.RoleAuditor); err != nil {
-				return nil, err
-			}
-			_, ps, err := a.provisioner()
+			_, _, ps, err := a.provisioner(ctx, in.Ent, directory.RoleAuditor)
 			if err != nil {
 				return nil, err
 			}
@@ -356,10 +342,7 @@ func (a *API) registerProvisioning() {
 			Before int64  `query:"before" minimum:"0" doc:"records older than this ID"`
 			Limit  int    `query:"limit" minimum:"1" maximum:"500" default:"100"`
 		}) (*struct{ Body []ProvisionRecord }, error) {
-			if _, err := a.authorize(ctx, in.Ent, directory.RoleAuditor); err != nil {
-				return nil, err
-			}
-			_, ps, err := a.provisioner()
+			_, _, ps, err := a.provisioner(ctx, in.Ent, directory.RoleAuditor)
 			if err != nil {
 				return nil, err
 			}
@@ -378,10 +361,7 @@ func (a *API) registerProvisioning() {
 	huma.Register(a.huma, huma.Operation{OperationID: "list-provisioning-parked", Method: http.MethodGet, Path: "/enterprises/{ent}/provisioning/parked",
 		Summary: "Objects that keep failing, with the platform's errcode and what to do", Tags: tags, Errors: errs()},
 		func(ctx context.Context, in *ProvisioningPath) (*struct{ Body []ParkedItem }, error) {
-			if _, err := a.authorize(ctx, in.Ent, directory.RoleAuditor); err != nil {
-				return nil, err
-			}
-			_, ps, err := a.provisioner()
+			_, _, ps, err := a.provisioner(ctx, in.Ent, directory.RoleAuditor)
 			if err != nil {
 				return nil, err
 			}
@@ -412,11 +392,7 @@ func (a *API) registerProvisioning() {
 				Retried int `json:"retried"`
 			}
 		}, error) {
-			p, err := a.authorize(ctx, in.Ent, directory.RoleAdmin)
-			if err != nil {
-				return nil, err
-			}
-			svc, ps, err := a.provisioner()
+			p, svc, ps, err := a.provisioner(ctx, in.Ent, directory.RoleAdmin)
 			if err != nil {
 				return nil, err
 			}

@@ -39,6 +39,19 @@ func funcs(lang string) map[string]any {
 		"node": func(n any, src, cur any) map[string]any { return map[string]any{"n": n, "src": src, "cur": cur} },
 		"list": func(v any) []any { l, _ := v.([]any); return l },
 		"obj":  func(v any) map[string]any { m, _ := v.(map[string]any); return m },
+		// kindName names an identity source's kind (the API's wecom, dingtalk, local) in words.
+		"kindName": func(v any) string {
+			switch s := str(v); s {
+			case "wecom":
+				return "WeCom"
+			case "dingtalk":
+				return "DingTalk"
+			case "local":
+				return "Custom directory"
+			default:
+				return s
+			}
+		},
 		// clientType names an OIDC client's type (the API's web, native, service) in words.
 		"clientType": func(v any) string {
 			switch s := str(v); s {

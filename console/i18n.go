@@ -107,9 +107,6 @@ var zhText = map[string]string{
 	"WeCom":            "企业微信",
 	"DingTalk":         "钉钉",
 	"Custom directory": "自定义目录",
-	"wecom":            "企业微信",
-	"dingtalk":         "钉钉",
-	"local":            "自定义目录",
 
 	// sources list
 	"New identity source":      "新建身份源",

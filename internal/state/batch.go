@@ -9,12 +9,23 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Op is one operation of a Batch: a Get (Put nil) or a Put of Put for TTL. After the batch, Val
-// holds what a Get read and Err what the operation returned (ErrNotFound for a missing key).
+type opKind uint8
+
+const (
+	opGet opKind = iota
+	opPut
+	opTake
+	opDelete
+)
+
+// Op is one operation of a Batch: a Get, a Put (of Put for TTL), a Take or a Delete. After the
+// batch, Val holds what a Get or Take read and Err what the operation returned (ErrNotFound for a
+// missing key).
 type Op struct {
-	Key string
-	Put []byte
-	TTL time.Duration
+	Key  string
+	Put  []byte
+	TTL  time.Duration
+	kind opKind
 
 	Val []byte
 	Err error
@@ -24,7 +35,16 @@ type Op struct {
 func Get(key string) *Op { return &Op{Key: key} }
 
 // PutOp is a Put operation for Batch.
-func PutOp(key string, val []byte, ttl time.Duration) *Op { return &Op{Key: key, Put: val, TTL: ttl} }
+func PutOp(key string, val []byte, ttl time.Duration) *Op {
+	return &Op{Key: key, Put: val, TTL: ttl, kind: opPut}
+}
+
+// TakeOp is a Take operation for Batch: of concurrent Takes of one key, in batches or not,
+// exactly one reads the value.
+func TakeOp(key string) *Op { return &Op{Key: key, kind: opTake} }
+
+// DeleteOp is a Delete operation for Batch.
+func DeleteOp(key string) *Op { return &Op{Key: key, kind: opDelete} }
 
 // Batcher is a Store that runs several operations in one round trip.
 type Batcher interface {
@@ -40,9 +60,14 @@ func Batch(ctx context.Context, s Store, ops ...*Op) error {
 		return b.Batch(ctx, ops...)
 	}
 	for _, op := range ops {
-		if op.Put != nil {
+		switch op.kind {
+		case opPut:
 			op.Err = s.Put(ctx, op.Key, op.Put, op.TTL)
-		} else {
+		case opTake:
+			op.Val, op.Err = s.Take(ctx, op.Key)
+		case opDelete:
+			op.Err = s.Delete(ctx, op.Key)
+		default:
 			op.Val, op.Err = s.Get(ctx, op.Key)
 		}
 	}
@@ -52,7 +77,7 @@ func Batch(ctx context.Context, s Store, ops ...*Op) error {
 // Batch implements Batcher with a pipeline.
 func (r *Redis) Batch(ctx context.Context, ops ...*Op) error {
 	for _, op := range ops {
-		if op.Put != nil {
+		if op.kind == opPut {
 			if err := checkTTL(op.TTL); err != nil {
 				return err
 			}
@@ -61,9 +86,14 @@ func (r *Redis) Batch(ctx context.Context, ops ...*Op) error {
 	cmds := make([]redis.Cmder, len(ops))
 	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, op := range ops {
-			if op.Put != nil {
+			switch op.kind {
+			case opPut:
 				cmds[i] = p.Set(ctx, r.k(op.Key), op.Put, op.TTL)
-			} else {
+			case opTake:
+				cmds[i] = p.GetDel(ctx, r.k(op.Key))
+			case opDelete:
+				cmds[i] = p.Del(ctx, r.k(op.Key))
+			default:
 				cmds[i] = p.Get(ctx, r.k(op.Key))
 			}
 		}
@@ -74,9 +104,9 @@ func (r *Redis) Batch(ctx context.Context, ops ...*Op) error {
 	}
 	for i, op := range ops {
 		switch c := cmds[i].(type) {
-		case *redis.StatusCmd:
+		case *redis.StatusCmd, *redis.IntCmd:
 			if err := c.Err(); err != nil {
-				op.Err = fmt.Errorf("state: redis set: %w", err)
+				op.Err = fmt.Errorf("state: redis %s: %w", c.Name(), err)
 			}
 		case *redis.StringCmd:
 			b, err := c.Bytes()
@@ -84,7 +114,7 @@ func (r *Redis) Batch(ctx context.Context, ops ...*Op) error {
 			case errors.Is(err, redis.Nil):
 				op.Err = ErrNotFound
 			case err != nil:
-				op.Err = fmt.Errorf("state: redis get: %w", err)
+				op.Err = fmt.Errorf("state: redis %s: %w", c.Name(), err)
 			default:
 				op.Val = b
 			}

@@ -399,6 +399,54 @@ func testBatch(t *testing.T, newStore NewStore) {
 			t.Fatal("a batch stored a put without a TTL")
 		}
 	}
+
+	// Take and Delete: a take reads and removes, a delete removes, a take of a missing key is
+	// ErrNotFound, a delete of one is not an error.
+	take, takeMissing, del, delMissing, after := state.TakeOp("b:new"), state.TakeOp("b:missing"), state.DeleteOp("b:there"), state.DeleteOp("b:missing"), state.Get("b:new")
+	if err := state.Batch(ctx, s, take, takeMissing, del, delMissing, after); err != nil {
+		t.Fatal(err)
+	}
+	if take.Err != nil || string(take.Val) != "v1" {
+		t.Fatalf("take = %q, %v; want v1", take.Val, take.Err)
+	}
+	if !errors.Is(takeMissing.Err, state.ErrNotFound) {
+		t.Fatalf("take of a missing key: %v; want ErrNotFound", takeMissing.Err)
+	}
+	if del.Err != nil || delMissing.Err != nil {
+		t.Fatalf("delete: %v; delete of a missing key: %v", del.Err, delMissing.Err)
+	}
+	if !errors.Is(after.Err, state.ErrNotFound) {
+		t.Fatalf("a get after a take in the batch = %q, %v; want ErrNotFound", after.Val, after.Err)
+	}
+	for _, k := range []string{"b:new", "b:there"} {
+		if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("after the batch, %s: %v; want ErrNotFound", k, err)
+		}
+	}
+
+	// Of concurrent batches taking one key, exactly one reads it.
+	for round := 0; round < 20; round++ {
+		k := fmt.Sprintf("b:race%d", round)
+		if err := s.Put(ctx, k, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var won atomic.Int32
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				op := state.TakeOp(k)
+				if err := state.Batch(ctx, s, op, state.Get("b:other")); err == nil && op.Err == nil {
+					won.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := won.Load(); n != 1 {
+			t.Fatalf("round %d: %d concurrent batch takes read the key; want exactly 1", round, n)
+		}
+	}
 }
 
 // A set counts its members until each one's time passes; adding again moves a member's time,

@@ -77,9 +77,10 @@ type Store interface {
 
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
 	GetRefreshToken(ctx context.Context, id string) (*RefreshToken, error)
-	// RotateRefreshToken marks the token rotated at the given time. It returns ErrConflict when the
-	// token was already rotated or revoked: the caller treats that as reuse.
-	RotateRefreshToken(ctx context.Context, id string, at time.Time) error
+	// RotateRefreshToken marks the token rotated at the given time and stores its successor next,
+	// atomically: both happen or neither does. It returns ErrConflict when the token was already
+	// rotated or revoked (the caller treats that as reuse) and ErrNotFound when there is none.
+	RotateRefreshToken(ctx context.Context, id string, at time.Time, next *RefreshToken) error
 	RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) (int, error)
 	RevokeUserRefreshTokens(ctx context.Context, enterpriseID, userID string, at time.Time) (int, error)
 	// RevokeUserSourceRefreshTokens revokes a user's refresh tokens whose grant began with a login

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,14 +87,14 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 		got.SourceID != "wecom" || got.SessionID != "sid-t1" {
 		t.Fatalf("token = %+v, %v", got, err)
 	}
-	// Concurrent rotation: exactly one wins.
+	// Concurrent rotation: exactly one wins, and only its successor is stored, whole.
 	var wins atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.RotateRefreshToken(ctx, "t1", time.Now())
+			err := s.RotateRefreshToken(ctx, "t1", time.Now(), mk(fmt.Sprintf("t1-next-%d", i), "f1", "u1", now.Add(2*time.Hour)))
 			if err == nil {
 				wins.Add(1)
 			} else if !errors.Is(err, directory.ErrConflict) {
@@ -105,14 +106,40 @@ func testRefreshTokens(t *testing.T, newStore NewStore) {
 	if wins.Load() != 1 {
 		t.Fatalf("%d rotations of one token succeeded", wins.Load())
 	}
-	if err := s.RotateRefreshToken(ctx, "missing", now); !errors.Is(err, directory.ErrNotFound) {
+	if got, err := s.GetRefreshToken(ctx, "t1"); err != nil || got.RotatedAt.IsZero() {
+		t.Fatalf("the rotated token = %+v, %v; want rotated_at set", got, err)
+	}
+	successors := 0
+	for i := 0; i < 20; i++ {
+		got, err := s.GetRefreshToken(ctx, fmt.Sprintf("t1-next-%d", i))
+		if errors.Is(err, directory.ErrNotFound) {
+			continue
+		}
+		if err != nil || got.FamilyID != "f1" || got.EnterpriseID != "acme" || got.ClientID != "c" || got.UserID != "u1" ||
+			len(got.Scopes) != 2 || got.Scopes[1] != "offline_access" || got.AMR[0] != "wecom_qr" || got.SourceID != "wecom" ||
+			got.SessionID != fmt.Sprintf("sid-t1-next-%d", i) || !got.RotatedAt.IsZero() || !got.RevokedAt.IsZero() ||
+			got.ExpiresAt.Sub(now.Add(2*time.Hour)).Abs() > time.Millisecond || got.AuthTime.Sub(now).Abs() > time.Millisecond {
+			t.Fatalf("successor %d = %+v, %v", i, got, err)
+		}
+		successors++
+	}
+	if successors != 1 {
+		t.Fatalf("%d successors stored for one rotation; want 1", successors)
+	}
+	if err := s.RotateRefreshToken(ctx, "missing", now, mk("missing-next", "f9", "u1", now.Add(time.Hour))); !errors.Is(err, directory.ErrNotFound) {
 		t.Fatalf("rotating a missing token: %v", err)
 	}
-	if n, err := s.RevokeRefreshFamily(ctx, "f1", now); err != nil || n != 2 {
-		t.Fatalf("RevokeRefreshFamily = %d, %v", n, err)
+	if _, err := s.GetRefreshToken(ctx, "missing-next"); !errors.Is(err, directory.ErrNotFound) {
+		t.Fatalf("rotating a missing token stored a successor: %v", err)
 	}
-	if err := s.RotateRefreshToken(ctx, "t2", now); !errors.Is(err, directory.ErrConflict) {
+	if n, err := s.RevokeRefreshFamily(ctx, "f1", now); err != nil || n != 3 {
+		t.Fatalf("RevokeRefreshFamily = %d, %v; want 3 (t1, t2 and t1's successor)", n, err)
+	}
+	if err := s.RotateRefreshToken(ctx, "t2", now, mk("t2-next", "f1", "u1", now.Add(time.Hour))); !errors.Is(err, directory.ErrConflict) {
 		t.Fatalf("rotating a revoked token: %v", err)
+	}
+	if _, err := s.GetRefreshToken(ctx, "t2-next"); !errors.Is(err, directory.ErrNotFound) {
+		t.Fatalf("rotating a revoked token stored a successor: %v", err)
 	}
 	if cs, err := s.RefreshTokenClients(ctx, "acme", "u2", now); err != nil || len(cs) != 1 || cs[0] != "c" {
 		t.Fatalf("RefreshTokenClients = %v, %v", cs, err)

@@ -52,9 +52,9 @@ func (s *storage) newAccessToken(ctx context.Context, req op.TokenRequest) (stri
 }
 
 // CreateAccessAndRefreshTokens issues a person's tokens. A refresh rotates: the presented token is
-// spent and its successor stored in one transaction; if another request spent it first, this is a
-// replay and the whole family goes. Then, in one state round trip, the access token is stored and
-// the grant's revocation marker read.
+// spent and its successor stored atomically (one statement on PostgreSQL); if another request
+// spent it first, this is a replay and the whole family goes. Then, in one state round trip, the
+// access token is stored and the grant's revocation marker read.
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	now := s.p.now()
 	gr, ok := req.(granted)
@@ -67,12 +67,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	value := newID(32)
 	rt.ID = hashToken(value)
 	if r, ok := req.(*refreshRequest); ok {
-		err := s.p.Store.InTx(ctx, func(tx directory.Store) error {
-			if err := tx.RotateRefreshToken(ctx, r.rt.ID, now); err != nil {
-				return err
-			}
-			return tx.CreateRefreshToken(ctx, rt)
-		})
+		err := s.p.Store.RotateRefreshToken(ctx, r.rt.ID, now, rt)
 		if errors.Is(err, directory.ErrConflict) {
 			s.revokeGrant(ctx, r.rt.FamilyID, "refresh token reused")
 			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used")

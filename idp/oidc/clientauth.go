@@ -171,7 +171,16 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, ri
 	if directory.ValidID(c.id) {
 		clientKey = "oidc:authfail:client:" + hashToken(ri.enterprise+"\x00"+c.id)
 	}
-	if p.overLimits(ctx, ipKey, clientKey) {
+	// An authorization_code request's code and its client's ended marker are read in the same
+	// round trip, for AuthRequestByCode to use once (and only if) the client is authenticated.
+	var prefetch []*state.Op
+	if f := r.PostForm; clientKey != "" && f.Get("grant_type") == string(zoidc.GrantTypeCode) {
+		if code := f.Get("code"); code != "" && len(code) <= 512 {
+			ri.codeRead, ri.endedRead = state.Get(codeKey(ri.enterprise, code)), state.Get(clientEndedKey(ri.enterprise, c.id))
+			prefetch = []*state.Op{ri.codeRead, ri.endedRead}
+		}
+	}
+	if p.overLimits(ctx, ipKey, clientKey, prefetch...) {
 		w.Header().Set("Retry-After", retryAfter(p.AuthFailureWindow.Seconds()))
 		writeOAuthError(w, http.StatusTooManyRequests, "invalid_client")
 		return false
@@ -269,17 +278,21 @@ func (p *Provider) clientAssertion(ctx context.Context, r *http.Request, ri *req
 }
 
 // overLimits reports whether the IP address's or the client's failure counter (clientKey "": none)
-// has reached its limit; both are read in one round trip. A store that cannot be read does not
-// lock clients out: the requests that follow need the store and fail on their own.
-func (p *Provider) overLimits(ctx context.Context, ipKey, clientKey string) bool {
+// has reached its limit; both are read in one round trip, with the reads of also. A store that
+// cannot be read does not lock clients out: the requests that follow need the store and fail on
+// their own.
+func (p *Provider) overLimits(ctx context.Context, ipKey, clientKey string, also ...*state.Op) bool {
 	ops := []*state.Op{state.Get(ipKey)}
 	limits := []int{p.IPAuthFailures}
 	if clientKey != "" {
 		ops = append(ops, state.Get(clientKey))
 		limits = append(limits, p.ClientAuthFailures)
 	}
-	if err := state.Batch(ctx, p.State, ops...); err != nil {
+	if err := state.Batch(ctx, p.State, append(ops, also...)...); err != nil {
 		p.Log.Warn("oidc client authentication: read failure counters", "err", err)
+		for _, op := range also {
+			op.Err = err
+		}
 		return false
 	}
 	for i, op := range ops {

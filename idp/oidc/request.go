@@ -13,6 +13,7 @@ import (
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/qiao-gateway/qiao/directory"
+	"github.com/qiao-gateway/qiao/internal/state"
 )
 
 // authRequest is an authorization request between /authorize and the token exchange. It lives in
@@ -154,6 +155,14 @@ type reqInfo struct {
 	authMethod string // how: basic, post, jwt or none
 	// user is the person this request found active (storage.activeUser), read once for its claims.
 	user *directory.User
+	// codeRead and endedRead are an authorization_code request's code record and its client's
+	// ended marker, read in the failure counters' round trip (authenticateClient) for
+	// AuthRequestByCode; they are only reads, taken for the client authenticated.
+	codeRead, endedRead *state.Op
+	// ar is the authorization request this request loaded, for SaveAuthCode to store with the
+	// code; arDeleted the one whose record AuthRequestByCode already deleted.
+	ar        *authRequest
+	arDeleted string
 }
 
 func info(ctx context.Context) *reqInfo {

@@ -150,14 +150,44 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	if err != nil {
 		return nil, zoidc.ErrInvalidRequest().WithDescription("the authorization request expired or is unknown; start the sign-in again").WithParent(err)
 	}
+	info(ctx).ar = ar
 	return ar, nil
 }
 
+// SaveAuthCode stores the completed authorization request itself under its code, so that the
+// exchange reads it in the round trip that reads the code.
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
-	if err := s.p.State.Put(ctx, codeKey(s.ent(ctx), code), []byte(id), s.p.CodeTTL); err != nil {
+	ar := info(ctx).ar
+	if ar == nil || ar.ID != id {
+		var err error
+		if ar, err = s.loadAuthRequest(ctx, id); err != nil {
+			return fmt.Errorf("save code: %w", err)
+		}
+	}
+	b, err := json.Marshal(ar)
+	if err != nil {
+		return fmt.Errorf("encode auth request: %w", err)
+	}
+	if err := s.p.State.Put(ctx, codeKey(s.ent(ctx), code), b, s.p.CodeTTL); err != nil {
 		return fmt.Errorf("save code: %w", err)
 	}
 	return nil
+}
+
+// codeRequest decodes the authorization request stored under a code: the request itself, or the
+// request's ID, as earlier versions stored it.
+func (s *storage) codeRequest(ctx context.Context, b []byte) (*authRequest, error) {
+	if len(b) == 0 || b[0] != '{' {
+		return s.loadAuthRequest(ctx, string(b))
+	}
+	var ar authRequest
+	if err := json.Unmarshal(b, &ar); err != nil {
+		return nil, fmt.Errorf("decode the code's auth request: %w", err)
+	}
+	if ar.Enterprise != s.ent(ctx) {
+		return nil, errors.New("unknown authorization request")
+	}
+	return &ar, nil
 }
 
 // redeemedCode is the tombstone of a redeemed code: whose it was, and the grant it started.
@@ -188,35 +218,52 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 		verifier = i.r.PostForm.Get("code_verifier")
 	}
 	ent := s.ent(ctx)
-	id, err := s.p.State.Get(ctx, codeKey(ent, code))
-	if errors.Is(err, state.ErrNotFound) {
+	ck, ek := codeKey(ent, code), clientEndedKey(ent, i.authClient)
+	// One round trip reads the code's request and the client's ended marker, unless the client's
+	// authentication already read them with its failure counters.
+	rec, ended := i.codeRead, i.endedRead
+	if rec == nil || ended == nil || rec.Key != ck || ended.Key != ek {
+		rec, ended = state.Get(ck), state.Get(ek)
+		if err := state.Batch(ctx, s.p.State, rec, ended); err != nil {
+			return nil, fmt.Errorf("read code: %w", err)
+		}
+	}
+	if errors.Is(rec.Err, state.ErrNotFound) {
 		return nil, s.codePresentedAgain(ctx, code, i.authClient, verifier)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read code: %w", err)
+	if rec.Err != nil {
+		return nil, fmt.Errorf("read code: %w", rec.Err)
 	}
-	ar, err := s.loadAuthRequest(ctx, string(id))
+	ar, err := s.codeRequest(ctx, rec.Val)
 	if err != nil {
 		return nil, err
 	}
 	if ar.ClientID != i.authClient {
 		return nil, errors.New("the code was issued to another client")
 	}
-	if s.clientEndedSince(ctx, ar.ClientID, ar.CreatedAt) {
+	if endedBefore(ended.Val, ended.Err, ar.CreatedAt) {
 		return nil, errors.New("the client was disabled or deleted after this request")
 	}
 	if ar.CodeChallenge != "" && !pkceMatches(ar.CodeChallenge, verifier) {
 		return nil, errors.New("the code_verifier does not match the code_challenge")
 	}
-	if _, err := s.p.State.Take(ctx, codeKey(ent, code)); errors.Is(err, state.ErrNotFound) {
-		return nil, s.codePresentedAgain(ctx, code, i.authClient, verifier) // a concurrent redemption won
-	} else if err != nil {
+	// One round trip takes the code, leaves its tombstone and deletes the request. Concurrent
+	// redemptions all write the same tombstone (it is made of the request); only the one whose
+	// take read the code goes on.
+	tomb, _ := json.Marshal(redeemedCode{Client: ar.ClientID, Grant: ar.ID, CodeChallenge: ar.CodeChallenge})
+	take, put := state.TakeOp(ck), state.PutOp(usedCodeKey(ent, code), tomb, s.p.AccessTTL+s.p.CodeTTL)
+	if err := state.Batch(ctx, s.p.State, take, put, state.DeleteOp(arKey(ar.ID))); err != nil {
 		return nil, fmt.Errorf("take code: %w", err)
 	}
-	tomb, _ := json.Marshal(redeemedCode{Client: ar.ClientID, Grant: ar.ID, CodeChallenge: ar.CodeChallenge})
-	if err := s.p.State.Put(ctx, usedCodeKey(ent, code), tomb, s.p.AccessTTL+s.p.CodeTTL); err != nil {
-		return nil, fmt.Errorf("remember redeemed code: %w", err)
+	if errors.Is(take.Err, state.ErrNotFound) {
+		return nil, s.codePresentedAgain(ctx, code, i.authClient, verifier) // a concurrent redemption won
+	} else if take.Err != nil {
+		return nil, fmt.Errorf("take code: %w", take.Err)
 	}
+	if put.Err != nil {
+		return nil, fmt.Errorf("remember redeemed code: %w", put.Err)
+	}
+	i.arDeleted = ar.ID
 	if !ar.IsDone {
 		return nil, errors.New("the authorization request has no completed login")
 	}
@@ -250,6 +297,9 @@ func pkceMatches(challenge, verifier string) bool {
 }
 
 func (s *storage) DeleteAuthRequest(ctx context.Context, id string) error {
+	if info(ctx).arDeleted == id {
+		return nil // deleted with the code it was redeemed by
+	}
 	return s.p.State.Delete(ctx, arKey(id))
 }
 

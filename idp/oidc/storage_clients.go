@@ -76,6 +76,12 @@ func (p *Provider) ClientEnded(ctx context.Context, ent, id string, at time.Time
 // client's disabling or deletion.
 func (s *storage) clientEndedSince(ctx context.Context, clientID string, issued time.Time) bool {
 	b, err := s.p.State.Get(ctx, clientEndedKey(s.ent(ctx), clientID))
+	return endedBefore(b, err, issued)
+}
+
+// endedBefore reads a client's ended marker (b, or err when there is none) against the time a
+// token or code was issued.
+func endedBefore(b []byte, err error, issued time.Time) bool {
 	if err != nil {
 		return false
 	}

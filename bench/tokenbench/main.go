@@ -83,12 +83,32 @@ func main() {
 	flag.StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.StringVar(&prof.block, "blockprofile", "", "write a block profile of the run to this file")
 	flag.StringVar(&prof.mutex, "mutexprofile", "", "write a mutex profile of the run to this file")
+	flag.StringVar(&idTokenAlg, "alg", "RS256", "the ID token algorithm of the app whose codes and refresh tokens are exchanged (RS256, ES256 or EdDSA)")
+	grants := flag.String("grants", "", "comma-separated grants to measure, of authorization_code, refresh_token, client_credentials, jwt, es256, eddsa (default: all; refresh_token runs authorization_code first for its tokens)")
 	flag.Parse()
+	if *grants != "" {
+		selected = map[string]bool{}
+		for _, g := range strings.Split(*grants, ",") {
+			selected[strings.TrimSpace(g)] = true
+		}
+		if selected["refresh_token"] {
+			selected["authorization_code"] = true
+		}
+	}
 	if err := run(*conc, *dur, *storage, *stateDSN, prof); err != nil {
 		fmt.Fprintln(os.Stderr, "tokenbench:", err)
 		os.Exit(1)
 	}
 }
+
+// idTokenAlg is the demo app's ID token algorithm (-alg).
+var idTokenAlg string
+
+// selected is the grants -grants names (nil: all).
+var selected map[string]bool
+
+// wanted says whether the grant (its -grants name) is measured.
+func wanted(grant string) bool { return selected == nil || selected[grant] }
 
 // jwtServiceSecret is the secret of the client_credentials client with JWT access tokens the
 // driver adds to the demo.
@@ -111,6 +131,11 @@ func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) e
 		}
 		if stateDSN != "" {
 			cfg.State = stateDSN
+		}
+		for i := range cfg.Enterprises[0].Clients {
+			if c := &cfg.Enterprises[0].Clients[i]; c.ID == "demo-app" && idTokenAlg != "RS256" {
+				c.IDTokenAlg = idTokenAlg
+			}
 		}
 		cfg.Enterprises[0].Clients = append(cfg.Enterprises[0].Clients,
 			config.Client{ID: "jwt-service", Name: "Service with JWT access tokens", Type: "service", Secret: jwtServiceSecret, AccessTokenFormat: "jwt"},
@@ -156,8 +181,11 @@ func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) e
 		stateName = "Redis"
 	}
 	benchkit.Setup = fmt.Sprintf("%s + %s, c=%d", storageName(d.Config.Storage), stateName, conc)
-	fmt.Printf("tokenbench: concurrency %d, %v per grant, storage %s, state %s, RS256 ID tokens, opaque access tokens\n",
-		conc, dur, gateway.RedactDSN(d.Config.Storage), d.Config.State)
+	if idTokenAlg != "RS256" {
+		benchkit.Setup += ", " + idTokenAlg + " ID tokens"
+	}
+	fmt.Printf("tokenbench: concurrency %d, %v per grant, storage %s, state %s, %s ID tokens, opaque access tokens\n",
+		conc, dur, gateway.RedactDSN(d.Config.Storage), d.Config.State, idTokenAlg)
 
 	// A signed-in browser, to mint codes without an upstream in the loop.
 	browser := benchkit.Browser(tr)
@@ -227,92 +255,103 @@ func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) e
 	}
 
 	// authorization_code: codes minted beforehand (they live 2 minutes), then exchanged.
-	est := int(dur.Seconds() * 1500) // more than the exchange rate can use
-	codes := make(chan string, est)
-	var mintWG sync.WaitGroup
-	var mintErr atomic.Value
-	start := time.Now()
-	for w := 0; w < 8; w++ {
-		mintWG.Add(1)
-		go func() {
-			defer mintWG.Done()
-			for len(codes) < est-8 {
-				c, err := mintCode()
-				if err != nil {
-					mintErr.Store(err)
-					return
-				}
-				codes <- c
-			}
-		}()
-	}
-	mintWG.Wait()
-	if e := mintErr.Load(); e != nil {
-		return e.(error)
-	}
-	close(codes)
-	fmt.Printf("minted %d codes in %v\n", len(codes), time.Since(start).Round(time.Millisecond))
 	var refreshSeeds []string
-	var seedMu sync.Mutex
-	res := measure("authorization_code", func(int) error {
-		c, ok := <-codes
-		if !ok {
-			return benchkit.ErrDone
+	if wanted("authorization_code") {
+		est := int(dur.Seconds() * 1500) // more than the exchange rate can use
+		codes := make(chan string, est)
+		var mintWG sync.WaitGroup
+		var mintErr atomic.Value
+		start := time.Now()
+		for w := 0; w < 8; w++ {
+			mintWG.Add(1)
+			go func() {
+				defer mintWG.Done()
+				for len(codes) < est-8 {
+					c, err := mintCode()
+					if err != nil {
+						mintErr.Store(err)
+						return
+					}
+					codes <- c
+				}
+			}()
 		}
-		m, err := token(url.Values{"grant_type": {"authorization_code"}, "code": {c}, "redirect_uri": {redirect}}, "demo-app", creds.DemoAppSecret)
-		if err == nil {
-			seedMu.Lock()
-			if len(refreshSeeds) < conc {
-				refreshSeeds = append(refreshSeeds, m["refresh_token"].(string))
+		mintWG.Wait()
+		if e := mintErr.Load(); e != nil {
+			return e.(error)
+		}
+		close(codes)
+		fmt.Printf("minted %d codes in %v\n", len(codes), time.Since(start).Round(time.Millisecond))
+		var seedMu sync.Mutex
+		res := measure("authorization_code", func(int) error {
+			c, ok := <-codes
+			if !ok {
+				return benchkit.ErrDone
 			}
-			seedMu.Unlock()
-		}
-		return err
-	})
-	report(res)
+			m, err := token(url.Values{"grant_type": {"authorization_code"}, "code": {c}, "redirect_uri": {redirect}}, "demo-app", creds.DemoAppSecret)
+			if err == nil {
+				seedMu.Lock()
+				if len(refreshSeeds) < conc {
+					refreshSeeds = append(refreshSeeds, m["refresh_token"].(string))
+				}
+				seedMu.Unlock()
+			}
+			return err
+		})
+		report(res)
+	}
 
 	// refresh_token: each worker walks its own rotation chain.
-	chains := make([]string, len(refreshSeeds))
-	copy(chains, refreshSeeds)
-	res = measure("refresh_token", func(gid int) error {
-		if gid >= len(chains) {
-			return fmt.Errorf("no refresh chain for worker %d", gid)
-		}
-		m, err := token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {chains[gid]}}, "demo-app", creds.DemoAppSecret)
-		if err != nil {
+	if wanted("refresh_token") {
+		chains := make([]string, len(refreshSeeds))
+		copy(chains, refreshSeeds)
+		res := measure("refresh_token", func(gid int) error {
+			if gid >= len(chains) {
+				return fmt.Errorf("no refresh chain for worker %d", gid)
+			}
+			m, err := token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {chains[gid]}}, "demo-app", creds.DemoAppSecret)
+			if err != nil {
+				return err
+			}
+			chains[gid] = m["refresh_token"].(string)
+			return nil
+		})
+		report(res)
+	}
+
+	if wanted("client_credentials") {
+		res := measure("client_credentials", func(int) error {
+			_, err := token(url.Values{"grant_type": {"client_credentials"}}, "demo-service", creds.DemoServiceSecret)
 			return err
-		}
-		chains[gid] = m["refresh_token"].(string)
-		return nil
-	})
-	report(res)
+		})
+		report(res)
+	}
 
-	res = measure("client_credentials", func(int) error {
-		_, err := token(url.Values{"grant_type": {"client_credentials"}}, "demo-service", creds.DemoServiceSecret)
-		return err
-	})
-	report(res)
-
-	res = measure("client_credentials JWT", func(int) error {
-		_, err := token(url.Values{"grant_type": {"client_credentials"}}, "jwt-service", jwtServiceSecret)
-		return err
-	})
-	report(res)
+	if wanted("jwt") {
+		res := measure("client_credentials JWT", func(int) error {
+			_, err := token(url.Values{"grant_type": {"client_credentials"}}, "jwt-service", jwtServiceSecret)
+			return err
+		})
+		report(res)
+	}
 
 	// A client whose tokens are signed with ES256 (id_token_alg: ES256): the fast choice.
-	res = measure("client_credentials ES256", func(int) error {
-		_, err := token(url.Values{"grant_type": {"client_credentials"}}, "es256-service", jwtServiceSecret)
-		return err
-	})
-	report(res)
+	if wanted("es256") {
+		res := measure("client_credentials ES256", func(int) error {
+			_, err := token(url.Values{"grant_type": {"client_credentials"}}, "es256-service", jwtServiceSecret)
+			return err
+		})
+		report(res)
+	}
 
 	// And with EdDSA (Ed25519), the other fast choice.
-	res = measure("client_credentials EdDSA", func(int) error {
-		_, err := token(url.Values{"grant_type": {"client_credentials"}}, "eddsa-service", jwtServiceSecret)
-		return err
-	})
-	report(res)
-
+	if wanted("eddsa") {
+		res := measure("client_credentials EdDSA", func(int) error {
+			_, err := token(url.Values{"grant_type": {"client_credentials"}}, "eddsa-service", jwtServiceSecret)
+			return err
+		})
+		report(res)
+	}
 	return nil
 }
 

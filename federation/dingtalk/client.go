@@ -6,6 +6,7 @@ package dingtalk
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -141,12 +142,14 @@ func (c *Client) Calls() int64 { return c.http.Calls() }
 func (c *Client) SetBackoff(b upstream.Backoff) { *c.backoff = b }
 
 type oapiResp struct {
-	ErrCode int             `json:"errcode"`
-	ErrMsg  string          `json:"errmsg"`
-	SubCode string          `json:"sub_code"` // with errcode 88: the cause
-	SubMsg  string          `json:"sub_msg"`
-	Result  json.RawMessage `json:"result"`
-	Status  int             `json:"status"` // the IP-ban body: {"status":1111,...}
+	ErrCode int    `json:"errcode"`
+	ErrMsg  string `json:"errmsg"`
+	SubCode string `json:"sub_code"` // with errcode 88: the cause
+	SubMsg  string `json:"sub_msg"`
+	// Result is where the result goes: OAPI points it at the caller's out, so the answer is
+	// decoded in one pass (nil: the result is skipped).
+	Result any `json:"result"`
+	Status int `json:"status"` // the IP-ban body: {"status":1111,...}
 }
 
 // code is the errcode that says what went wrong: /topapi/* answers authentication failures
@@ -235,8 +238,15 @@ func (c *Client) OAPI(ctx context.Context, api string, body any, out any) error 
 		if err != nil {
 			return err
 		}
-		var r oapiResp
-		if err := json.Unmarshal(data, &r); err != nil {
+		// One pass decodes the envelope and the result into out. A result of the wrong shape is a
+		// type error after which the envelope is still decoded; only a success reports it.
+		r := oapiResp{Result: out}
+		if out == nil {
+			r.Result = new(json.RawMessage)
+		}
+		var typeErr *json.UnmarshalTypeError
+		err = upstream.DecodeJSON(data, &r)
+		if err != nil && !errors.As(err, &typeErr) {
 			return &federation.Error{Platform: "DingTalk", API: api, Message: "malformed JSON answer", Err: err}
 		}
 		code := r.code()
@@ -244,10 +254,7 @@ func (c *Client) OAPI(ctx context.Context, api string, body any, out any) error 
 		case r.Status == 1111:
 			return c.fail(api, r)
 		case code == 0:
-			if out == nil {
-				return nil
-			}
-			if err := json.Unmarshal(r.Result, out); err != nil {
+			if err != nil {
 				return &federation.Error{Platform: "DingTalk", API: api, Message: "unexpected result: " + err.Error(), Err: err}
 			}
 			return nil

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/federation/upstream"
 )
 
 // Reader reads a DingTalk directory: departments by listsub recursion from the scope roots, each
@@ -53,34 +54,57 @@ func (r *Reader) Departments(ctx context.Context, roots []string) ([]federation.
 		if err := json.Unmarshal(top, &d); err != nil {
 			return nil, &federation.Error{Platform: "DingTalk", API: "v2/department/get", Message: "malformed department: " + err.Error()}
 		}
-		queue := []federation.Dept{{ID: root, Name: d.Name, Order: d.Order, Raw: top}}
-		for len(queue) > 0 {
-			cur := queue[0]
-			queue = queue[1:]
-			if seen[cur.ID] {
-				continue
+		// Breadth first, a level at a time, readAhead departments' children read at once; the
+		// order is the one a queue read one by one would give.
+		level := []federation.Dept{{ID: root, Name: d.Name, Order: d.Order, Raw: top}}
+		for len(level) > 0 {
+			var cur, next []federation.Dept
+			for _, d := range level {
+				if !seen[d.ID] {
+					seen[d.ID] = true
+					out = append(out, d)
+					cur = append(cur, d)
+				}
 			}
-			seen[cur.ID] = true
-			out = append(out, cur)
-			var subs []json.RawMessage
-			pid, _ := strconv.ParseInt(cur.ID, 10, 64)
-			if err := r.c.OAPI(ctx, "v2/department/listsub", map[string]any{"dept_id": pid}, &subs); err != nil {
+			err := upstream.Ordered(ctx, len(cur), readAhead, func(ctx context.Context, i int, emit func([]federation.Dept) error) error {
+				children, err := r.children(ctx, cur[i].ID)
+				if err != nil {
+					return err
+				}
+				return emit(children)
+			}, func(children []federation.Dept) error {
+				next = append(next, children...)
+				return nil
+			})
+			if err != nil {
 				return nil, err
 			}
-			for _, raw := range subs {
-				var s dDept
-				if err := json.Unmarshal(raw, &s); err != nil {
-					return nil, &federation.Error{Platform: "DingTalk", API: "v2/department/listsub", Message: "malformed department: " + err.Error()}
-				}
-				// listsub has no order; the detail has (and the event path reads the same).
-				d, err := r.Department(ctx, strconv.FormatInt(s.DeptID, 10))
-				if err != nil {
-					return nil, err
-				}
-				d.ParentID = cur.ID
-				queue = append(queue, d)
-			}
+			level = next
 		}
+	}
+	return out, nil
+}
+
+// children reads a department's subdepartments, each with its detail: listsub has no order; the
+// detail has (and the event path reads the same).
+func (r *Reader) children(ctx context.Context, parent string) ([]federation.Dept, error) {
+	var subs []json.RawMessage
+	pid, _ := strconv.ParseInt(parent, 10, 64)
+	if err := r.c.OAPI(ctx, "v2/department/listsub", map[string]any{"dept_id": pid}, &subs); err != nil {
+		return nil, err
+	}
+	out := make([]federation.Dept, 0, len(subs))
+	for _, raw := range subs {
+		var s dDept
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, &federation.Error{Platform: "DingTalk", API: "v2/department/listsub", Message: "malformed department: " + err.Error()}
+		}
+		d, err := r.Department(ctx, strconv.FormatInt(s.DeptID, 10))
+		if err != nil {
+			return nil, err
+		}
+		d.ParentID = parent
+		out = append(out, d)
 	}
 	return out, nil
 }
@@ -135,8 +159,8 @@ func (r *Reader) Users(ctx context.Context, depts []federation.Dept, fn func(fed
 		inScope[d.ID] = true
 	}
 	seen := map[string]bool{}
-	for _, d := range depts {
-		id, _ := strconv.ParseInt(d.ID, 10, 64)
+	return upstream.Ordered(ctx, len(depts), readAhead, func(ctx context.Context, i int, emit func([]listedUser) error) error {
+		id, _ := strconv.ParseInt(depts[i].ID, 10, 64)
 		cursor := int64(0)
 		for {
 			var page struct {
@@ -150,34 +174,52 @@ func (r *Reader) Users(ctx context.Context, depts []federation.Dept, fn func(fed
 			if err := r.c.OAPI(ctx, "v2/user/list", body, &page); err != nil {
 				return err
 			}
-			for _, raw := range page.List {
-				var u dUser
-				if err := json.Unmarshal(raw, &u); err != nil {
+			users := make([]listedUser, len(page.List))
+			for j, raw := range page.List {
+				if err := upstream.DecodeJSON(raw, &users[j].u); err != nil {
 					return &federation.Error{Platform: "DingTalk", API: "v2/user/list", Message: "malformed user: " + err.Error()}
 				}
-				if seen[u.UserID] {
-					continue
-				}
-				seen[u.UserID] = true
-				fu := toUser(u, raw)
-				kept := fu.Depts[:0:0]
-				for _, dd := range fu.Depts {
-					if inScope[dd] {
-						kept = append(kept, dd)
-					}
-				}
-				fu.Depts = kept
-				if err := fn(fu); err != nil {
-					return err
-				}
+				users[j].raw = raw
+			}
+			if err := emit(users); err != nil {
+				return err
 			}
 			if !page.HasMore {
-				break
+				return nil
 			}
 			cursor = page.NextCursor
 		}
-	}
-	return nil
+	}, func(users []listedUser) error {
+		for _, m := range users {
+			if seen[m.u.UserID] {
+				continue
+			}
+			seen[m.u.UserID] = true
+			fu := toUser(m.u, m.raw)
+			kept := fu.Depts[:0:0]
+			for _, dd := range fu.Depts {
+				if inScope[dd] {
+					kept = append(kept, dd)
+				}
+			}
+			fu.Depts = kept
+			if err := fn(fu); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// readAhead is how many departments are read at once: a full read waits for the platform once
+// per readAhead departments. The client's rate limiter still holds every call to the app's
+// per-API limit.
+const readAhead = 4
+
+// listedUser is one member of a v2/user/list page, decoded where the page was fetched.
+type listedUser struct {
+	u   dUser
+	raw json.RawMessage
 }
 
 // User reads one user (events re-read the users they name).

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -121,6 +122,11 @@ type apiError struct {
 	ErrMsg  string `json:"errmsg"`
 }
 
+// errPart is an answer type that embeds apiError, which Call decodes in one pass.
+type errPart interface{ errPart() *apiError }
+
+func (e *apiError) errPart() *apiError { return e }
+
 func (c *Client) token(ctx context.Context, secret string) (string, error) {
 	return tokens.Get(ctx, c.s.CorpID+"\x00"+secret, func(ctx context.Context) (upstream.Token, error) {
 		var out struct {
@@ -224,13 +230,27 @@ func (c *Client) Call(ctx context.Context, api, method string, query url.Values,
 			return err
 		}
 		var e apiError
-		if err := json.Unmarshal(raw, &e); err != nil {
+		// An out that embeds apiError is decoded once, errcode and all: a type error still
+		// leaves the errcode decoded, and only a success reports it.
+		var typeErr *json.UnmarshalTypeError
+		var outErr error
+		h, once := out.(errPart)
+		if once {
+			outErr = upstream.DecodeJSON(raw, out)
+			if outErr != nil && !errors.As(outErr, &typeErr) {
+				return &federation.Error{Platform: "WeCom", API: api, Message: "malformed JSON answer", Err: outErr}
+			}
+			e = *h.errPart()
+		} else if err := upstream.DecodeJSON(raw, &e); err != nil {
 			return &federation.Error{Platform: "WeCom", API: api, Message: "malformed JSON answer", Err: err}
 		}
 		switch e.ErrCode {
 		case 0:
-			if err := json.Unmarshal(raw, out); err != nil {
-				return &federation.Error{Platform: "WeCom", API: api, Message: "unexpected answer: " + err.Error(), Err: err}
+			if !once {
+				outErr = upstream.DecodeJSON(raw, out)
+			}
+			if outErr != nil {
+				return &federation.Error{Platform: "WeCom", API: api, Message: "unexpected answer: " + outErr.Error(), Err: outErr}
 			}
 			return nil
 		case 40014, 42001, 41001:

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/qiao-gateway/qiao/federation"
+	"github.com/qiao-gateway/qiao/federation/upstream"
 )
 
 // Read modes, as the task records them.
@@ -275,26 +276,43 @@ func (r *Reader) Users(ctx context.Context, depts []federation.Dept, fn func(fed
 	})
 }
 
-// userLists calls user/list with secret for each department.
+// readAhead is how many departments' user/list calls are in flight at once: a full read waits
+// for the platform once per readAhead departments, well inside WeCom's per-API limits.
+const readAhead = 4
+
+// listedUser is one member of a user/list answer, decoded where the answer was fetched.
+type listedUser struct {
+	u   wUser
+	raw json.RawMessage
+}
+
+// userLists calls user/list with secret for each department, readAhead at a time, and calls fn
+// for each member in department order.
 func (r *Reader) userLists(ctx context.Context, depts []federation.Dept, secret string, fn func(wUser, json.RawMessage) error) error {
-	for _, d := range depts {
+	return upstream.Ordered(ctx, len(depts), readAhead, func(ctx context.Context, i int, emit func([]listedUser) error) error {
 		var resp struct {
+			apiError
 			UserList []json.RawMessage `json:"userlist"`
 		}
-		if err := r.c.Call(ctx, "user/list", http.MethodGet, url.Values{"department_id": {d.ID}}, nil, secret, &resp); err != nil {
+		if err := r.c.Call(ctx, "user/list", http.MethodGet, url.Values{"department_id": {depts[i].ID}}, nil, secret, &resp); err != nil {
 			return err
 		}
-		for _, raw := range resp.UserList {
-			var u wUser
-			if err := json.Unmarshal(raw, &u); err != nil {
+		page := make([]listedUser, len(resp.UserList))
+		for j, raw := range resp.UserList {
+			if err := upstream.DecodeJSON(raw, &page[j].u); err != nil {
 				return &federation.Error{Platform: "WeCom", API: "user/list", Message: "malformed user: " + err.Error()}
 			}
-			if err := fn(u, raw); err != nil {
+			page[j].raw = raw
+		}
+		return emit(page)
+	}, func(page []listedUser) error {
+		for _, m := range page {
+			if err := fn(m.u, m.raw); err != nil {
 				return err
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func filter(ids []string, keep map[string]bool) []string {

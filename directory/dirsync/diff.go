@@ -127,8 +127,8 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 	}
 	seenUp := make(map[string]bool, len(up))
 	if known != nil {
-		for _, st := range known.byUp {
-			linkedUser[st.UserID] = true // not to be matched to a new upstream user
+		for _, l := range known.byUp {
+			linkedUser[l.userID] = true // not to be matched to a new upstream user
 		}
 		for id := range known.unchanged {
 			seenUp[id] = true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/qiao-gateway/qiao/directory"
@@ -63,8 +64,15 @@ func syncHash(upstream string, updatedAt time.Time) string {
 
 // knownLinks is a full sync's brief view of the source's links, read before the users.
 type knownLinks struct {
-	byUp      map[string]directory.LinkState
+	byUp      map[string]knownLink
 	unchanged map[string]bool // upstream IDs found unchanged by their fingerprint
+}
+
+// knownLink is one link: its user, and the upstream fingerprint that would find the person
+// unchanged ("" when none would: the user was written since, or the link has no fingerprint).
+type knownLink struct {
+	userID string
+	want   string
 }
 
 func (e *Engine) loadKnownLinks(ctx context.Context, ent, src string) (*knownLinks, error) {
@@ -72,9 +80,13 @@ func (e *Engine) loadKnownLinks(ctx context.Context, ent, src string) (*knownLin
 	if err != nil {
 		return nil, err
 	}
-	k := &knownLinks{byUp: make(map[string]directory.LinkState, len(states)), unchanged: map[string]bool{}}
+	k := &knownLinks{byUp: make(map[string]knownLink, len(states)), unchanged: make(map[string]bool, len(states))}
 	for _, st := range states {
-		k.byUp[st.UpstreamID] = st
+		l := knownLink{userID: st.UserID}
+		if up, at, ok := strings.Cut(st.SyncHash, "."); ok && up != "" && at == strconv.FormatInt(st.UserUpdatedAt.UnixMilli(), 10) {
+			l.want = up
+		}
+		k.byUp[st.UpstreamID] = l
 	}
 	return k, nil
 }
@@ -82,8 +94,7 @@ func (e *Engine) loadKnownLinks(ctx context.Context, ent, src string) (*knownLin
 // same reports whether the upstream user with this fingerprint is as the source's last apply
 // left them, and records it.
 func (k *knownLinks) same(upstreamID, hash string) bool {
-	st, ok := k.byUp[upstreamID]
-	if !ok || st.SyncHash == "" || st.SyncHash != syncHash(hash, st.UserUpdatedAt) {
+	if l, ok := k.byUp[upstreamID]; !ok || l.want == "" || l.want != hash {
 		return false
 	}
 	k.unchanged[upstreamID] = true

@@ -235,12 +235,12 @@ func run(platform string, users int, storage string, limits bool) error {
 	d, _ := st.ListDepartments(ctx, "bench", platform)
 	fmt.Printf("platform %s, storage %s, users %d, rate limits %v\n", platform, strings.SplitN(dsn, ":", 2)[0], users, limits)
 	fullPeak := peakRSS()
-	// The fewest calls the platform's API allows: WeCom reads all departments in one call and each
+	// The calls the platform's API needs: WeCom reads all departments in one call and each
 	// department's members in one; DingTalk reads each department's children and each child's
-	// detail, and members 100 a page.
+	// detail, and each department's members in pages of 100.
 	least := len(d) + users/100 + 10
 	if platform == "dingtalk" {
-		least = 2*len(d) + users/100 + 10
+		least = 3*len(d) + users/100 + 10
 	}
 	fmt.Printf("full sync:      %s, %v, wall %.1fs, CPU %.1fs (simulator %.1fs), peak RSS %.0f MiB, API calls %d (departments %d; target ≤ %d)\n",
 		res.Task.Status, res.Task.Counts, wall.Seconds(), cpu1-cpu0, sim1-sim0, fullPeak, res.Info.Calls, len(d), least)

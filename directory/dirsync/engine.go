@@ -204,7 +204,7 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 	up := map[string]*upUser{}
 	var order []string
 	var stage *stager
-	var sp *spool         // where the store does not stage: the records wait in a temporary file
+	var sp *spool         // records not staged (all where the store does not stage): they wait in a temporary file
 	var known *knownLinks // before the read: whose records need not be staged
 	if !opt.DryRun && src.Sync.UserInfo {
 		if known, err = e.loadKnownLinks(ctx, ent, srcID); err != nil {
@@ -217,7 +217,8 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 					e.log().Warn("drop the sync's staged upstream records", "task", task.ID, "err", err)
 				}
 			}()
-		} else if sp, err = newSpool(); err != nil {
+		}
+		if sp, err = newSpool(); err != nil {
 			return fail(err)
 		}
 		defer sp.close()
@@ -230,12 +231,17 @@ func (e *Engine) Run(ctx context.Context, ent, srcID string, opt Options) (*Resu
 			}
 			uu := newUpUser(src, &u)
 			// A person unchanged by their fingerprint is most likely still so at the plan (which
-			// reads the links again); their record stays in memory rather than costing a write.
-			if stage != nil && !known.same(u.UserID, uu.hash) {
+			// reads the links again): their record goes to the spool, a sequential write to a
+			// temporary file, rather than costing a staged insert, and is read back only if the
+			// plan finds them changed after all. Held in memory instead, a 100k re-sync's records
+			// took its peak RSS to 450 MiB.
+			same := known != nil && known.same(u.UserID, uu.hash)
+			switch {
+			case stage != nil && !same:
 				if err := stage.add(ctx, uu); err != nil {
 					return fmt.Errorf("stage the upstream records: %w", err)
 				}
-			} else if sp != nil && !known.same(u.UserID, uu.hash) {
+			case sp != nil:
 				if err := sp.add(uu); err != nil {
 					return err
 				}

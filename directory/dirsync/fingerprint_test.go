@@ -95,3 +95,38 @@ func TestFingerprintSkipsOnlyWhatNobodyChanged(t *testing.T) {
 		t.Fatalf("the sync after the mapping change: counts %v", again.Task.Counts)
 	}
 }
+
+// A person found unchanged while the users were read, but changed locally before the plan (an
+// event, an admin): their record waited in the spool, not in memory, and the plan compares them
+// and writes the record and the link with the upstream data read back from there.
+func TestUnchangedAtReadChangedAtPlan(t *testing.T) {
+	e := newEnv(t, 40)
+	e.run("wecom")
+	upstreamName := e.user("zhangsan").Name
+	changed := false
+	res, err := e.eng.Run(e.ctx, "acme", "wecom", Options{Progress: func(p Progress) {
+		if p.Phase != "plan" || changed {
+			return
+		}
+		changed = true
+		zs := e.user("zhangsan")
+		zs.Name = "changed during the read"
+		if err := e.store.UpdateUser(e.ctx, zs); err != nil {
+			t.Error(err)
+		}
+	}})
+	if err != nil || res.Task.Status != directory.TaskSucceeded {
+		t.Fatalf("sync: %v %+v", err, res)
+	}
+	if !changed || res.Task.Counts[ActUpdate] != 1 || e.user("zhangsan").Name != upstreamName {
+		t.Fatalf("counts %v, name %q; want one update putting back %q", res.Task.Counts, e.user("zhangsan").Name, upstreamName)
+	}
+	recs, err := e.store.ListSyncRecords(e.ctx, directory.RecordQuery{TaskID: res.Task.ID, UpstreamID: "zhangsan"})
+	if err != nil || len(recs) != 1 || !strings.Contains(string(recs[0].Upstream), `"userid":"zhangsan"`) {
+		t.Fatalf("zhangsan's record: %v, %+v", err, recs)
+	}
+	l, err := e.store.GetUserLink(e.ctx, "acme", "wecom", "zhangsan")
+	if err != nil || !strings.Contains(string(l.Upstream), `"userid":"zhangsan"`) {
+		t.Fatalf("zhangsan's link: %v, upstream %s", err, l.Upstream)
+	}
+}

@@ -190,6 +190,14 @@ type StagedRecord struct {
 	Upstream json.RawMessage
 }
 
+// BulkUserWriter is a Store that writes many new people and their links in few statements: a
+// full sync's creates. Both are CreateUser and PutUserLink for each element, in order, meant to be
+// called inside InTx (a failure leaves earlier statements written until the transaction rolls back).
+type BulkUserWriter interface {
+	CreateUsers(ctx context.Context, users []*User) error
+	PutUserLinks(ctx context.Context, links []*UserLink) error
+}
+
 // LinkState is a link of a source in brief (Store.SourceLinkStates).
 type LinkState struct {
 	UpstreamID    string

@@ -25,6 +25,7 @@ var Tests = []struct {
 	{"SecretsEncryptedAtRest", testSecretsEncryptedAtRest},
 	{"SourceLimits", testSourceLimits},
 	{"DepartmentsUsersLinks", testDepartmentsUsersLinks},
+	{"BulkUsersAndLinks", testBulkUsersAndLinks},
 	{"ListUsersPaging", testListUsersPaging},
 	{"SearchUsers", testSearchUsers},
 	{"Groups", testGroups},

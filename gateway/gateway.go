@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,6 +69,8 @@ func (e *StartError) Unwrap() error { return e.Cause }
 
 // Gateway is one running qiao.
 type Gateway struct {
+	bg sync.WaitGroup // background jobs (goBackground)
+
 	Config   *config.Config
 	Log      *slog.Logger
 	Store    directory.Store
@@ -323,7 +326,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	g.startJobs(ctx) // scaleout.go: singleton jobs under leases
 	// Provisioning: the outbox on every replica (claims), its reconciles under a lease.
-	go g.runProvision(ctx, lease.Holder())
+	g.goBackground(func() { g.runProvision(ctx, lease.Holder()) })
 	defer g.startStreams(ctx)() // stream.go: DingTalk Stream connections, one replica each
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -339,7 +342,30 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
+	g.waitBackground(sctx)
 	return nil
+}
+
+// goBackground runs f as one of the serving gateway's background jobs, which Serve and Close wait
+// for before the stores close under them (a job cut off there logged an error for every item it
+// held).
+func (g *Gateway) goBackground(f func()) {
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		f()
+	}()
+}
+
+// waitBackground waits for the background jobs, whose context has ended, until ctx ends.
+func (g *Gateway) waitBackground(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { g.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.Log.Warn("shutting down with background jobs still running", "err", ctx.Err())
+	}
 }
 
 // watchKeys picks up rotations made by `qiao keys rotate` or another replica.
@@ -381,6 +407,9 @@ func (g *Gateway) reportCallbackDomains(ctx context.Context) {
 
 // Close releases the backends.
 func (g *Gateway) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), g.Config.ShutdownTimeout.D())
+	g.waitBackground(ctx)
+	cancel()
 	if g.Store != nil {
 		g.Store.Close()
 	}

@@ -25,7 +25,7 @@ func (g *Gateway) initProvision() {
 // runProvision works the outbox on every replica (its claims give each item to one) and runs the
 // reconciles under a lease: at once (a new target's initial push), then every minute.
 func (g *Gateway) runProvision(ctx context.Context, holder string) {
-	go g.Provision.RunOutbox(ctx)
+	g.goBackground(func() { g.Provision.RunOutbox(ctx) })
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {

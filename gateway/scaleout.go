@@ -30,23 +30,27 @@ const (
 // key watcher runs everywhere (each replica loads the shared keys itself).
 func (g *Gateway) startJobs(ctx context.Context) {
 	holder := lease.Holder()
-	go g.watchHealth(ctx) // readyz.go
-	go g.watchKeys(ctx)
+	g.goBackground(func() { g.watchHealth(ctx) }) // readyz.go
+	g.goBackground(func() { g.watchKeys(ctx) })
 	if g.Config.SyncScheduler == nil || *g.Config.SyncScheduler {
-		go lease.Loop(ctx, g.Store, LeaseSyncScheduler, holder, jobTimes.SyncLeaseTTL, jobTimes.SchedulerTick,
-			func(ctx context.Context) error { g.Sync.Due(ctx, time.Now()); return nil },
-			func(err error) { g.Log.Warn("sync scheduler", "err", err) })
+		g.goBackground(func() {
+			lease.Loop(ctx, g.Store, LeaseSyncScheduler, holder, jobTimes.SyncLeaseTTL, jobTimes.SchedulerTick,
+				func(ctx context.Context) error { g.Sync.Due(ctx, time.Now()); return nil },
+				func(err error) { g.Log.Warn("sync scheduler", "err", err) })
+		})
 	}
 	// The inbox worker resumes whatever was stored before a restart, then applies new events as
 	// they arrive — on this replica when it holds the inbox's lease for the turn, otherwise on the
 	// one that does (a turn is one drain; an event stored during another's drain waits at most a
 	// tick).
-	go g.processEvents(ctx, holder, time.Second)
+	g.goBackground(func() { g.processEvents(ctx, holder, time.Second) })
 	// Access jobs (a source closed or deleted, an app disabled): queued by config apply, the CLI or
 	// another replica, run by whichever replica claims them first.
-	go g.Access.ProcessJobs(ctx, g.AccessNotify, time.Second)
-	go lease.Loop(ctx, g.Store, LeaseTokenSweep, holder, sweepLeaseTTL, time.Hour,
-		func(ctx context.Context) error { g.sweepRefreshTokensOnce(ctx); return nil }, nil)
+	g.goBackground(func() { g.Access.ProcessJobs(ctx, g.AccessNotify, time.Second) })
+	g.goBackground(func() {
+		lease.Loop(ctx, g.Store, LeaseTokenSweep, holder, sweepLeaseTTL, time.Hour,
+			func(ctx context.Context) error { g.sweepRefreshTokensOnce(ctx); return nil }, nil)
+	})
 }
 
 // processEvents drains the event inbox under its lease, at once when notified and every interval.

@@ -288,6 +288,9 @@ func (s *Service) pushItems(ctx context.Context, ps directory.ProvisionStore, en
 	var done []*directory.OutboxItem
 	var later []*obj
 	for _, o := range order {
+		if ctx.Err() != nil {
+			break // shutting down: the rest keep their claims, which expire, and are pushed again
+		}
 		var err error
 		if o.typ == directory.ProvisionDepartment {
 			err = p.pushDept(ctx, o.key, false)
@@ -298,15 +301,23 @@ func (s *Service) pushItems(ctx context.Context, ps directory.ProvisionStore, en
 			later = append(later, o) // after this batch's people have left it
 			continue
 		}
+		if ctx.Err() != nil {
+			break // a push cut short by shutdown is neither a failure nor done: it is pushed again
+		}
 		done = append(done, s.settle(ctx, ps, o.rows, err)...)
 	}
 	for _, o := range later {
+		if ctx.Err() != nil {
+			break
+		}
 		done = append(done, s.settle(ctx, ps, o.rows, p.pushDept(ctx, o.key, false))...)
 	}
-	if err := ps.AddProvisionRecords(ctx, p.records); err != nil {
+	// What was pushed is recorded even when shutdown interrupted the rest.
+	bctx := context.WithoutCancel(ctx)
+	if err := ps.AddProvisionRecords(bctx, p.records); err != nil {
 		return err
 	}
-	return ps.DoneOutbox(ctx, done)
+	return ps.DoneOutbox(bctx, done)
 }
 
 // settle decides the rows of one object: all done on success; otherwise the newest is retried

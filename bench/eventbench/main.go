@@ -101,16 +101,24 @@ func run(n int, rate float64, syncUsers, syncEvents int) error {
 	if resp.StatusCode != 204 {
 		return fmt.Errorf("register callback: %s", resp.Status)
 	}
-	// Active people to remove, with their local IDs.
+	// Active people to remove, with their local IDs: people of the WeCom organisation whom the
+	// WeCom source synced. The demo's provisioning also pushes local-only people (李四) into that
+	// organisation; their removal there is not a departure (they are the local directory's).
 	o := wsim.Org()
 	o.RLock()
-	var people []string
+	var candidates []string
 	for _, id := range o.UserIDs() {
 		if o.User(id).Status == 1 && id != "zhangsan" {
-			people = append(people, id)
+			candidates = append(candidates, id)
 		}
 	}
 	o.RUnlock()
+	var people []string
+	for _, id := range candidates {
+		if _, err := gw.Store.GetUserLink(ctx, "demo", "wecom", id); err == nil {
+			people = append(people, id)
+		}
+	}
 	need := 2 * n
 	if syncUsers > 0 {
 		need += syncEvents

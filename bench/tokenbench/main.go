@@ -319,38 +319,21 @@ func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) e
 		report(res)
 	}
 
-	if wanted("client_credentials") {
-		res := measure("client_credentials", func(int) error {
-			_, err := token(url.Values{"grant_type": {"client_credentials"}}, "demo-service", creds.DemoServiceSecret)
+	// client_credentials with opaque access tokens, then JWTs signed RS256, ES256 (the fast
+	// choice: id_token_alg ES256) and EdDSA (Ed25519, the other fast choice).
+	for _, g := range []struct{ grant, name, client, secret string }{
+		{"client_credentials", "client_credentials", "demo-service", creds.DemoServiceSecret},
+		{"jwt", "client_credentials JWT", "jwt-service", jwtServiceSecret},
+		{"es256", "client_credentials ES256", "es256-service", jwtServiceSecret},
+		{"eddsa", "client_credentials EdDSA", "eddsa-service", jwtServiceSecret},
+	} {
+		if !wanted(g.grant) {
+			continue
+		}
+		report(measure(g.name, func(int) error {
+			_, err := token(url.Values{"grant_type": {"client_credentials"}}, g.client, g.secret)
 			return err
-		})
-		report(res)
-	}
-
-	if wanted("jwt") {
-		res := measure("client_credentials JWT", func(int) error {
-			_, err := token(url.Values{"grant_type": {"client_credentials"}}, "jwt-service", jwtServiceSecret)
-			return err
-		})
-		report(res)
-	}
-
-	// A client whose tokens are signed with ES256 (id_token_alg: ES256): the fast choice.
-	if wanted("es256") {
-		res := measure("client_credentials ES256", func(int) error {
-			_, err := token(url.Values{"grant_type": {"client_credentials"}}, "es256-service", jwtServiceSecret)
-			return err
-		})
-		report(res)
-	}
-
-	// And with EdDSA (Ed25519), the other fast choice.
-	if wanted("eddsa") {
-		res := measure("client_credentials EdDSA", func(int) error {
-			_, err := token(url.Values{"grant_type": {"client_credentials"}}, "eddsa-service", jwtServiceSecret)
-			return err
-		})
-		report(res)
+		}))
 	}
 	return nil
 }

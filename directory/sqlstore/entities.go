@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -342,28 +345,39 @@ func validStatus(st directory.UserStatus) bool {
 	return false
 }
 
-// CreateUser implements directory.Store.
-func (s *Store) CreateUser(ctx context.Context, u *directory.User) error {
+// userRow is one row of an INSERT INTO users (userCols), its values from newUserRow.
+const userRow = `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+
+// newUserRow checks a new user and fills in what creating one sets (ID, status, times), and
+// returns the values of its userRow.
+func newUserRow(u *directory.User, now time.Time) ([]any, error) {
 	if u.Username == "" {
-		return &directory.FieldError{Field: "username", Reason: "required"}
+		return nil, &directory.FieldError{Field: "username", Reason: "required"}
 	}
 	if u.Status == "" {
 		u.Status = directory.UserActive
 	}
 	if !validStatus(u.Status) {
-		return &directory.FieldError{Field: "status", Reason: fmt.Sprintf("unknown status %q", u.Status)}
+		return nil, &directory.FieldError{Field: "status", Reason: fmt.Sprintf("unknown status %q", u.Status)}
 	}
 	if u.ID == "" {
 		u.ID = uuid.Must(uuid.NewV7()).String()
 	}
-	now := s.now()
 	u.CreatedAt, u.UpdatedAt = now, now
 	attrs := u.Attributes
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
-	_, err := s.q.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		u.ID, u.EnterpriseID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(now), ms(now), u.Managed, u.DepartedBy)
+	return []any{u.ID, u.EnterpriseID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(now), ms(now), u.Managed, u.DepartedBy}, nil
+}
+
+// CreateUser implements directory.Store.
+func (s *Store) CreateUser(ctx context.Context, u *directory.User) error {
+	args, err := newUserRow(u, s.now())
+	if err != nil {
+		return err
+	}
+	_, err = s.q.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES `+userRow, args...)
 	return mapErr(err, "create user "+u.Username)
 }
 
@@ -371,14 +385,32 @@ func (s *Store) CreateUser(ctx context.Context, u *directory.User) error {
 // parameters, within both servers' limits (SQLite 32,766, PostgreSQL 65,535).
 const bulkRows = 500
 
-// placeholders appends "($n, …)" rows for cols columns each, numbered from 1, to b.
-func placeholders(b *strings.Builder, rows, cols int, row func(b *strings.Builder, first int)) {
-	for r := 0; r < rows; r++ {
-		if r > 0 {
-			b.WriteString(", ")
+var paramRef = regexp.MustCompile(`\$(\d+)`)
+
+// insertRows runs head + rows + tail for args, bulkRows rows to a statement: row is one row's
+// VALUES with its parameters numbered from $1, each row has cols of args, and every further row
+// numbers its parameters on from the last. what names the rows for errors.
+func (s *Store) insertRows(ctx context.Context, head, row, tail string, cols int, args []any, what string) error {
+	for len(args) > 0 {
+		chunk := args[:min(len(args), bulkRows*cols)]
+		args = args[len(chunk):]
+		var q strings.Builder
+		q.WriteString(head)
+		for r := 0; r < len(chunk)/cols; r++ {
+			if r > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(paramRef.ReplaceAllStringFunc(row, func(ref string) string {
+				n, _ := strconv.Atoi(ref[1:])
+				return "$" + strconv.Itoa(n+r*cols)
+			}))
 		}
-		row(b, r*cols+1)
+		q.WriteString(tail)
+		if _, err := s.q.ExecContext(ctx, q.String(), chunk...); err != nil {
+			return mapErr(err, fmt.Sprintf("%s (%d of them)", what, len(chunk)/cols))
+		}
 	}
+	return nil
 }
 
 // CreateUsers implements directory.BulkUserWriter: CreateUser for each, bulkRows to a statement
@@ -395,42 +427,15 @@ func (s *Store) CreateUsers(ctx context.Context, users []*directory.User) error 
 		return nil
 	}
 	now := s.now()
+	args := make([]any, 0, 13*len(users))
 	for _, u := range users {
-		if u.Username == "" {
-			return &directory.FieldError{Field: "username", Reason: "required"}
+		row, err := newUserRow(u, now)
+		if err != nil {
+			return err
 		}
-		if u.Status == "" {
-			u.Status = directory.UserActive
-		}
-		if !validStatus(u.Status) {
-			return &directory.FieldError{Field: "status", Reason: fmt.Sprintf("unknown status %q", u.Status)}
-		}
+		args = append(args, row...)
 	}
-	for len(users) > 0 {
-		chunk := users[:min(len(users), bulkRows)]
-		users = users[len(chunk):]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO users (` + userCols + `) VALUES `)
-		placeholders(&q, len(chunk), 13, func(b *strings.Builder, n int) {
-			fmt.Fprintf(b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12)
-		})
-		args := make([]any, 0, 13*len(chunk))
-		for _, u := range chunk {
-			if u.ID == "" {
-				u.ID = uuid.Must(uuid.NewV7()).String()
-			}
-			u.CreatedAt, u.UpdatedAt = now, now
-			attrs := u.Attributes
-			if attrs == nil {
-				attrs = map[string]string{}
-			}
-			args = append(args, u.ID, u.EnterpriseID, u.Username, u.Name, u.Email, u.Mobile, string(u.Status), u.PasswordHash, jsonText(attrs), ms(now), ms(now), u.Managed, u.DepartedBy)
-		}
-		if _, err := s.q.ExecContext(ctx, q.String(), args...); err != nil {
-			return mapErr(err, fmt.Sprintf("create %d users (from %s)", len(chunk), chunk[0].Username))
-		}
-	}
-	return nil
+	return s.insertRows(ctx, `INSERT INTO users (`+userCols+`) VALUES `, userRow, "", 13, args, "create users")
 }
 
 // UpdateUser implements directory.Store. The ID and enterprise never change.
@@ -535,27 +540,37 @@ func scanLink(sc interface{ Scan(...any) error }) (*directory.UserLink, error) {
 	return &l, nil
 }
 
-// PutUserLink implements directory.Store.
-func (s *Store) PutUserLink(ctx context.Context, l *directory.UserLink) error {
-	l.UpdatedAt = s.now()
+// linkRow is one row of an INSERT INTO user_links (linkCols), its values from linkValues: a
+// staged upstream record ($10, $11) is taken from sync_staging, not from memory. linkUpsert
+// updates a link that exists.
+const (
+	linkRow    = `($1, $2, $3, $4, $5, $6, COALESCE((SELECT upstream FROM sync_staging WHERE task_id = $10 AND seq = $11), $7), $8, $9)`
+	linkUpsert = ` ON CONFLICT (enterprise_id, source_id, upstream_id) DO UPDATE SET union_id = excluded.union_id,
+		user_id = excluded.user_id, departments = excluded.departments, upstream = excluded.upstream,
+		updated_at = excluded.updated_at, sync_hash = excluded.sync_hash`
+)
+
+// linkValues sets the link's update time to now and returns the values of its linkRow.
+func linkValues(l *directory.UserLink, now time.Time) []any {
+	l.UpdatedAt = now
 	depts := l.Departments
 	if depts == nil {
 		depts = []string{}
 	}
-	// A staged upstream record ($10, $11) is taken from sync_staging, not from memory.
 	task, seq := staged(l.Staged, l.Upstream)
-	_, err := s.q.ExecContext(ctx, `INSERT INTO user_links (`+linkCols+`) VALUES ($1, $2, $3, $4, $5, $6,
-		COALESCE((SELECT upstream FROM sync_staging WHERE task_id = $10 AND seq = $11), $7), $8, $9)
-		ON CONFLICT (enterprise_id, source_id, upstream_id) DO UPDATE SET union_id = excluded.union_id,
-		user_id = excluded.user_id, departments = excluded.departments, upstream = excluded.upstream,
-		updated_at = excluded.updated_at, sync_hash = excluded.sync_hash`,
-		l.EnterpriseID, l.SourceID, l.UpstreamID, l.UnionID, l.UserID, jsonText(depts), rawText(l.Upstream), ms(l.UpdatedAt), l.SyncHash, task, seq)
+	return []any{l.EnterpriseID, l.SourceID, l.UpstreamID, l.UnionID, l.UserID, jsonText(depts), rawText(l.Upstream), ms(l.UpdatedAt), l.SyncHash, task, seq}
+}
+
+// PutUserLink implements directory.Store.
+func (s *Store) PutUserLink(ctx context.Context, l *directory.UserLink) error {
+	_, err := s.q.ExecContext(ctx, `INSERT INTO user_links (`+linkCols+`) VALUES `+linkRow+linkUpsert, linkValues(l, s.now())...)
 	return mapErr(err, "put user link "+l.UpstreamID)
 }
 
 // PutUserLinks implements directory.BulkUserWriter: PutUserLink for each, bulkRows to a
-// statement on PostgreSQL (one row at a time on SQLite, as CreateUsers). One statement must not name a link twice (PostgreSQL refuses to update a row twice
-// in one INSERT … ON CONFLICT): the caller's links are distinct.
+// statement on PostgreSQL (one row at a time on SQLite, as CreateUsers). One statement must not
+// name a link twice (PostgreSQL refuses to update a row twice in one INSERT … ON CONFLICT): the
+// caller's links are distinct.
 func (s *Store) PutUserLinks(ctx context.Context, links []*directory.UserLink) error {
 	if s.dialect != Postgres {
 		for _, l := range links {
@@ -566,33 +581,11 @@ func (s *Store) PutUserLinks(ctx context.Context, links []*directory.UserLink) e
 		return nil
 	}
 	now := s.now()
-	for len(links) > 0 {
-		chunk := links[:min(len(links), bulkRows)]
-		links = links[len(chunk):]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO user_links (` + linkCols + `) VALUES `)
-		placeholders(&q, len(chunk), 11, func(b *strings.Builder, n int) {
-			fmt.Fprintf(b, "($%d, $%d, $%d, $%d, $%d, $%d, COALESCE((SELECT upstream FROM sync_staging WHERE task_id = $%d AND seq = $%d), $%d), $%d, $%d)",
-				n, n+1, n+2, n+3, n+4, n+5, n+9, n+10, n+6, n+7, n+8)
-		})
-		q.WriteString(` ON CONFLICT (enterprise_id, source_id, upstream_id) DO UPDATE SET union_id = excluded.union_id,
-		user_id = excluded.user_id, departments = excluded.departments, upstream = excluded.upstream,
-		updated_at = excluded.updated_at, sync_hash = excluded.sync_hash`)
-		args := make([]any, 0, 11*len(chunk))
-		for _, l := range chunk {
-			l.UpdatedAt = now
-			depts := l.Departments
-			if depts == nil {
-				depts = []string{}
-			}
-			task, seq := staged(l.Staged, l.Upstream)
-			args = append(args, l.EnterpriseID, l.SourceID, l.UpstreamID, l.UnionID, l.UserID, jsonText(depts), rawText(l.Upstream), ms(l.UpdatedAt), l.SyncHash, task, seq)
-		}
-		if _, err := s.q.ExecContext(ctx, q.String(), args...); err != nil {
-			return mapErr(err, fmt.Sprintf("put %d user links (from %s)", len(chunk), chunk[0].UpstreamID))
-		}
+	args := make([]any, 0, 11*len(links))
+	for _, l := range links {
+		args = append(args, linkValues(l, now)...)
 	}
-	return nil
+	return s.insertRows(ctx, `INSERT INTO user_links (`+linkCols+`) VALUES `, linkRow, linkUpsert, 11, args, "put user links")
 }
 
 // GetUserLink implements directory.Store.

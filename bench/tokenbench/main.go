@@ -9,7 +9,8 @@
 //
 // Each grant's line ends with what one request cost the stores on average: SQL statements and
 // transactions, and state round trips (Redis commands or pipelines; memory operations are not
-// counted). -cpuprofile, -blockprofile and -mutexprofile write pprof profiles of the whole run.
+// counted). -cpuprofile P writes one CPU profile per measured grant, to P.<grant>, covering that
+// grant's measurement alone; -blockprofile and -mutexprofile write profiles of the whole run.
 package main
 
 import (
@@ -42,15 +43,6 @@ import (
 type profiles struct{ cpu, block, mutex string }
 
 func (p profiles) start() (stop func(), err error) {
-	var f *os.File
-	if p.cpu != "" {
-		if f, err = os.Create(p.cpu); err != nil {
-			return nil, err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
-	}
 	if p.block != "" {
 		runtime.SetBlockProfileRate(10000) // one sample per 10 µs blocked
 	}
@@ -58,10 +50,6 @@ func (p profiles) start() (stop func(), err error) {
 		runtime.SetMutexProfileFraction(5)
 	}
 	return func() {
-		if f != nil {
-			pprof.StopCPUProfile()
-			f.Close()
-		}
 		for name, path := range map[string]string{"block": p.block, "mutex": p.mutex} {
 			if path == "" {
 				continue
@@ -74,13 +62,35 @@ func (p profiles) start() (stop func(), err error) {
 	}, nil
 }
 
+// cpuWindow profiles one grant's measurement alone, into the -cpuprofile path with the grant's
+// name appended: minting codes, the raw signing runs and setup stay out of it.
+func (p profiles) cpuWindow(grant string) (stop func()) {
+	if p.cpu == "" {
+		return func() {}
+	}
+	f, err := os.Create(p.cpu + "." + strings.NewReplacer(" ", "_", ",", "").Replace(strings.TrimSpace(grant)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tokenbench: cpu profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "tokenbench: cpu profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
 func main() {
 	conc := flag.Int("c", 32, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of each measurement")
 	storage := flag.String("storage", "", "storage DSN (default: SQLite in a temporary directory)")
 	stateDSN := flag.String("state", "", "state DSN (default: memory)")
 	var prof profiles
-	flag.StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of each measured grant to this path with the grant's name appended")
 	flag.StringVar(&prof.block, "blockprofile", "", "write a block profile of the run to this file")
 	flag.StringVar(&prof.mutex, "mutexprofile", "", "write a mutex profile of the run to this file")
 	flag.StringVar(&idTokenAlg, "alg", "RS256", "the ID token algorithm of the app whose codes and refresh tokens are exchanged (RS256, ES256 or EdDSA)")
@@ -152,10 +162,13 @@ func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) e
 	}
 	defer stop()
 	// What a request costs the stores.
-	counts := func() (stmts, txs, trips int64) {
+	counts := func() (stmts, txs, trips, conns int64) {
 		if st, ok := d.GW.Store.(*sqlstore.Store); ok {
 			c := st.Counts()
 			stmts, txs = c.Statements, c.Transactions
+			// Connections ever opened: those open now and those the pool has closed.
+			ds := st.DB().Stats()
+			conns = int64(ds.OpenConnections) + ds.MaxIdleClosed + ds.MaxIdleTimeClosed + ds.MaxLifetimeClosed
 		}
 		if r, ok := d.GW.State.(*state.Redis); ok {
 			trips = r.RoundTrips()
@@ -163,11 +176,13 @@ func run(conc int, dur time.Duration, storage, stateDSN string, prof profiles) e
 		return
 	}
 	measure := func(name string, op func(int) error) benchkit.Result {
-		s0, t0, r0 := counts()
+		s0, t0, r0, c0 := counts()
+		stopCPU := prof.cpuWindow(name)
 		res := benchkit.Measure(name, conc, dur, op)
-		s1, t1, r1 := counts()
+		stopCPU()
+		s1, t1, r1, c1 := counts()
 		if n := float64(res.N + res.Errs); n > 0 {
-			res.Note = fmt.Sprintf("SQL %.1f stmts %.2f tx, state %.1f trips per request", float64(s1-s0)/n, float64(t1-t0)/n, float64(r1-r0)/n)
+			res.Note = fmt.Sprintf("SQL %.1f stmts %.2f tx, state %.1f trips per request, %d SQL connections opened", float64(s1-s0)/n, float64(t1-t0)/n, float64(r1-r0)/n, c1-c0)
 		}
 		return res
 	}

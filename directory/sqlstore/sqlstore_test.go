@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -145,5 +146,40 @@ func TestOpenReadOnly(t *testing.T) {
 				t.Fatalf("wrong master key, read-only: %v", err)
 			}
 		})
+	}
+}
+
+// A burst's connections stay open for the next one: closing those beyond the idle limit on
+// release made every burst dial (and PostgreSQL fork) them again.
+func TestPostgresPoolKeepsBurstConnections(t *testing.T) {
+	s, err := sqlstore.Open(context.Background(), newPostgresDB(t), box(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db := s.DB()
+	burst := func() {
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := db.ExecContext(context.Background(), "SELECT pg_sleep(0.1)"); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	burst()
+	first := db.Stats()
+	if first.OpenConnections < 2 {
+		t.Fatalf("the burst ran on %d connection(s)", first.OpenConnections)
+	}
+	burst()
+	st := db.Stats()
+	if st.MaxIdleClosed != 0 || st.OpenConnections < first.OpenConnections {
+		t.Fatalf("after two bursts: %d connections closed for the idle limit, %d open (after the first: %d)",
+			st.MaxIdleClosed, st.OpenConnections, first.OpenConnections)
 	}
 }

@@ -171,6 +171,15 @@ func (e *Engine) planUsers(ctx context.Context, src *directory.IdentitySource, p
 	}
 	claimed := map[string]string{} // local user ID -> upstream ID that claimed it in this plan
 	usernames := map[string]bool{}
+	if p.Users == nil {
+		// Room for everyone read and not found unchanged: grown by doubling, a 100k first sync's
+		// plan had each old array and its copy in the heap at once.
+		n := len(order)
+		if known != nil {
+			n -= len(known.unchanged)
+		}
+		p.Users = make([]UserChange, 0, max(n, 0))
+	}
 	for _, id := range order {
 		u := up[id]
 		seenUp[id] = true

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -222,4 +223,23 @@ func Emit(driver string, r Result, signRate float64) {
 		detail += "; " + r.Note
 	}
 	EmitRow(Row{Driver: driver, Name: r.Name, Figure: fmt.Sprintf("%.0f/s", r.Rate()), Detail: detail})
+}
+
+// CPUProfile starts a CPU profile into file (nothing when file is empty) and returns what stops
+// it; a profile that cannot start is reported on stderr and the run goes on without it.
+func CPUProfile(file string) (stop func()) {
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cpu profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "cpu profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }

@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -37,16 +36,11 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "duration of the measurement")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the run here")
 	flag.Parse()
-	if *prof != "" {
-		f, err := os.Create(*prof)
-		if err == nil {
-			_ = pprof.StartCPUProfile(f)
-			defer pprof.StopCPUProfile()
-		}
-	}
+	stopCPU := benchkit.CPUProfile(*prof)
+	defer stopCPU()
 	if err := run(*conc, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "samlbench:", err)
-		pprof.StopCPUProfile()
+		stopCPU()
 		os.Exit(1)
 	}
 }

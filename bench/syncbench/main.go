@@ -83,10 +83,11 @@ func runSim(platform string, users int, limits bool, addr string) {
 
 var memProfile, resyncMemProfile, cpuProfileFile, resyncProfileFile string
 
-// heapAt returns a progress function that writes a heap profile to *file when phase first starts.
+// heapAt returns a progress function that writes a heap profile to *file at phase's first report
+// (the phase starting), and clears *file.
 func heapAt(phase string, file *string) func(dirsync.Progress) {
 	return func(p dirsync.Progress) {
-		if *file == "" || p.Phase != phase || p.Planned != 0 || p.Applied != 0 {
+		if *file == "" || p.Phase != phase {
 			return
 		}
 		f, err := os.Create(*file)
@@ -98,38 +99,6 @@ func heapAt(phase string, file *string) func(dirsync.Progress) {
 		f.Close()
 		*file = ""
 	}
-}
-
-// startCPU starts a CPU profile into file (nothing when file is empty); the returned func stops it.
-func startCPU(file string) func() {
-	if file == "" {
-		return func() {}
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "syncbench: cpu profile:", err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintln(os.Stderr, "syncbench: cpu profile:", err)
-		f.Close()
-		return func() {}
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
-}
-
-func progress(p dirsync.Progress) {
-	if memProfile == "" || p.Phase != "apply" || p.Applied != 0 {
-		return
-	}
-	f, err := os.Create(memProfile)
-	if err != nil {
-		return
-	}
-	runtime.GC()
-	_ = pprof.WriteHeapProfile(f)
-	f.Close()
-	memProfile = ""
 }
 
 func freeAddr() string {
@@ -242,8 +211,8 @@ func run(platform string, users int, storage string, limits bool) error {
 		}}
 	start := time.Now()
 	cpu0, sim0 := cpuSeconds(0), cpuSeconds(cmd.Process.Pid)
-	stopCPU := startCPU(cpuProfileFile)
-	full, err := eng.Run(ctx, "bench", platform, dirsync.Options{Progress: progress})
+	stopCPU := benchkit.CPUProfile(cpuProfileFile)
+	full, err := eng.Run(ctx, "bench", platform, dirsync.Options{Progress: heapAt("apply", &memProfile)})
 	stopCPU()
 	if err != nil {
 		return err
@@ -272,7 +241,7 @@ func run(platform string, users int, storage string, limits bool) error {
 	// Reset the high-water mark (Linux: clear_refs 5) so the re-sync's peak is its own.
 	resetPeak := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 	start = time.Now()
-	stopCPU = startCPU(resyncProfileFile)
+	stopCPU = benchkit.CPUProfile(resyncProfileFile)
 	again, err := eng.Run(ctx, "bench", platform, dirsync.Options{Progress: heapAt("plan", &resyncMemProfile)})
 	stopCPU()
 	if err != nil {

@@ -68,20 +68,7 @@ func (p profiles) cpuWindow(grant string) (stop func()) {
 	if p.cpu == "" {
 		return func() {}
 	}
-	f, err := os.Create(p.cpu + "." + strings.NewReplacer(" ", "_", ",", "").Replace(strings.TrimSpace(grant)))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tokenbench: cpu profile:", err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintln(os.Stderr, "tokenbench: cpu profile:", err)
-		f.Close()
-		return func() {}
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}
+	return benchkit.CPUProfile(p.cpu + "." + strings.NewReplacer(" ", "_", ",", "").Replace(strings.TrimSpace(grant)))
 }
 
 func main() {

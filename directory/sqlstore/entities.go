@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -387,6 +388,40 @@ const bulkRows = 500
 
 var paramRef = regexp.MustCompile(`\$(\d+)`)
 
+// bulkStmts holds the full-size (bulkRows) multi-row statements insertRows has written, by their
+// parts: nearly all of a sync's batches are full, and the statement was written anew for each. A
+// shorter one (the last of a sync) is written each time, not kept: its sizes are many.
+var bulkStmts sync.Map // bulkStmt -> string
+
+type bulkStmt struct {
+	head, row, tail string
+	cols, rows      int
+}
+
+// text is the statement: head, rows copies of row (each numbering its parameters on from the
+// last), tail.
+func (b bulkStmt) text() string {
+	if q, ok := bulkStmts.Load(b); ok {
+		return q.(string)
+	}
+	var q strings.Builder
+	q.WriteString(b.head)
+	for r := 0; r < b.rows; r++ {
+		if r > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(paramRef.ReplaceAllStringFunc(b.row, func(ref string) string {
+			n, _ := strconv.Atoi(ref[1:])
+			return "$" + strconv.Itoa(n+r*b.cols)
+		}))
+	}
+	q.WriteString(b.tail)
+	if b.rows == bulkRows {
+		bulkStmts.Store(b, q.String())
+	}
+	return q.String()
+}
+
 // insertRows runs head + rows + tail for args, bulkRows rows to a statement: row is one row's
 // VALUES with its parameters numbered from $1, each row has cols of args, and every further row
 // numbers its parameters on from the last. what names the rows for errors.
@@ -394,19 +429,8 @@ func (s *Store) insertRows(ctx context.Context, head, row, tail string, cols int
 	for len(args) > 0 {
 		chunk := args[:min(len(args), bulkRows*cols)]
 		args = args[len(chunk):]
-		var q strings.Builder
-		q.WriteString(head)
-		for r := 0; r < len(chunk)/cols; r++ {
-			if r > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString(paramRef.ReplaceAllStringFunc(row, func(ref string) string {
-				n, _ := strconv.Atoi(ref[1:])
-				return "$" + strconv.Itoa(n+r*cols)
-			}))
-		}
-		q.WriteString(tail)
-		if _, err := s.q.ExecContext(ctx, q.String(), chunk...); err != nil {
+		q := bulkStmt{head: head, row: row, tail: tail, cols: cols, rows: len(chunk) / cols}.text()
+		if _, err := s.q.ExecContext(ctx, q, chunk...); err != nil {
 			return mapErr(err, fmt.Sprintf("%s (%d of them)", what, len(chunk)/cols))
 		}
 	}

@@ -19,22 +19,38 @@ import (
 // startDemo runs `qiao demo` in-process until the test ends and returns the gateway's URL.
 func startDemo(t *testing.T) string {
 	t.Helper()
-	addr, waddr, daddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var out, errb syncBuffer
-	go func() {
-		done <- runMain(ctx, []string{"demo", "--addr", addr, "--wecom-addr", waddr, "--dingtalk-addr", daddr, "--users", "20", "--data", t.TempDir()}, &out, &errb)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "qiao demo is ready") {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo not ready: %s %s", out.String(), errb.String())
+	// A port freeAddr found free can be taken by another test before the demo binds it: then the
+	// demo exits at once, and it is started again on other ports.
+retry:
+	for attempt := 1; ; attempt++ {
+		addr, waddr, daddr := freeAddr(t), freeAddr(t), freeAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		var out, errb syncBuffer
+		go func() {
+			done <- runMain(ctx, []string{"demo", "--addr", addr, "--wecom-addr", waddr, "--dingtalk-addr", daddr, "--users", "20", "--data", t.TempDir()}, &out, &errb)
+		}()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), "qiao demo is ready") {
+			select {
+			case code := <-done:
+				cancel()
+				if attempt < 5 && strings.Contains(errb.String(), "address already in use") {
+					t.Logf("demo attempt %d: %s", attempt, strings.TrimSpace(errb.String()))
+					continue retry
+				}
+				t.Fatalf("demo exited with %d: %s %s", code, out.String(), errb.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("demo not ready: %s %s", out.String(), errb.String())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
+		t.Cleanup(func() { cancel(); <-done })
+		return "http://" + addr
 	}
-	return "http://" + addr
 }
 
 // runCLI runs a command line with stdin and returns its exit code and output, in the background.
